@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Install every build, run and test dependency of stagecoach on Debian 12.
+# Idempotent: packages already present are skipped by apt-get; safe to re-run.
+# Usage: scripts/install-deps.sh [--no-update]
+set -euo pipefail
+
+packages=(
+  # build
+  build-essential pkg-config
+  libsqlite3-dev libmariadb-dev libarchive-dev libsodium-dev libinih-dev libjansson-dev
+  # run
+  restic sqlite3 ca-certificates
+  # test
+  libcmocka-dev bats coreutils xxd openssl procps util-linux
+  mariadb-server mariadb-client
+  clang cppcheck valgrind
+)
+# The machine image may ship its own Node.js with npm; Debian's npm conflicts with it.
+command -v npm >/dev/null 2>&1 || packages+=(nodejs npm)
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+    missing+=("$p")
+  fi
+done
+
+if [ "${#missing[@]}" -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "install-deps: missing packages: ${missing[*]}; run as root" >&2
+    exit 1
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  if [ "${1:-}" != "--no-update" ]; then
+    apt-get update -q
+  fi
+  apt-get install -y -q --no-install-recommends "${missing[@]}"
+else
+  echo "install-deps: all Debian packages present"
+fi

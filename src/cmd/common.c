@@ -1,0 +1,135 @@
+/* Steps more than one command needs. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "../core/fs.h"
+#include "../core/lock.h"
+#include "../core/log.h"
+#include "../core/state.h"
+#include "../source/source.h"
+#include "../stage/set.h"
+#include "cmd.h"
+
+int cmd_lock(struct ctx *c, int *fd, sc_err *err)
+{
+    if (fs_mkdir_p(c->cfg.staging.dir, 0700, err) != 0)
+        return err->code;
+    return lock_take(c->cfg.staging.dir, fd, err);
+}
+
+int cmd_parse_opts(int argc, char **argv, const struct cmd_opt *opts, sc_err *err)
+{
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const struct cmd_opt *o = NULL;
+        const char *value = NULL;
+        for (const struct cmd_opt *p = opts; p && p->name; p++) {
+            size_t n = strlen(p->name);
+            if (strncmp(a, "--", 2) == 0 && strncmp(a + 2, p->name, n) == 0 &&
+                (a[2 + n] == '\0' || a[2 + n] == '=')) {
+                o = p;
+                value = a[2 + n] == '=' ? a + 3 + n : NULL;
+            }
+        }
+        if (o == NULL)
+            return sc_fail(err, SC_EUSAGE, "unknown option '%s' (see stagecoach --help)", a);
+        if (value == NULL) {
+            if (i + 1 >= argc)
+                return sc_fail(err, SC_EUSAGE, "--%s needs a value", o->name);
+            value = argv[++i];
+        }
+        *o->value = value;
+    }
+    return 0;
+}
+
+/* --dry-run: say what would happen, touch nothing. */
+void print_plan(struct ctx *c, bool ship)
+{
+    const struct config *cfg = &c->cfg;
+    printf("dry run: nothing is written\n");
+    printf("stage into %s/sets/<new id> (keep %ld local sets)\n", cfg->staging.dir,
+           cfg->staging.keep);
+    for (size_t i = 0; i < cfg->nsources; i++) {
+        const struct source_cfg *s = &cfg->sources[i];
+        if (strcmp(s->kind, "sqlite") == 0)
+            printf("  sqlite %s: %s -> sqlite/%s.db (online backup API, %s check)\n", s->name,
+                   s->path, s->name, s->check == CHECK_INTEGRITY ? "integrity" : "quick");
+        else
+            printf("  %s %s -> %s/%s\n", s->kind, s->name, s->kind, s->name);
+        for (size_t j = 0; j < s->paths.n; j++)
+            printf("    path %s\n", s->paths.v[j]);
+        if (s->from_file)
+            printf("    paths listed in %s\n", s->from_file);
+    }
+    if (!ship)
+        return;
+    printf("ship with restic (%s) to %s\n", cfg->restic.binary ? cfg->restic.binary : "restic",
+           cfg->restic.repository_file ? cfg->restic.repository_file : "the configured repository");
+    printf("  tags: stagecoach");
+    for (size_t i = 0; i < cfg->restic.tags.n; i++)
+        printf(", %s", cfg->restic.tags.v[i]);
+    printf(", set-<id>\n  then verify the snapshot (files, sizes, B2SUMS)\n");
+}
+
+int prune_local_sets(struct ctx *c, sc_err *err)
+{
+    char **ids;
+    size_t n;
+    json_t *state;
+    if (set_list(c->cfg.staging.dir, &ids, &n, err) != 0)
+        return err->code;
+    if (state_load(c->cfg.staging.dir, &state, err) != 0) {
+        set_list_free(ids, n);
+        return err->code;
+    }
+    size_t keep = (size_t)c->cfg.staging.keep;
+    for (size_t i = 0; n > keep && i < n - keep; i++) {
+        /* A set not shipped yet is the only copy of that backup: keep it. */
+        if (state_set_snapshot(state, ids[i]) == NULL)
+            continue;
+        char *sets = path_join(c->cfg.staging.dir, "sets");
+        char *dir = path_join(sets, ids[i]);
+        log_info("removing local set %s (shipped, beyond keep = %zu)", ids[i], keep);
+        if (fs_rm_rf(dir) != 0)
+            log_warn("cannot remove %s", dir);
+        free(dir);
+        free(sets);
+    }
+    json_decref(state);
+    set_list_free(ids, n);
+    return 0;
+}
+
+void record_run(struct ctx *c, const char *command, const char *started, const char *set_id,
+                int rc, const sc_err *err)
+{
+    sc_err e = {0};
+    json_t *state;
+    if (state_load(c->cfg.staging.dir, &state, &e) != 0) {
+        log_warn("cannot record the run: %s", e.msg);
+        return;
+    }
+    char finished[32];
+    utc_timestamp(finished, sizeof finished);
+    json_object_set_new(state, "last_run",
+                        json_pack("{s:s, s:s, s:s, s:s, s:i, s:s?, s:s?}", "command", command,
+                                  "started", started, "finished", finished, "status",
+                                  rc == 0 ? "success" : "failure", "exit_code", rc, "error",
+                                  rc ? err->msg : NULL, "set", set_id));
+    if (rc == 0)
+        json_object_set_new(state, "last_success", json_string(finished));
+    if (state_save(c->cfg.staging.dir, state, &e) != 0)
+        log_warn("cannot record the run: %s", e.msg);
+    json_decref(state);
+}
+
+void utc_timestamp(char *buf, size_t n)
+{
+    time_t t = time(NULL);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(buf, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}

@@ -1,0 +1,35 @@
+/* config check | show: validate without touching the system; print the
+ * effective configuration with secrets redacted. */
+#include <stdio.h>
+#include <string.h>
+
+#include "../core/log.h"
+#include "cmd.h"
+
+int cmd_config(struct ctx *c, int argc, char **argv, sc_err *err)
+{
+    if (argc != 2 || (strcmp(argv[1], "check") != 0 && strcmp(argv[1], "show") != 0))
+        return sc_fail(err, SC_EUSAGE, "usage: stagecoach config check|show");
+    struct config_problems probs = {0};
+    int rc = config_load(&c->cfg, c->config_path, &probs, err);
+    c->config_loaded = true;
+    if (rc != 0) {
+        for (size_t i = 0; i < probs.msgs.n; i++)
+            log_error("%s", probs.msgs.v[i]);
+        log_error("%s: %zu problem%s", c->config_path, probs.msgs.n, probs.msgs.n == 1 ? "" : "s");
+        if (c->report) {
+            json_t *list = json_array();
+            for (size_t i = 0; i < probs.msgs.n; i++)
+                json_array_append_new(list, json_string(probs.msgs.v[i]));
+            json_object_set_new(c->report, "problems", list);
+        }
+        c->error_shown = true;
+    } else if (strcmp(argv[1], "show") == 0) {
+        config_print(&c->cfg, stdout);
+    } else if (!c->json) {
+        printf("%s: ok (%zu source%s)\n", c->config_path, c->cfg.nsources,
+               c->cfg.nsources == 1 ? "" : "s");
+    }
+    config_problems_free(&probs);
+    return rc;
+}

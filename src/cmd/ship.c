@@ -1,0 +1,201 @@
+/* ship: phase 2. restic backs the set up; then the new snapshot is checked
+ * against the set's manifest before anything counts as shipped. */
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../core/fs.h"
+#include "../core/lock.h"
+#include "../core/log.h"
+#include "../core/state.h"
+#include "../restic/restic.h"
+#include "../stage/manifest.h"
+#include "../stage/set.h"
+#include "cmd.h"
+
+static bool has_tag(json_t *snap, const char *tag)
+{
+    size_t i;
+    json_t *t;
+    json_array_foreach(json_object_get(snap, "tags"), i, t)
+    {
+        if (json_is_string(t) && strcmp(json_string_value(t), tag) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* Every file of the set is in the snapshot with the size the manifest says. */
+static int check_listing(json_t *nodes, const char *setdir, json_t *manifest, sc_err *err)
+{
+    json_t *sizes = json_object();
+    size_t i;
+    json_t *n;
+    json_array_foreach(nodes, i, n)
+    {
+        const char *type = json_string_value(json_object_get(n, "type"));
+        const char *path = json_string_value(json_object_get(n, "path"));
+        if (type && path && strcmp(type, "file") == 0)
+            json_object_set(sizes, path, json_object_get(n, "size"));
+    }
+    int rc = 0;
+    json_t *f;
+    json_array_foreach(json_object_get(manifest, "files"), i, f)
+    {
+        const char *rel = json_string_value(json_object_get(f, "path"));
+        char *abs = path_join(setdir, rel);
+        json_t *size = json_object_get(sizes, abs);
+        json_int_t want = json_integer_value(json_object_get(f, "bytes"));
+        if (size == NULL)
+            rc = sc_fail(err, SC_EVERIFY, "snapshot is missing %s", rel);
+        else if (json_integer_value(size) != want)
+            rc = sc_fail(err, SC_EVERIFY, "snapshot has %s with %lld bytes, manifest says %lld",
+                         rel, (long long)json_integer_value(size), (long long)want);
+        free(abs);
+        if (rc != 0)
+            break;
+    }
+    static const char *const fixed[] = {MANIFEST_NAME, B2SUMS_NAME};
+    for (size_t k = 0; rc == 0 && k < 2; k++) {
+        char *abs = path_join(setdir, fixed[k]);
+        if (json_object_get(sizes, abs) == NULL)
+            rc = sc_fail(err, SC_EVERIFY, "snapshot is missing %s", fixed[k]);
+        free(abs);
+    }
+    json_decref(sizes);
+    return rc;
+}
+
+/* B2SUMS read back from the repository equals the local one, byte for byte. */
+static int check_b2sums(struct restic *r, const char *snap, const char *setdir, sc_err *err)
+{
+    char *local_path = path_join(setdir, B2SUMS_NAME);
+    char *local = NULL, *remote = NULL;
+    size_t llen = 0, rlen = 0;
+    int rc = fs_read_file(local_path, 64u << 20, &local, &llen, SC_ESTAGING, err);
+    if (rc == 0)
+        rc = restic_dump(r, snap, local_path, 64u << 20, &remote, &rlen, err);
+    if (rc == 0 && (llen != rlen || memcmp(local, remote, llen) != 0))
+        rc = sc_fail(err, SC_EVERIFY, "B2SUMS in snapshot %.8s differs from %s", snap,
+                     local_path);
+    free(local);
+    free(remote);
+    free(local_path);
+    return rc;
+}
+
+static int verify_snapshot(struct restic *r, const struct restic_backup_result *b,
+                           const char *set_id, const char *setdir, sc_err *err)
+{
+    json_t *snap = NULL, *nodes = NULL, *manifest = NULL, *b2 = NULL;
+    char tag[64];
+    snprintf(tag, sizeof tag, "set-%s", set_id);
+    int rc = restic_find_snapshot(r, b->snapshot_id, &snap, err);
+    if (rc == 0 && (!has_tag(snap, "stagecoach") || !has_tag(snap, tag)))
+        rc = sc_fail(err, SC_EVERIFY, "snapshot %.8s lacks its tags (stagecoach, %s)",
+                     b->snapshot_id, tag);
+    const char *host = rc == 0 ? json_string_value(json_object_get(snap, "hostname")) : NULL;
+    if (rc == 0 && r->cfg->restic.host && (host == NULL || strcmp(host, r->cfg->restic.host) != 0))
+        rc = sc_fail(err, SC_EVERIFY, "snapshot %.8s has host %s, expected %s", b->snapshot_id,
+                     host ? host : "(none)", r->cfg->restic.host);
+    if (rc == 0)
+        rc = manifest_read(setdir, &manifest, &b2, err);
+    if (rc == 0)
+        rc = restic_ls(r, b->snapshot_id, &nodes, err);
+    if (rc == 0)
+        rc = check_listing(nodes, setdir, manifest, err);
+    if (rc == 0)
+        rc = check_b2sums(r, b->snapshot_id, setdir, err);
+    json_decref(snap);
+    json_decref(nodes);
+    json_decref(manifest);
+    json_decref(b2);
+    return rc;
+}
+
+static void report_backup(struct ctx *c, const char *set_id, const struct restic_backup_result *b)
+{
+    if (c->report == NULL)
+        return;
+    json_object_set_new(c->report, "set", json_string(set_id));
+    json_object_set_new(
+        c->report, "snapshot",
+        json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:f, s:b}", "id", b->snapshot_id, "short_id",
+                  b->short_id, "data_added", (json_int_t)b->data_added, "files_new",
+                  (json_int_t)b->files_new, "files_changed", (json_int_t)b->files_changed,
+                  "total_bytes_processed", (json_int_t)b->total_bytes_processed, "duration_s",
+                  b->duration_s, "verified", 1));
+}
+
+int do_ship(struct ctx *c, const char *set_id, sc_err *err)
+{
+    char *rel_dir = NULL;
+    if (set_resolve(c->cfg.staging.dir, set_id, &rel_dir, NULL, err) != 0)
+        return err->code;
+    /* restic records the absolute path it was given; make it canonical. */
+    char setdir[PATH_MAX];
+    if (realpath(rel_dir, setdir) == NULL) {
+        int rc = sc_fail_errno(err, SC_ESTAGING, "cannot resolve %s", rel_dir);
+        free(rel_dir);
+        return rc;
+    }
+    free(rel_dir);
+    struct restic r;
+    struct restic_backup_result b;
+    memset(&b, 0, sizeof b);
+    json_t *state = NULL;
+    int rc = restic_open(&r, &c->cfg, err);
+    if (rc == 0)
+        rc = restic_ensure_repo(&r, c->cfg.restic.init, err);
+    if (rc == 0) {
+        log_info("shipping set %s with restic %d.%d.%d", set_id, r.major, r.minor, r.patch);
+        rc = restic_backup(&r, setdir, set_id, &b, err);
+    }
+    if (rc == 0) {
+        log_info("snapshot %s: %llu bytes added; verifying", b.short_id,
+                 (unsigned long long)b.data_added);
+        rc = verify_snapshot(&r, &b, set_id, setdir, err);
+    }
+    if (rc == 0)
+        rc = state_load(c->cfg.staging.dir, &state, err);
+    if (rc == 0) {
+        state_set_shipped(state, set_id, b.snapshot_id);
+        rc = state_save(c->cfg.staging.dir, state, err);
+    }
+    if (rc == 0) {
+        report_backup(c, set_id, &b);
+        log_info("snapshot %s verified", b.short_id);
+        if (!c->json)
+            printf("snapshot %s\n", b.snapshot_id);
+    }
+    json_decref(state);
+    restic_close(&r);
+    return rc;
+}
+
+int cmd_ship(struct ctx *c, int argc, char **argv, sc_err *err)
+{
+    const char *which = "latest";
+    const struct cmd_opt opts[] = {{"set", &which}, {NULL, NULL}};
+    if (cmd_parse_opts(argc, argv, opts, err) != 0)
+        return err->code;
+    if (c->dry_run) {
+        print_plan(c, true);
+        return 0;
+    }
+    int fd;
+    if (cmd_lock(c, &fd, err) != 0)
+        return err->code;
+    char *dir = NULL, *id = NULL;
+    int rc = set_resolve(c->cfg.staging.dir, which, &dir, &id, err);
+    if (rc == 0)
+        rc = do_ship(c, id, err);
+    if (rc == 0)
+        rc = prune_local_sets(c, err);
+    free(dir);
+    free(id);
+    lock_release(fd);
+    return rc;
+}

@@ -1,0 +1,661 @@
+/* Loading the configuration: libinih reads the INI file, a key table per
+ * section says what each key means, and every problem is collected with
+ * file, line and key so that `config check` can list them all at once. */
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <ini.h>
+#include <limits.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../source/source.h"
+#include "fs.h"
+#include "log.h"
+
+extern char **environ;
+
+#define G(field) offsetof(struct config, field)
+
+static const struct cfg_key staging_keys[] = {
+    {"dir", CFG_PATH, G(staging.dir), false},
+    {"keep", CFG_INT, G(staging.keep), false},
+    {"encrypt", CFG_BOOL, G(staging.encrypt), false},
+    {"recipient", CFG_PATH, G(staging.recipient), false},
+    {NULL, 0, 0, false},
+};
+static const struct cfg_key restic_keys[] = {
+    {"repository", CFG_STR, G(restic.repository), true},
+    {"repository_file", CFG_PATH, G(restic.repository_file), false},
+    {"password_file", CFG_PATH, G(restic.password_file), false},
+    {"env_file", CFG_PATH, G(restic.env_file), false},
+    {"host", CFG_STR, G(restic.host), false},
+    {"tag", CFG_LIST, G(restic.tags), false},
+    {"cacert", CFG_PATH, G(restic.cacert), false},
+    {"init", CFG_BOOL, G(restic.init), false},
+    {"binary", CFG_STR, G(restic.binary), false},
+    {"timeout", CFG_DURATION, G(restic.timeout_s), false},
+    {NULL, 0, 0, false},
+};
+static const struct cfg_key retention_keys[] = {
+    {"keep_last", CFG_INT, G(retention.keep_last), false},
+    {"keep_hourly", CFG_INT, G(retention.keep_hourly), false},
+    {"keep_daily", CFG_INT, G(retention.keep_daily), false},
+    {"keep_weekly", CFG_INT, G(retention.keep_weekly), false},
+    {"keep_monthly", CFG_INT, G(retention.keep_monthly), false},
+    {"keep_yearly", CFG_INT, G(retention.keep_yearly), false},
+    {"keep_within", CFG_STR, G(retention.keep_within), false},
+    {NULL, 0, 0, false},
+};
+static const struct cfg_key check_keys[] = {
+    {"every", CFG_DURATION, G(check.every_s), false},
+    {"read_data_subset", CFG_STR, G(check.read_data_subset), false},
+    {NULL, 0, 0, false},
+};
+static const struct cfg_key hooks_keys[] = {
+    {"before_stage", CFG_STR, G(hooks.before_stage), false},
+    {"after_stage", CFG_STR, G(hooks.after_stage), false},
+    {"before_ship", CFG_STR, G(hooks.before_ship), false},
+    {"after_ship", CFG_STR, G(hooks.after_ship), false},
+    {"on_success", CFG_STR, G(hooks.on_success), false},
+    {"on_failure", CFG_STR, G(hooks.on_failure), false},
+    {"timeout", CFG_DURATION, G(hooks.timeout_s), false},
+    {NULL, 0, 0, false},
+};
+static const struct cfg_key run_keys[] = {
+    {"mode", CFG_STR, G(run.mode), false},
+    {"interval", CFG_DURATION, G(run.interval_s), false},
+    {"timeout", CFG_DURATION, G(run.timeout_s), false},
+    {"metrics_file", CFG_PATH, G(run.metrics_file), false},
+    {NULL, 0, 0, false},
+};
+
+struct section_def {
+    const char *name;
+    const struct cfg_key *keys;
+};
+static const struct section_def sections[] = {
+    {"staging", staging_keys}, {"restic", restic_keys}, {"retention", retention_keys},
+    {"check", check_keys},     {"hooks", hooks_keys},   {"run", run_keys},
+};
+#define NSECTIONS (sizeof sections / sizeof sections[0])
+
+/* Where each key was set, so that validation after loading can name the line. */
+struct key_seen {
+    char *section;
+    const char *key;
+    int line;
+};
+
+struct loader {
+    struct config *cfg;
+    struct config_problems *probs;
+    const char *file;
+    char *base_dir; /* relative paths in the file are relative to it */
+    int line;       /* the line inih is handling now (counted by our reader) */
+    int at_line_start;
+    FILE *fp;
+    struct key_seen *seen;
+    size_t nseen;
+};
+
+/* ---- values ---------------------------------------------------------- */
+
+int parse_duration(const char *s, long *out)
+{
+    if (s == NULL || !isdigit((unsigned char)*s))
+        return -1;
+    errno = 0;
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (errno != 0 || v < 0)
+        return -1;
+    long mult = 1;
+    if (*end != '\0') {
+        switch (*end) {
+        case 's': mult = 1; break;
+        case 'm': mult = 60; break;
+        case 'h': mult = 3600; break;
+        case 'd': mult = 86400; break;
+        case 'w': mult = 7 * 86400; break;
+        default: return -1;
+        }
+        if (end[1] != '\0')
+            return -1;
+    }
+    if (v > LONG_MAX / mult)
+        return -1;
+    *out = v * mult;
+    return 0;
+}
+
+static int parse_bool(const char *s, bool *out)
+{
+    static const char *const yes[] = {"yes", "true", "on", "1"};
+    static const char *const no[] = {"no", "false", "off", "0"};
+    for (size_t i = 0; i < 4; i++) {
+        if (strcasecmp(s, yes[i]) == 0) {
+            *out = true;
+            return 0;
+        }
+        if (strcasecmp(s, no[i]) == 0) {
+            *out = false;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+static int parse_int(const char *s, long *out)
+{
+    if (!isdigit((unsigned char)*s))
+        return -1;
+    errno = 0;
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (errno != 0 || *end != '\0' || v > INT_MAX)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+static char *resolve_path(const struct loader *ld, const char *value)
+{
+    if (value[0] == '/' || ld->base_dir == NULL)
+        return xstrdup(value);
+    return path_join(ld->base_dir, value);
+}
+
+/* Store one value into the field a key describes. Returns NULL or a reason. */
+static const char *set_value(struct loader *ld, void *base, const struct cfg_key *k,
+                             const char *value)
+{
+    void *field = (char *)base + k->offset;
+    switch (k->type) {
+    case CFG_STR:
+    case CFG_PATH:
+        if (*value == '\0')
+            return "empty value";
+        free(*(char **)field);
+        *(char **)field = k->type == CFG_PATH ? resolve_path(ld, value) : xstrdup(value);
+        return NULL;
+    case CFG_LIST:
+        if (*value == '\0')
+            return "empty value";
+        strvec_push(field, value);
+        return NULL;
+    case CFG_BOOL:
+        return parse_bool(value, field) ? "expected yes or no" : NULL;
+    case CFG_INT:
+        return parse_int(value, field) ? "expected a whole number >= 0" : NULL;
+    case CFG_DURATION:
+        return parse_duration(value, field) ? "expected a duration like 90s, 5m, 6h or 7d" : NULL;
+    case CFG_CHECK_LEVEL:
+        if (strcmp(value, "quick") == 0 || strcmp(value, "quick_check") == 0)
+            *(enum check_level *)field = CHECK_QUICK;
+        else if (strcmp(value, "integrity") == 0 || strcmp(value, "integrity_check") == 0)
+            *(enum check_level *)field = CHECK_INTEGRITY;
+        else
+            return "expected quick or integrity";
+        return NULL;
+    }
+    return "unsupported key type";
+}
+
+/* ---- sections -------------------------------------------------------- */
+
+static const struct section_def *find_global(const char *name)
+{
+    for (size_t i = 0; i < NSECTIONS; i++)
+        if (strcmp(sections[i].name, name) == 0)
+            return &sections[i];
+    return NULL;
+}
+
+static const struct cfg_key *find_key(const struct cfg_key *keys, const char *name)
+{
+    for (const struct cfg_key *k = keys; k->name; k++)
+        if (strcmp(k->name, name) == 0)
+            return k;
+    return NULL;
+}
+
+static bool valid_source_name(const char *s)
+{
+    if (*s == '\0' || strlen(s) > 64 || s[0] == '.')
+        return false;
+    for (; *s; s++)
+        if (!isalnum((unsigned char)*s) && *s != '-' && *s != '_' && *s != '.')
+            return false;
+    return true;
+}
+
+static struct source_cfg *find_source(struct config *cfg, const char *kind, const char *name)
+{
+    for (size_t i = 0; i < cfg->nsources; i++)
+        if (strcmp(cfg->sources[i].kind, kind) == 0 && strcmp(cfg->sources[i].name, name) == 0)
+            return &cfg->sources[i];
+    return NULL;
+}
+
+static struct source_cfg *add_source(struct config *cfg, const struct source_ops *ops,
+                                     const char *name, int line)
+{
+    cfg->sources = xrealloc(cfg->sources, (cfg->nsources + 1) * sizeof *cfg->sources);
+    struct source_cfg *s = &cfg->sources[cfg->nsources++];
+    memset(s, 0, sizeof *s);
+    s->kind = xstrdup(ops->kind);
+    s->name = xstrdup(name);
+    s->ops = ops;
+    s->line = line;
+    s->check = CHECK_QUICK;
+    s->busy_timeout_ms = 60000;
+    s->step_pages = 1024;
+    return s;
+}
+
+/* Split "sqlite tracker" into kind and name; returns false if not of that shape. */
+static bool split_section(const char *section, char *kind, size_t kl, char *name, size_t nl)
+{
+    const char *sp = strchr(section, ' ');
+    if (sp == NULL)
+        return false;
+    snprintf(kind, kl, "%.*s", (int)(sp - section), section);
+    while (*sp == ' ')
+        sp++;
+    snprintf(name, nl, "%s", sp);
+    return true;
+}
+
+/* Does the same non-list key appear twice in one section? Record where it was set. */
+static bool seen_before(struct loader *ld, const char *section, const struct cfg_key *k, int *first)
+{
+    for (size_t i = 0; i < ld->nseen; i++) {
+        if (strcmp(ld->seen[i].section, section) == 0 && ld->seen[i].key == k->name) {
+            *first = ld->seen[i].line;
+            return true;
+        }
+    }
+    ld->seen = xrealloc(ld->seen, (ld->nseen + 1) * sizeof *ld->seen);
+    ld->seen[ld->nseen++] = (struct key_seen){xstrdup(section), k->name, ld->line};
+    return false;
+}
+
+static int line_of(const struct loader *ld, const char *section, const char *key)
+{
+    for (size_t i = 0; i < ld->nseen; i++)
+        if (strcmp(ld->seen[i].section, section) == 0 && strcmp(ld->seen[i].key, key) == 0)
+            return ld->seen[i].line;
+    return 0;
+}
+
+static void apply(struct loader *ld, const char *section, const char *name, const char *value)
+{
+    const struct cfg_key *keys = NULL;
+    void *base = NULL;
+    const struct section_def *g = find_global(section);
+    char kind[64], sname[128];
+    if (g != NULL) {
+        keys = g->keys;
+        base = ld->cfg;
+    } else if (split_section(section, kind, sizeof kind, sname, sizeof sname)) {
+        const struct source_ops *ops = source_find(kind);
+        if (ops == NULL) {
+            config_problem(ld->probs, ld->file, ld->line, section, NULL,
+                           "unknown source kind '%s' (known: sqlite, paths)", kind);
+            return;
+        }
+        if (!valid_source_name(sname)) {
+            config_problem(ld->probs, ld->file, ld->line, section, NULL,
+                           "source name '%s' must be letters, digits, '.', '-' or '_'", sname);
+            return;
+        }
+        struct source_cfg *s = find_source(ld->cfg, kind, sname);
+        if (s == NULL)
+            s = add_source(ld->cfg, ops, sname, ld->line);
+        keys = ops->keys;
+        base = s;
+    } else {
+        config_problem(ld->probs, ld->file, ld->line, section, NULL,
+                       "unknown section (known: staging, restic, retention, check, hooks, run, "
+                       "sqlite NAME, paths NAME)");
+        return;
+    }
+    const struct cfg_key *k = find_key(keys, name);
+    if (k == NULL) {
+        config_problem(ld->probs, ld->file, ld->line, section, name, "unknown key");
+        return;
+    }
+    int first;
+    if (k->type != CFG_LIST && seen_before(ld, section, k, &first)) {
+        config_problem(ld->probs, ld->file, ld->line, section, name,
+                       "set twice (first on line %d)", first);
+        return;
+    }
+    const char *why = set_value(ld, base, k, value);
+    if (why != NULL)
+        config_problem(ld->probs, ld->file, ld->line, section, name, "%s: '%s'", why,
+                       k->secret ? "<redacted>" : value);
+}
+
+static int ini_handler_fn(void *user, const char *section, const char *name, const char *value)
+{
+    struct loader *ld = user;
+    if (*section == '\0') {
+        config_problem(ld->probs, ld->file, ld->line, "", name, "key outside any [section]");
+        return 1;
+    }
+    apply(ld, section, name, value);
+    return 1; /* keep going: we collect every problem */
+}
+
+/* fgets-style reader that counts lines, so problems can name them (the
+ * Debian libinih is built without INI_HANDLER_LINENO). A long line may be read
+ * in several pieces; only a piece that starts a line counts. */
+static char *counting_reader(char *str, int num, void *stream)
+{
+    struct loader *ld = stream;
+    char *r = fgets(str, num, ld->fp);
+    if (r == NULL)
+        return NULL;
+    if (ld->at_line_start)
+        ld->line++;
+    size_t n = strlen(r);
+    ld->at_line_start = n > 0 && r[n - 1] == '\n';
+    return r;
+}
+
+/* ---- environment overrides ------------------------------------------ */
+
+static void env_name(char *out, size_t n, const char *section, const char *key)
+{
+    snprintf(out, n, "STAGECOACH_%s_%s", section, key);
+    for (char *p = out; *p; p++)
+        *p = (*p == ' ' || *p == '-' || *p == '.') ? '_' : (char)toupper((unsigned char)*p);
+}
+
+/* Apply one override; returns true if the variable named a known key. */
+static bool apply_env_var(struct loader *ld, const char *var, const char *value)
+{
+    char want[512];
+    for (size_t i = 0; i < NSECTIONS; i++) {
+        for (const struct cfg_key *k = sections[i].keys; k->name; k++) {
+            env_name(want, sizeof want, sections[i].name, k->name);
+            if (strcmp(want, var) != 0)
+                continue;
+            if (k->type == CFG_LIST)
+                strvec_free((struct strvec *)((char *)ld->cfg + k->offset));
+            const char *why = set_value(ld, ld->cfg, k, value);
+            if (why)
+                config_problem(ld->probs, NULL, 0, sections[i].name, k->name, "%s (from %s)",
+                               why, var);
+            return true;
+        }
+    }
+    for (size_t i = 0; i < ld->cfg->nsources; i++) {
+        struct source_cfg *s = &ld->cfg->sources[i];
+        char section[256];
+        snprintf(section, sizeof section, "%s %s", s->kind, s->name);
+        for (const struct cfg_key *k = s->ops->keys; k->name; k++) {
+            env_name(want, sizeof want, section, k->name);
+            if (strcmp(want, var) != 0)
+                continue;
+            if (k->type == CFG_LIST)
+                strvec_free((struct strvec *)((char *)s + k->offset));
+            const char *why = set_value(ld, s, k, value);
+            if (why)
+                config_problem(ld->probs, NULL, 0, section, k->name, "%s (from %s)", why, var);
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Variables stagecoach itself sets or reads outside the key tables. */
+static bool env_reserved(const char *name)
+{
+    static const char *const reserved[] = {"STAGECOACH_CONFIG", "STAGECOACH_COMMAND",
+                                           "STAGECOACH_SET", "STAGECOACH_SNAPSHOT",
+                                           "STAGECOACH_STATUS", "STAGECOACH_EXIT_CODE",
+                                           "STAGECOACH_ERROR"};
+    for (size_t i = 0; i < sizeof reserved / sizeof reserved[0]; i++)
+        if (strcmp(name, reserved[i]) == 0)
+            return true;
+    return false;
+}
+
+static void apply_env(struct loader *ld)
+{
+    ld->line = 0;
+    for (char **e = environ; *e; e++) {
+        if (strncmp(*e, "STAGECOACH_", 11) != 0)
+            continue;
+        const char *eq = strchr(*e, '=');
+        if (eq == NULL)
+            continue;
+        char *name = xstrndup(*e, (size_t)(eq - *e));
+        if (!env_reserved(name) && !apply_env_var(ld, name, eq + 1))
+            config_problem(ld->probs, NULL, 0, "environment", name,
+                           "no such setting (STAGECOACH_<SECTION>_<KEY>)");
+        free(name);
+    }
+}
+
+/* ---- validation ------------------------------------------------------ */
+
+static bool valid_subset(const char *s)
+{
+    unsigned a, b;
+    char tail;
+    if (sscanf(s, "%u/%u%c", &a, &b, &tail) == 2)
+        return a >= 1 && b >= 1 && a <= b && b <= 256;
+    double pct;
+    if (sscanf(s, "%lf%%%c", &pct, &tail) == 1)
+        return pct > 0 && pct <= 100;
+    return false;
+}
+
+/* Sections whose keys are accepted (the names are a contract) but whose
+ * behaviour is not built yet: say so rather than pretend. */
+static void warn_not_yet_built(const struct loader *ld)
+{
+    static const char *const pending[] = {"retention", "check", "hooks", "run"};
+    for (size_t i = 0; i < ld->nseen; i++)
+        for (size_t j = 0; j < sizeof pending / sizeof pending[0]; j++)
+            if (strcmp(ld->seen[i].section, pending[j]) == 0)
+                log_warn("%s:%d: [%s] %s: not acted on by this version yet",
+                         ld->file ? ld->file : "(environment)", ld->seen[i].line,
+                         ld->seen[i].section, ld->seen[i].key);
+}
+
+static void validate(struct loader *ld)
+{
+    struct config *c = ld->cfg;
+    struct config_problems *p = ld->probs;
+    if (c->staging.keep < 1)
+        config_problem(p, ld->file, line_of(ld, "staging", "keep"), "staging", "keep",
+                       "must be at least 1");
+    if (c->staging.encrypt)
+        config_problem(p, ld->file, line_of(ld, "staging", "encrypt"), "staging", "encrypt",
+                       "encryption is not available in this version yet");
+    if (c->restic.repository && c->restic.repository_file)
+        config_problem(p, ld->file, line_of(ld, "restic", "repository_file"), "restic",
+                       "repository_file", "set either repository or repository_file, not both");
+    if (!c->restic.repository && !c->restic.repository_file)
+        config_problem(p, ld->file, 0, "restic", "repository",
+                       "missing: set repository or repository_file");
+    if (!c->restic.password_file)
+        config_problem(p, ld->file, 0, "restic", "password_file",
+                       "missing: restic needs a password file");
+    for (size_t i = 0; i < c->restic.tags.n; i++)
+        if (strchr(c->restic.tags.v[i], ',') || strchr(c->restic.tags.v[i], ' '))
+            config_problem(p, ld->file, line_of(ld, "restic", "tag"), "restic", "tag",
+                           "a tag cannot contain ',' or spaces: '%s'", c->restic.tags.v[i]);
+    if (c->check.read_data_subset && !valid_subset(c->check.read_data_subset))
+        config_problem(p, ld->file, line_of(ld, "check", "read_data_subset"), "check",
+                       "read_data_subset", "expected k/n (n <= 256) or a percentage like 5%%");
+    if (strcmp(c->run.mode, "single") != 0 && strcmp(c->run.mode, "continuous") != 0)
+        config_problem(p, ld->file, line_of(ld, "run", "mode"), "run", "mode",
+                       "expected single or continuous");
+    warn_not_yet_built(ld);
+    if (c->nsources == 0)
+        config_problem(p, ld->file, 0, "sources", NULL,
+                       "no source configured: add a [sqlite NAME] or [paths NAME] section");
+    for (size_t i = 0; i < c->nsources; i++) {
+        const struct source_cfg *s = &c->sources[i];
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(c->sources[j].name, s->name) == 0)
+                config_problem(p, ld->file, s->line, s->kind, NULL,
+                               "source name '%s' is used twice", s->name);
+        if (s->ops->validate)
+            s->ops->validate(s, p, ld->file);
+    }
+}
+
+static void set_defaults(struct config *c)
+{
+    c->staging.dir = xstrdup("/var/lib/stagecoach");
+    c->staging.keep = 3;
+    c->restic.timeout_s = 6 * 3600;
+    c->hooks.timeout_s = 5 * 60;
+    c->run.mode = xstrdup("single");
+    c->run.interval_s = 24 * 3600;
+    c->run.timeout_s = 0;
+    c->check.every_s = 7 * 86400;
+}
+
+int config_load(struct config *cfg, const char *path, struct config_problems *probs, sc_err *err)
+{
+    memset(cfg, 0, sizeof *cfg);
+    set_defaults(cfg);
+    struct loader ld = {.cfg = cfg, .probs = probs, .file = path, .at_line_start = 1};
+    if (path != NULL) {
+        cfg->file = xstrdup(path);
+        const char *slash = strrchr(path, '/');
+        ld.base_dir = slash ? xstrndup(path, (size_t)(slash - path) + (slash == path)) : NULL;
+        ld.fp = fopen(path, "r");
+        if (ld.fp == NULL) {
+            int rc = sc_fail_errno(err, SC_ECONFIG, "cannot read config file %s", path);
+            strvec_push(&probs->msgs, err->msg);
+            free(ld.base_dir);
+            return rc;
+        }
+        /* Values never continue on indented lines: a stray indent must not
+         * silently glue two settings together. Lines may be long (paths). */
+        ini_allow_multiline = false;
+        ini_use_stack = false;
+        ini_allow_realloc = true;
+        ini_max_line = 64 * 1024;
+        int bad = ini_parse_stream(counting_reader, &ld, ini_handler_fn, &ld);
+        fclose(ld.fp);
+        if (bad > 0)
+            config_problem(probs, path, bad, "syntax", NULL,
+                           "not a [section] header or a key = value line");
+        else if (bad < 0)
+            config_problem(probs, path, 0, "syntax", NULL, "cannot parse (out of memory)");
+    }
+    apply_env(&ld);
+    validate(&ld);
+    for (size_t i = 0; i < ld.nseen; i++)
+        free(ld.seen[i].section);
+    free(ld.seen);
+    free(ld.base_dir);
+    if (probs->msgs.n > 0)
+        return sc_fail(err, SC_ECONFIG, "%s", probs->msgs.v[0]);
+    return 0;
+}
+
+/* ---- show and free ---------------------------------------------------- */
+
+/* A URL may carry credentials (rest:https://user:pass@host/): hide them. */
+static void print_redacted_url(FILE *out, const char *url)
+{
+    const char *scheme = strstr(url, "://");
+    const char *at = scheme ? strchr(scheme + 3, '@') : NULL;
+    const char *slash = scheme ? strchr(scheme + 3, '/') : NULL;
+    if (at == NULL || (slash && slash < at)) {
+        fprintf(out, "%s\n", url);
+        return;
+    }
+    fprintf(out, "%.*s<redacted>%s\n", (int)(scheme + 3 - url), url, at);
+}
+
+static void print_keys(FILE *out, const void *base, const struct cfg_key *keys)
+{
+    for (const struct cfg_key *k = keys; k->name; k++) {
+        const void *field = (const char *)base + k->offset;
+        switch (k->type) {
+        case CFG_STR:
+        case CFG_PATH:
+            if (*(char *const *)field == NULL)
+                break;
+            fprintf(out, "%s = ", k->name);
+            if (k->secret)
+                print_redacted_url(out, *(char *const *)field);
+            else
+                fprintf(out, "%s\n", *(char *const *)field);
+            break;
+        case CFG_LIST: {
+            const struct strvec *sv = field;
+            for (size_t i = 0; i < sv->n; i++)
+                fprintf(out, "%s = %s\n", k->name, sv->v[i]);
+            break;
+        }
+        case CFG_BOOL: fprintf(out, "%s = %s\n", k->name, *(const bool *)field ? "yes" : "no"); break;
+        case CFG_INT: fprintf(out, "%s = %ld\n", k->name, *(const long *)field); break;
+        case CFG_DURATION: fprintf(out, "%s = %lds\n", k->name, *(const long *)field); break;
+        case CFG_CHECK_LEVEL:
+            fprintf(out, "%s = %s\n", k->name,
+                    *(const enum check_level *)field == CHECK_INTEGRITY ? "integrity" : "quick");
+            break;
+        }
+    }
+}
+
+void config_print(const struct config *cfg, FILE *out)
+{
+    fprintf(out, "; effective configuration (from %s and the environment)\n",
+            cfg->file ? cfg->file : "no file");
+    for (size_t i = 0; i < NSECTIONS; i++) {
+        fprintf(out, "\n[%s]\n", sections[i].name);
+        print_keys(out, cfg, sections[i].keys);
+    }
+    for (size_t i = 0; i < cfg->nsources; i++) {
+        fprintf(out, "\n[%s %s]\n", cfg->sources[i].kind, cfg->sources[i].name);
+        print_keys(out, &cfg->sources[i], cfg->sources[i].ops->keys);
+    }
+}
+
+static void free_keys(void *base, const struct cfg_key *keys)
+{
+    for (const struct cfg_key *k = keys; k->name; k++) {
+        void *field = (char *)base + k->offset;
+        if (k->type == CFG_STR || k->type == CFG_PATH) {
+            free(*(char **)field);
+            *(char **)field = NULL;
+        } else if (k->type == CFG_LIST) {
+            strvec_free(field);
+        }
+    }
+}
+
+void config_free(struct config *cfg)
+{
+    for (size_t i = 0; i < NSECTIONS; i++)
+        free_keys(cfg, sections[i].keys);
+    for (size_t i = 0; i < cfg->nsources; i++) {
+        free_keys(&cfg->sources[i], cfg->sources[i].ops->keys);
+        free(cfg->sources[i].kind);
+        free(cfg->sources[i].name);
+    }
+    free(cfg->sources);
+    free(cfg->file);
+    memset(cfg, 0, sizeof *cfg);
+}
+
+void config_problems_free(struct config_problems *p)
+{
+    strvec_free(&p->msgs);
+}

@@ -1,0 +1,111 @@
+/* The configuration model (design §8): INI through libinih, every key
+ * described by a table, STAGECOACH_<SECTION>_<KEY> environment overrides.
+ * Section and key names are a fixed contract. */
+#ifndef SC_CONFIG_H
+#define SC_CONFIG_H
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <stddef.h>
+#include "err.h"
+#include "xalloc.h"
+
+enum check_level { CHECK_QUICK = 0, CHECK_INTEGRITY = 1 };
+
+/* One [KIND NAME] source section. Fields of all kinds live here; each kind's
+ * key table (in src/source/KIND.c) says which ones it uses. */
+struct source_cfg {
+    char *kind; /* "sqlite", "paths", "mysql" */
+    char *name; /* [A-Za-z0-9._-]+, unique across sources */
+    const struct source_ops *ops;
+    int line; /* where the section starts, for messages */
+
+    /* sqlite */
+    char *path;
+    enum check_level check;
+    long busy_timeout_ms;
+    long step_pages; /* pages per backup step (progress granularity) */
+
+    /* paths */
+    struct strvec paths; /* `path =` entries, repeatable */
+    char *from_file;
+    bool missing_ok; /* a missing path is a warning, not an error */
+};
+
+struct config {
+    char *file; /* the file read, or NULL when none */
+
+    struct {
+        char *dir;
+        long keep;
+        bool encrypt;
+        char *recipient;
+    } staging;
+
+    struct source_cfg *sources;
+    size_t nsources;
+
+    struct {
+        char *repository;
+        char *repository_file;
+        char *password_file;
+        char *env_file;
+        char *host;
+        struct strvec tags;
+        char *cacert;
+        bool init;
+        char *binary;
+        long timeout_s;
+    } restic;
+
+    struct {
+        long keep_last, keep_hourly, keep_daily, keep_weekly, keep_monthly, keep_yearly;
+        char *keep_within;
+    } retention;
+
+    struct {
+        long every_s;
+        char *read_data_subset;
+    } check;
+
+    struct {
+        char *before_stage, *after_stage, *before_ship, *after_ship, *on_success, *on_failure;
+        long timeout_s;
+    } hooks;
+
+    struct {
+        char *mode;
+        long interval_s;
+        long timeout_s;
+        char *metrics_file;
+    } run;
+};
+
+/* A list of problems found while loading: each names file, line and key. */
+struct config_problems {
+    struct strvec msgs;
+};
+
+/* Load path (NULL: no file, defaults and environment only). Returns 0, or
+ * SC_ECONFIG with every problem listed in probs (and the first in err). */
+int config_load(struct config *cfg, const char *path, struct config_problems *probs, sc_err *err);
+void config_free(struct config *cfg);
+void config_problems_free(struct config_problems *p);
+
+/* Print the effective configuration as INI with secrets redacted. */
+void config_print(const struct config *cfg, FILE *out);
+
+/* Parse "90", "90s", "5m", "6h", "7d" into seconds. 0 or -1. */
+int parse_duration(const char *s, long *out);
+
+/* Key descriptors: used by config.c for all sections, and by each source
+ * kind for its own keys. */
+enum cfg_type { CFG_STR, CFG_PATH, CFG_BOOL, CFG_INT, CFG_DURATION, CFG_LIST, CFG_CHECK_LEVEL };
+struct cfg_key {
+    const char *name;
+    enum cfg_type type;
+    size_t offset; /* into struct config, or into struct source_cfg for sources */
+    bool secret;   /* redacted by config show */
+};
+
+#endif

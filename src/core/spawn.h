@@ -1,0 +1,45 @@
+/* Run a program with an argv array (never a shell), with a bounded time,
+ * a controlled environment, and captured output. */
+#ifndef SC_SPAWN_H
+#define SC_SPAWN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include "err.h"
+
+/* Called for each complete line of the child's stdout (without '\n'). */
+typedef void (*spawn_line_fn)(void *ctx, const char *line, size_t len);
+
+struct spawn_opts {
+    char *const *argv;   /* argv[0] is the program: absolute path or looked up in PATH */
+    char *const *env;    /* full environment for the child (NULL: inherit ours) */
+    const char *cwd;     /* NULL: ours */
+    long timeout_s;      /* 0: none. On expiry SIGINT, then SIGKILL after grace_s */
+    long grace_s;        /* 0: 10 s */
+    spawn_line_fn on_stdout_line; /* NULL: collect stdout in the result */
+    void *ctx;
+    size_t max_stdout;   /* collect at most this many bytes (0: 64 MiB), then fail */
+    int stdout_fd;       /* >= 0: child's stdout goes here instead (e.g. a file) */
+    bool stderr_passthrough; /* also copy the child's stderr to ours as it arrives */
+};
+
+struct spawn_result {
+    int exit_code;   /* exit status, or 128+signal when killed by a signal */
+    bool timed_out;
+    bool interrupted; /* we were asked to stop (SIGINT/SIGTERM to us) */
+    char *out;       /* collected stdout (NUL-terminated), owned */
+    size_t out_len;
+    char *err;       /* the last 64 KiB of stderr (NUL-terminated), owned */
+    size_t err_len;
+};
+
+/* Returns 0 when the child ran (whatever its exit code), or -1 with err set
+ * (code given by the caller's `code`) when it could not be started. */
+int spawn_run(const struct spawn_opts *o, struct spawn_result *r, int code, sc_err *err);
+void spawn_result_free(struct spawn_result *r);
+
+/* Set by the signal handler in main.c: a stop was requested. spawn_run passes
+ * SIGINT on to the child and returns with r->interrupted. */
+extern volatile int sc_stop_requested;
+
+#endif

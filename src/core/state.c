@@ -1,0 +1,63 @@
+#include "state.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "fs.h"
+
+int state_load(const char *staging, json_t **state, sc_err *err)
+{
+    *state = NULL;
+    char *path = path_join(staging, "state.json");
+    if (!fs_exists(path)) {
+        free(path);
+        *state = json_pack("{s:i, s:{}}", "version", 1, "sets");
+        return 0;
+    }
+    json_error_t je;
+    json_t *s = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
+    int rc = 0;
+    if (s == NULL || !json_is_object(s))
+        rc = sc_fail(err, SC_ESTAGING, "%s: corrupt state file (line %d: %s); move it aside",
+                     path, je.line, je.text);
+    free(path);
+    if (rc != 0) {
+        json_decref(s);
+        return rc;
+    }
+    if (!json_is_object(json_object_get(s, "sets")))
+        json_object_set_new(s, "sets", json_object());
+    *state = s;
+    return 0;
+}
+
+int state_save(const char *staging, json_t *state, sc_err *err)
+{
+    char *text = json_dumps(state, JSON_INDENT(2));
+    if (text == NULL)
+        return sc_fail(err, SC_ESTAGING, "cannot serialise the state");
+    char *path = path_join(staging, "state.json");
+    int rc = fs_write_atomic(path, text, strlen(text), 0600, err);
+    free(path);
+    free(text);
+    return rc;
+}
+
+const char *state_set_snapshot(json_t *state, const char *set_id)
+{
+    json_t *set = json_object_get(json_object_get(state, "sets"), set_id);
+    return json_string_value(json_object_get(set, "snapshot"));
+}
+
+void state_set_shipped(json_t *state, const char *set_id, const char *snapshot_id)
+{
+    char when[32];
+    time_t t = time(NULL);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    json_object_set_new(json_object_get(state, "sets"), set_id,
+                        json_pack("{s:s, s:s}", "snapshot", snapshot_id, "shipped", when));
+}

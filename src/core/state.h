@@ -1,0 +1,16 @@
+/* STAGING/state.json: what happened in earlier runs (last run, shipped
+ * sets and their snapshots). Written atomically. */
+#ifndef SC_STATE_H
+#define SC_STATE_H
+
+#include <jansson.h>
+#include "err.h"
+
+/* Load (an empty object when the file does not exist yet). */
+int state_load(const char *staging, json_t **state, sc_err *err);
+int state_save(const char *staging, json_t *state, sc_err *err);
+/* The snapshot id a set was shipped as, or NULL. */
+const char *state_set_snapshot(json_t *state, const char *set_id);
+void state_set_shipped(json_t *state, const char *set_id, const char *snapshot_id);
+
+#endif

@@ -1,0 +1,180 @@
+/* stagecoach: global options, the command table, and the one place where a
+ * failure becomes an exit code, a line on stderr and the JSON report. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cmd/cmd.h"
+#include "core/log.h"
+#include "core/spawn.h"
+
+static const struct command commands[] = {
+    {"stage", cmd_stage, "stage", true},
+    {"ship", cmd_ship, "ship [--set ID|latest]", true},
+    {"run", cmd_run, "run", true},
+    {"verify", cmd_verify, "verify [--set ID|latest] [--snapshot ID|latest]", true},
+    {"snapshots", cmd_snapshots, "snapshots", true},
+    {"status", cmd_status, "status", true},
+    {"config", cmd_config, "config check|show", false},
+};
+#define NCOMMANDS (sizeof commands / sizeof commands[0])
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: stagecoach [-c FILE] [--json] [-v|-q] [--dry-run] COMMAND [ARGS]\n"
+                 "       stagecoach --version | --help\n\ncommands:\n");
+    for (size_t i = 0; i < NCOMMANDS; i++)
+        fprintf(out, "  %s\n", commands[i].usage);
+    fprintf(out, "\nconfig: -c FILE, else $STAGECOACH_CONFIG, else "
+                 "/etc/stagecoach/stagecoach.conf\n"
+                 "exit codes: 0 ok, 1 failure, 2 usage, 3 config, 4 source, 5 staging, "
+                 "6 restic, 7 verification, 8 locked, 130 interrupted\n");
+}
+
+static void on_stop_signal(int sig)
+{
+    (void)sig;
+    sc_stop_requested = 1;
+}
+
+static void install_signal_handlers(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+}
+
+/* Global options may stand anywhere before "--"; take them out of argv so
+ * each command sees only its own. Returns -1 on a usage error. */
+static int take_global_options(struct ctx *c, int *argc, char **argv, int *want)
+{
+    int out = 1;
+    for (int i = 1; i < *argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--") == 0) {
+            while (i < *argc)
+                argv[out++] = argv[i++];
+            break;
+        }
+        if (strcmp(a, "-c") == 0 || strcmp(a, "--config") == 0) {
+            if (i + 1 >= *argc)
+                return -1;
+            c->config_path = argv[++i];
+        } else if (strncmp(a, "--config=", 9) == 0) {
+            c->config_path = a + 9;
+        } else if (strcmp(a, "--json") == 0) {
+            c->json = true;
+        } else if (strcmp(a, "-v") == 0 || strcmp(a, "--verbose") == 0) {
+            log_set_level(LOG_VERBOSE);
+        } else if (strcmp(a, "-q") == 0 || strcmp(a, "--quiet") == 0) {
+            log_set_level(LOG_QUIET);
+        } else if (strcmp(a, "--dry-run") == 0) {
+            c->dry_run = true;
+        } else if (strcmp(a, "--version") == 0) {
+            *want = 'V';
+        } else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            *want = 'h';
+        } else {
+            argv[out++] = argv[i];
+        }
+    }
+    argv[out] = NULL;
+    *argc = out;
+    return 0;
+}
+
+static const struct command *find_command(const char *name)
+{
+    for (size_t i = 0; i < NCOMMANDS; i++)
+        if (strcmp(commands[i].name, name) == 0)
+            return &commands[i];
+    return NULL;
+}
+
+static void print_report(struct ctx *c, const char *command, int rc, const sc_err *err)
+{
+    json_t *r = c->report ? c->report : json_object();
+    c->report = r;
+    json_object_set_new(r, "schema", json_string("stagecoach-report/1"));
+    json_object_set_new(r, "tool", json_string("stagecoach " SC_VERSION));
+    json_object_set_new(r, "command", json_string(command));
+    json_object_set_new(r, "status", json_string(rc == 0 ? "success" : "failure"));
+    json_object_set_new(r, "exit_code", json_integer(rc));
+    json_object_set_new(r, "error_kind", json_string(sc_exit_name(rc)));
+    json_object_set_new(r, "error", rc ? json_string(err->msg) : json_null());
+    char *text = json_dumps(r, JSON_INDENT(2));
+    if (text != NULL) {
+        puts(text);
+        free(text);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    struct ctx c;
+    memset(&c, 0, sizeof c);
+    int want = 0;
+    if (take_global_options(&c, &argc, argv, &want) != 0) {
+        fprintf(stderr, "stagecoach: -c needs a file\n");
+        return SC_EUSAGE;
+    }
+    if (want == 'V') {
+        printf("stagecoach %s\n", SC_VERSION);
+        return 0;
+    }
+    if (want == 'h' || argc < 2) {
+        usage(want == 'h' ? stdout : stderr);
+        return want == 'h' ? 0 : SC_EUSAGE;
+    }
+    const struct command *cmd = find_command(argv[1]);
+    if (cmd == NULL) {
+        fprintf(stderr, "stagecoach: unknown command '%s'\n", argv[1]);
+        usage(stderr);
+        return SC_EUSAGE;
+    }
+    if (c.config_path == NULL)
+        c.config_path = getenv("STAGECOACH_CONFIG");
+    if (c.config_path == NULL)
+        c.config_path = "/etc/stagecoach/stagecoach.conf";
+    install_signal_handlers();
+    if (c.json)
+        c.report = json_object();
+
+    sc_err err = {0};
+    int rc = 0;
+    if (cmd->needs_config) {
+        struct config_problems probs = {0};
+        rc = config_load(&c.cfg, c.config_path, &probs, &err);
+        for (size_t i = 0; rc != 0 && i < probs.msgs.n; i++)
+            log_error("%s", probs.msgs.v[i]);
+        if (rc != 0 && probs.msgs.n > 0)
+            log_error("the configuration has %zu problem%s", probs.msgs.n,
+                      probs.msgs.n == 1 ? "" : "s");
+        config_problems_free(&probs);
+        c.config_loaded = rc == 0;
+        if (rc != 0) {
+            if (c.json)
+                print_report(&c, cmd->name, rc, &err);
+            config_free(&c.cfg);
+            json_decref(c.report);
+            return rc;
+        }
+    }
+    rc = cmd->run(&c, argc - 1, argv + 1, &err);
+    if (rc != 0 && err.code == 0)
+        sc_fail(&err, rc, "%s failed", cmd->name);
+    if (rc != 0 && err.code != 0 && !c.error_shown)
+        log_error("%s", err.msg);
+    if (c.json)
+        print_report(&c, cmd->name, rc, &err);
+    if (c.config_loaded || cmd->needs_config)
+        config_free(&c.cfg);
+    json_decref(c.report);
+    return rc;
+}

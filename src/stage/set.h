@@ -1,0 +1,60 @@
+/* A staging set (design §7): built in STAGING/.tmp-<id>, published by rename
+ * to STAGING/sets/<id>. Every file in it goes through a sink (hashed as it is
+ * written) or is hashed once after an external writer (SQLite) closed it. */
+#ifndef SC_SET_H
+#define SC_SET_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stddef.h>
+#include <jansson.h>
+#include "../core/err.h"
+
+#define SET_ID_MAX 40
+#define MANIFEST_NAME "MANIFEST.json"
+#define B2SUMS_NAME "B2SUMS"
+#define MANIFEST_FORMAT "stagecoach-set/1"
+
+struct set {
+    char *staging;  /* STAGING */
+    char id[SET_ID_MAX];
+    char *tmpdir;   /* STAGING/.tmp-<id> while building */
+    char *finaldir; /* STAGING/sets/<id> */
+    json_t *manifest;
+    json_t *cur_entry; /* the source being staged, receives its files */
+    bool published;
+};
+
+/* Make the staging directory (0700) and its sets/ dir, remove stale .tmp-*
+ * directories (a crashed run's leftovers). */
+int staging_prepare(const char *staging, sc_err *err);
+
+/* Start a new set with a fresh UTC id. */
+int set_create(struct set *s, const char *staging, sc_err *err);
+/* Begin a source's manifest entry; files added until the next call belong to it. */
+json_t *set_begin_source(struct set *s, const char *name, const char *kind);
+/* Absolute path (owned) of relpath inside the set being built; creates parent dirs (0700). */
+char *set_file_path(struct set *s, const char *relpath, sc_err *err);
+/* Hash a file some other writer finished (e.g. SQLite), fsync it, chmod 0600, record it. */
+int set_add_file(struct set *s, const char *relpath, sc_err *err);
+/* Record a file written through a sink. */
+void set_record_file(struct set *s, const char *relpath, uint64_t bytes, const char *b2hex);
+/* Write MANIFEST.json and B2SUMS, fsync everything, rename into sets/. */
+int set_publish(struct set *s, sc_err *err);
+/* Remove the unpublished tmp dir (after a failure) and free memory. */
+void set_discard(struct set *s);
+void set_free(struct set *s);
+
+/* IDs of published sets, oldest first. */
+int set_list(const char *staging, char ***ids, size_t *n, sc_err *err);
+void set_list_free(char **ids, size_t n);
+/* Resolve "latest" or an ID into the set's directory (owned). Exit 1 when absent. */
+int set_resolve(const char *staging, const char *which, char **dir, char **id, sc_err *err);
+
+/* BLAKE2b-512 of a whole file as 128 lowercase hex chars. */
+int hash_file(const char *path, char hex[129], uint64_t *bytes, sc_err *err);
+/* Verify a published set: MANIFEST.json and B2SUMS agree with the files.
+ * Exit 7 naming the first bad file; lists every problem through log_error. */
+int set_verify(const char *dir, sc_err *err);
+
+#endif
