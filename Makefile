@@ -16,6 +16,8 @@ OBJS       := $(SRCS:%.c=$(BUILD)/%.o)
 LIB_OBJS   := $(filter-out $(BUILD)/src/main.o,$(OBJS))
 UNIT_SRCS  := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BINS  := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
+HELPER_SRCS := $(sort $(wildcard tests/helpers/*.c))
+HELPER_BINS := $(HELPER_SRCS:tests/helpers/%.c=$(BUILD)/tests/helpers/%)
 
 .PHONY: all install test unit integration demo lint format sanitize clean deps
 
@@ -32,6 +34,11 @@ $(BUILD)/tests/%: tests/unit/%.c $(LIB_OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB_OBJS) $(LDLIBS) $(shell pkg-config --libs cmocka)
 
+# Small C programs the integration tests drive (e.g. a busy SQLite writer).
+$(BUILD)/tests/helpers/%: tests/helpers/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(shell pkg-config --libs sqlite3)
+
 -include $(OBJS:.o=.d)
 
 install: $(BUILD)/stagecoach
@@ -45,7 +52,7 @@ deps:
 unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
 
-integration: $(BUILD)/stagecoach
+integration: $(BUILD)/stagecoach $(HELPER_BINS)
 	bats --print-output-on-failure tests/integration
 
 # The whole suite: unit tests, then the real binary against real SQLite and restic.
@@ -57,7 +64,7 @@ demo:
 
 lint:
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
-	  --inline-suppr --std=c11 -I/usr/include/mariadb src tests/unit
+	  --inline-suppr --std=c11 --include=/usr/include/jansson.h -I/usr/include/mariadb src tests/unit
 	clang-format --dry-run -Werror $(SRCS) $(wildcard src/*/*.h) $(UNIT_SRCS)
 
 format:

@@ -22,7 +22,7 @@ umask 077
 mkdir -p "$demo/service/config"
 if [ ! -f "$demo/service/tracker.db" ]; then
   echo "demo: creating a demo tracker database"
-  sqlite3 "$demo/service/tracker.db" <<'SQL'
+  sqlite3 "$demo/service/tracker.db" >/dev/null <<'SQL'
 PRAGMA journal_mode=WAL;
 CREATE TABLE torrents (id INTEGER PRIMARY KEY, info_hash TEXT UNIQUE NOT NULL, completed INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE whitelist (id INTEGER PRIMARY KEY, info_hash TEXT UNIQUE NOT NULL);

@@ -13,9 +13,9 @@ struct ctx {
     const char *config_path;
     struct config cfg;
     bool config_loaded;
-    bool json;    /* print one JSON report on stdout */
+    bool json; /* print one JSON report on stdout */
     bool dry_run;
-    json_t *report; /* the command fills it; main prints it with --json */
+    json_t *report;   /* the command fills it; main prints it with --json */
     bool error_shown; /* the command already printed its failure */
 };
 
@@ -42,8 +42,8 @@ int do_ship(struct ctx *c, const char *set_id, sc_err *err);
 int prune_local_sets(struct ctx *c, sc_err *err);
 void print_plan(struct ctx *c, bool ship);
 /* Record the outcome in state.json (last_run, last_success). Needs the lock. */
-void record_run(struct ctx *c, const char *command, const char *started, const char *set_id,
-                int rc, const sc_err *err);
+void record_run(struct ctx *c, const char *command, const char *started, const char *set_id, int rc,
+                const sc_err *err);
 void utc_timestamp(char *buf, size_t n);
 
 int cmd_stage(struct ctx *c, int argc, char **argv, sc_err *err);

@@ -103,8 +103,8 @@ int prune_local_sets(struct ctx *c, sc_err *err)
     return 0;
 }
 
-void record_run(struct ctx *c, const char *command, const char *started, const char *set_id,
-                int rc, const sc_err *err)
+void record_run(struct ctx *c, const char *command, const char *started, const char *set_id, int rc,
+                const sc_err *err)
 {
     sc_err e = {0};
     json_t *state;

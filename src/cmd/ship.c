@@ -78,8 +78,7 @@ static int check_b2sums(struct restic *r, const char *snap, const char *setdir, 
     if (rc == 0)
         rc = restic_dump(r, snap, local_path, 64u << 20, &remote, &rlen, err);
     if (rc == 0 && (llen != rlen || memcmp(local, remote, llen) != 0))
-        rc = sc_fail(err, SC_EVERIFY, "B2SUMS in snapshot %.8s differs from %s", snap,
-                     local_path);
+        rc = sc_fail(err, SC_EVERIFY, "B2SUMS in snapshot %.8s differs from %s", snap, local_path);
     free(local);
     free(remote);
     free(local_path);
@@ -120,13 +119,13 @@ static void report_backup(struct ctx *c, const char *set_id, const struct restic
     if (c->report == NULL)
         return;
     json_object_set_new(c->report, "set", json_string(set_id));
-    json_object_set_new(
-        c->report, "snapshot",
-        json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:f, s:b}", "id", b->snapshot_id, "short_id",
-                  b->short_id, "data_added", (json_int_t)b->data_added, "files_new",
-                  (json_int_t)b->files_new, "files_changed", (json_int_t)b->files_changed,
-                  "total_bytes_processed", (json_int_t)b->total_bytes_processed, "duration_s",
-                  b->duration_s, "verified", 1));
+    json_object_set_new(c->report, "snapshot",
+                        json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:f, s:b}", "id", b->snapshot_id,
+                                  "short_id", b->short_id, "data_added", (json_int_t)b->data_added,
+                                  "files_new", (json_int_t)b->files_new, "files_changed",
+                                  (json_int_t)b->files_changed, "total_bytes_processed",
+                                  (json_int_t)b->total_bytes_processed, "duration_s", b->duration_s,
+                                  "verified", 1));
 }
 
 int do_ship(struct ctx *c, const char *set_id, sc_err *err)

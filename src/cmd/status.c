@@ -49,7 +49,9 @@ int cmd_status(struct ctx *c, int argc, char **argv, sc_err *err)
         json_object_set_new(c->report, "sets", sets);
         json_object_set(c->report, "last_run", last ? last : json_null());
         json_object_set(c->report, "last_success",
-                        json_object_get(state, "last_success") ? json_object_get(state, "last_success") : json_null());
+                        json_object_get(state, "last_success")
+                            ? json_object_get(state, "last_success")
+                            : json_null());
     } else {
         printf("staging:   %s (%llu bytes)\n", staging, usage_bytes);
         if (last) {

@@ -115,12 +115,23 @@ int parse_duration(const char *s, long *out)
     long mult = 1;
     if (*end != '\0') {
         switch (*end) {
-        case 's': mult = 1; break;
-        case 'm': mult = 60; break;
-        case 'h': mult = 3600; break;
-        case 'd': mult = 86400; break;
-        case 'w': mult = 7 * 86400; break;
-        default: return -1;
+        case 's':
+            mult = 1;
+            break;
+        case 'm':
+            mult = 60;
+            break;
+        case 'h':
+            mult = 3600;
+            break;
+        case 'd':
+            mult = 86400;
+            break;
+        case 'w':
+            mult = 7 * 86400;
+            break;
+        default:
+            return -1;
         }
         if (end[1] != '\0')
             return -1;
@@ -182,9 +193,16 @@ static const char *set_value(struct loader *ld, void *base, const struct cfg_key
         *(char **)field = k->type == CFG_PATH ? resolve_path(ld, value) : xstrdup(value);
         return NULL;
     case CFG_LIST:
+    case CFG_PATH_LIST:
         if (*value == '\0')
             return "empty value";
-        strvec_push(field, value);
+        if (k->type == CFG_PATH_LIST) {
+            char *resolved = resolve_path(ld, value);
+            strvec_push(field, resolved);
+            free(resolved);
+        } else {
+            strvec_push(field, value);
+        }
         return NULL;
     case CFG_BOOL:
         return parse_bool(value, field) ? "expected yes or no" : NULL;
@@ -329,9 +347,9 @@ static void apply(struct loader *ld, const char *section, const char *name, cons
         return;
     }
     int first;
-    if (k->type != CFG_LIST && seen_before(ld, section, k, &first)) {
-        config_problem(ld->probs, ld->file, ld->line, section, name,
-                       "set twice (first on line %d)", first);
+    if (k->type != CFG_LIST && k->type != CFG_PATH_LIST && seen_before(ld, section, k, &first)) {
+        config_problem(ld->probs, ld->file, ld->line, section, name, "set twice (first on line %d)",
+                       first);
         return;
     }
     const char *why = set_value(ld, base, k, value);
@@ -385,12 +403,12 @@ static bool apply_env_var(struct loader *ld, const char *var, const char *value)
             env_name(want, sizeof want, sections[i].name, k->name);
             if (strcmp(want, var) != 0)
                 continue;
-            if (k->type == CFG_LIST)
+            if (k->type == CFG_LIST || k->type == CFG_PATH_LIST)
                 strvec_free((struct strvec *)((char *)ld->cfg + k->offset));
             const char *why = set_value(ld, ld->cfg, k, value);
             if (why)
-                config_problem(ld->probs, NULL, 0, sections[i].name, k->name, "%s (from %s)",
-                               why, var);
+                config_problem(ld->probs, NULL, 0, sections[i].name, k->name, "%s (from %s)", why,
+                               var);
             return true;
         }
     }
@@ -402,7 +420,7 @@ static bool apply_env_var(struct loader *ld, const char *var, const char *value)
             env_name(want, sizeof want, section, k->name);
             if (strcmp(want, var) != 0)
                 continue;
-            if (k->type == CFG_LIST)
+            if (k->type == CFG_LIST || k->type == CFG_PATH_LIST)
                 strvec_free((struct strvec *)((char *)s + k->offset));
             const char *why = set_value(ld, s, k, value);
             if (why)
@@ -416,10 +434,9 @@ static bool apply_env_var(struct loader *ld, const char *var, const char *value)
 /* Variables stagecoach itself sets or reads outside the key tables. */
 static bool env_reserved(const char *name)
 {
-    static const char *const reserved[] = {"STAGECOACH_CONFIG", "STAGECOACH_COMMAND",
-                                           "STAGECOACH_SET", "STAGECOACH_SNAPSHOT",
-                                           "STAGECOACH_STATUS", "STAGECOACH_EXIT_CODE",
-                                           "STAGECOACH_ERROR"};
+    static const char *const reserved[] = {
+        "STAGECOACH_CONFIG", "STAGECOACH_COMMAND",   "STAGECOACH_SET",  "STAGECOACH_SNAPSHOT",
+        "STAGECOACH_STATUS", "STAGECOACH_EXIT_CODE", "STAGECOACH_ERROR"};
     for (size_t i = 0; i < sizeof reserved / sizeof reserved[0]; i++)
         if (strcmp(name, reserved[i]) == 0)
             return true;
@@ -526,6 +543,19 @@ static void set_defaults(struct config *c)
     c->check.every_s = 7 * 86400;
 }
 
+/* The absolute directory of the config file: relative paths in it are
+ * relative to the file, wherever stagecoach is started from. */
+static char *config_dir(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    char *dir = slash ? xstrndup(path, (size_t)(slash - path) + (slash == path)) : xstrdup(".");
+    char *abs = realpath(dir, NULL);
+    if (abs == NULL)
+        return dir;
+    free(dir);
+    return abs;
+}
+
 int config_load(struct config *cfg, const char *path, struct config_problems *probs, sc_err *err)
 {
     memset(cfg, 0, sizeof *cfg);
@@ -533,8 +563,7 @@ int config_load(struct config *cfg, const char *path, struct config_problems *pr
     struct loader ld = {.cfg = cfg, .probs = probs, .file = path, .at_line_start = 1};
     if (path != NULL) {
         cfg->file = xstrdup(path);
-        const char *slash = strrchr(path, '/');
-        ld.base_dir = slash ? xstrndup(path, (size_t)(slash - path) + (slash == path)) : NULL;
+        ld.base_dir = config_dir(path);
         ld.fp = fopen(path, "r");
         if (ld.fp == NULL) {
             int rc = sc_fail_errno(err, SC_ECONFIG, "cannot read config file %s", path);
@@ -597,15 +626,22 @@ static void print_keys(FILE *out, const void *base, const struct cfg_key *keys)
             else
                 fprintf(out, "%s\n", *(char *const *)field);
             break;
-        case CFG_LIST: {
+        case CFG_LIST:
+        case CFG_PATH_LIST: {
             const struct strvec *sv = field;
             for (size_t i = 0; i < sv->n; i++)
                 fprintf(out, "%s = %s\n", k->name, sv->v[i]);
             break;
         }
-        case CFG_BOOL: fprintf(out, "%s = %s\n", k->name, *(const bool *)field ? "yes" : "no"); break;
-        case CFG_INT: fprintf(out, "%s = %ld\n", k->name, *(const long *)field); break;
-        case CFG_DURATION: fprintf(out, "%s = %lds\n", k->name, *(const long *)field); break;
+        case CFG_BOOL:
+            fprintf(out, "%s = %s\n", k->name, *(const bool *)field ? "yes" : "no");
+            break;
+        case CFG_INT:
+            fprintf(out, "%s = %ld\n", k->name, *(const long *)field);
+            break;
+        case CFG_DURATION:
+            fprintf(out, "%s = %lds\n", k->name, *(const long *)field);
+            break;
         case CFG_CHECK_LEVEL:
             fprintf(out, "%s = %s\n", k->name,
                     *(const enum check_level *)field == CHECK_INTEGRITY ? "integrity" : "quick");
@@ -635,7 +671,7 @@ static void free_keys(void *base, const struct cfg_key *keys)
         if (k->type == CFG_STR || k->type == CFG_PATH) {
             free(*(char **)field);
             *(char **)field = NULL;
-        } else if (k->type == CFG_LIST) {
+        } else if (k->type == CFG_LIST || k->type == CFG_PATH_LIST) {
             strvec_free(field);
         }
     }

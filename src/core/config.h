@@ -100,7 +100,7 @@ int parse_duration(const char *s, long *out);
 
 /* Key descriptors: used by config.c for all sections, and by each source
  * kind for its own keys. */
-enum cfg_type { CFG_STR, CFG_PATH, CFG_BOOL, CFG_INT, CFG_DURATION, CFG_LIST, CFG_CHECK_LEVEL };
+enum cfg_type { CFG_STR, CFG_PATH, CFG_BOOL, CFG_INT, CFG_DURATION, CFG_LIST, CFG_PATH_LIST, CFG_CHECK_LEVEL };
 struct cfg_key {
     const char *name;
     enum cfg_type type;

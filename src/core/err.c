@@ -39,15 +39,25 @@ int sc_fail_errno(sc_err *e, int code, const char *fmt, ...)
 const char *sc_exit_name(int code)
 {
     switch (code) {
-    case SC_OK: return "ok";
-    case SC_EUSAGE: return "usage";
-    case SC_ECONFIG: return "config";
-    case SC_ESOURCE: return "source";
-    case SC_ESTAGING: return "staging";
-    case SC_ERESTIC: return "restic";
-    case SC_EVERIFY: return "verify";
-    case SC_ELOCKED: return "locked";
-    case SC_EINTR: return "interrupted";
-    default: return "failure";
+    case SC_OK:
+        return "ok";
+    case SC_EUSAGE:
+        return "usage";
+    case SC_ECONFIG:
+        return "config";
+    case SC_ESOURCE:
+        return "source";
+    case SC_ESTAGING:
+        return "staging";
+    case SC_ERESTIC:
+        return "restic";
+    case SC_EVERIFY:
+        return "verify";
+    case SC_ELOCKED:
+        return "locked";
+    case SC_EINTR:
+        return "interrupted";
+    default:
+        return "failure";
     }
 }

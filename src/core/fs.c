@@ -179,7 +179,7 @@ int fs_check_private(const char *path, const char *what, sc_err *err)
         return sc_fail_errno(err, SC_ECONFIG, "%s %s", what, path);
     if (st.st_mode & (S_IRWXG | S_IRWXO))
         return sc_fail(err, SC_ECONFIG,
-                       "%s %s is accessible by group or others (mode %04o); chmod 600 it",
-                       what, path, (unsigned)(st.st_mode & 07777));
+                       "%s %s is accessible by group or others (mode %04o); chmod 600 it", what,
+                       path, (unsigned)(st.st_mode & 07777));
     return 0;
 }

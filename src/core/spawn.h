@@ -11,25 +11,25 @@
 typedef void (*spawn_line_fn)(void *ctx, const char *line, size_t len);
 
 struct spawn_opts {
-    char *const *argv;   /* argv[0] is the program: absolute path or looked up in PATH */
-    char *const *env;    /* full environment for the child (NULL: inherit ours) */
-    const char *cwd;     /* NULL: ours */
-    long timeout_s;      /* 0: none. On expiry SIGINT, then SIGKILL after grace_s */
-    long grace_s;        /* 0: 10 s */
+    char *const *argv;            /* argv[0] is the program: absolute path or looked up in PATH */
+    char *const *env;             /* full environment for the child (NULL: inherit ours) */
+    const char *cwd;              /* NULL: ours */
+    long timeout_s;               /* 0: none. On expiry SIGINT, then SIGKILL after grace_s */
+    long grace_s;                 /* 0: 10 s */
     spawn_line_fn on_stdout_line; /* NULL: collect stdout in the result */
     void *ctx;
-    size_t max_stdout;   /* collect at most this many bytes (0: 64 MiB), then fail */
-    int stdout_fd;       /* >= 0: child's stdout goes here instead (e.g. a file) */
+    size_t max_stdout;       /* collect at most this many bytes (0: 64 MiB), then fail */
+    int stdout_fd;           /* >= 0: child's stdout goes here instead (e.g. a file) */
     bool stderr_passthrough; /* also copy the child's stderr to ours as it arrives */
 };
 
 struct spawn_result {
-    int exit_code;   /* exit status, or 128+signal when killed by a signal */
+    int exit_code; /* exit status, or 128+signal when killed by a signal */
     bool timed_out;
     bool interrupted; /* we were asked to stop (SIGINT/SIGTERM to us) */
-    char *out;       /* collected stdout (NUL-terminated), owned */
+    char *out;        /* collected stdout (NUL-terminated), owned */
     size_t out_len;
-    char *err;       /* the last 64 KiB of stderr (NUL-terminated), owned */
+    char *err; /* the last 64 KiB of stderr (NUL-terminated), owned */
     size_t err_len;
 };
 

@@ -20,8 +20,8 @@ int state_load(const char *staging, json_t **state, sc_err *err)
     json_t *s = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
     int rc = 0;
     if (s == NULL || !json_is_object(s))
-        rc = sc_fail(err, SC_ESTAGING, "%s: corrupt state file (line %d: %s); move it aside",
-                     path, je.line, je.text);
+        rc = sc_fail(err, SC_ESTAGING, "%s: corrupt state file (line %d: %s); move it aside", path,
+                     je.line, je.text);
     free(path);
     if (rc != 0) {
         json_decref(s);

@@ -69,7 +69,8 @@ int staging_prepare(const char *staging, sc_err *err)
         return sc_fail_errno(err, SC_ESTAGING, "cannot list %s", staging);
     struct dirent *e;
     while ((e = readdir(d)) != NULL) {
-        if (strncmp(e->d_name, ".tmp-", 5) != 0)
+        /* .tmp-*: a set being built; .verify-*: a snapshot read back. */
+        if (strncmp(e->d_name, ".tmp-", 5) != 0 && strncmp(e->d_name, ".verify-", 8) != 0)
             continue;
         char *p = path_join(staging, e->d_name);
         log_info("removing %s, left by an interrupted run", p);
@@ -111,17 +112,16 @@ int set_create(struct set *s, const char *staging, sc_err *err)
     utc_now(started, sizeof started, false);
     if (gethostname(host, sizeof host - 1) != 0)
         snprintf(host, sizeof host, "unknown");
-    s->manifest = json_pack("{s:s, s:s, s:s, s:s, s:s, s:b, s:[], s:[]}", "format",
-                            MANIFEST_FORMAT, "tool", "stagecoach " SC_VERSION, "set", s->id,
-                            "host", host, "started", started, "encrypted", 0, "sources",
-                            "files");
+    s->manifest = json_pack("{s:s, s:s, s:s, s:s, s:s, s:b, s:[], s:[]}", "format", MANIFEST_FORMAT,
+                            "tool", "stagecoach " SC_VERSION, "set", s->id, "host", host, "started",
+                            started, "encrypted", 0, "sources", "files");
     return 0;
 }
 
 json_t *set_begin_source(struct set *s, const char *name, const char *kind)
 {
-    json_t *entry = json_pack("{s:s, s:s, s:[], s:[]}", "name", name, "kind", kind, "warnings",
-                              "files");
+    json_t *entry =
+        json_pack("{s:s, s:s, s:[], s:[]}", "name", name, "kind", kind, "warnings", "files");
     json_array_append_new(json_object_get(s->manifest, "sources"), entry);
     s->cur_entry = entry;
     return entry;
@@ -143,12 +143,11 @@ char *set_file_path(struct set *s, const char *relpath, sc_err *err)
 
 void set_record_file(struct set *s, const char *relpath, uint64_t bytes, const char *b2hex)
 {
-    json_array_append_new(json_object_get(s->manifest, "files"),
-                          json_pack("{s:s, s:I, s:s, s:s?}", "path", relpath, "bytes",
-                                    (json_int_t)bytes, "blake2b", b2hex, "source",
-                                    s->cur_entry ? json_string_value(json_object_get(
-                                                       s->cur_entry, "name"))
-                                                 : NULL));
+    json_array_append_new(
+        json_object_get(s->manifest, "files"),
+        json_pack("{s:s, s:I, s:s, s:s?}", "path", relpath, "bytes", (json_int_t)bytes, "blake2b",
+                  b2hex, "source",
+                  s->cur_entry ? json_string_value(json_object_get(s->cur_entry, "name")) : NULL));
     if (s->cur_entry)
         json_array_append_new(json_object_get(s->cur_entry, "files"), json_string(relpath));
 }

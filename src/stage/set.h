@@ -16,7 +16,7 @@
 #define MANIFEST_FORMAT "stagecoach-set/1"
 
 struct set {
-    char *staging;  /* STAGING */
+    char *staging; /* STAGING */
     char id[SET_ID_MAX];
     char *tmpdir;   /* STAGING/.tmp-<id> while building */
     char *finaldir; /* STAGING/sets/<id> */

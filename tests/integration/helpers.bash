@@ -1,0 +1,243 @@
+# Shared setup for the integration tests: the real binary against a real
+# SQLite database, a real config tree and a real local restic repository,
+# all inside the test's own temporary directory.
+#
+#   load helpers          (in each .bats file)
+#   sc_setup              (in setup(): builds $T with everything below)
+#
+# Variables after sc_setup:
+#   SC     the stagecoach binary       T      the test's directory
+#   CONF   $T/stagecoach.conf          STAGING $T/staging (dir = staging)
+#   DB     $T/db/app.db (WAL)          CFGDIR $T/etc/app (the [paths etc] tree)
+#   PASS   $T/restic.pass (0600)       REPO   $T/repo (absent until `init = yes` runs)
+#   HOSTNAME_CONF, TAG_CONF: the [restic] host and tag written to the config
+
+bats_require_minimum_version 1.5.0
+
+SC_ROOT="$(cd "$BATS_TEST_DIRNAME/../.." && pwd)"
+# SC_BIN, or STAGECOACH_BIN as `make sanitize` passes it, or the normal build.
+SC="${SC_BIN:-${STAGECOACH_BIN:-$SC_ROOT/build/stagecoach}}"
+SC_HELPERS_DIR="${SC_HELPERS_DIR:-$SC_ROOT/build/tests/helpers}"
+
+# stagecoach treats every STAGECOACH_* variable as a setting (an unknown one
+# is a config error), so none may leak from the caller into the tests.
+sc_clean_env() {
+    local v
+    for v in $(compgen -e); do
+        case "$v" in
+        STAGECOACH_* | RESTIC_*) unset "$v" ;;
+        esac
+    done
+}
+sc_clean_env
+
+# The path of a helper program from tests/helpers/NAME.c; built on the fly
+# (into this run's temp dir) when make did not build it.
+sc_helper() {
+    local name=$1
+    if [ -x "$SC_HELPERS_DIR/$name" ] && [ "$SC_HELPERS_DIR/$name" -nt "$SC_ROOT/tests/helpers/$name.c" ]; then
+        echo "$SC_HELPERS_DIR/$name"
+        return
+    fi
+    local out="$BATS_RUN_TMPDIR/helpers/$name"
+    if [ ! -x "$out" ]; then
+        mkdir -p "${out%/*}"
+        # shellcheck disable=SC2046
+        cc -std=c11 -O2 -o "$out.$$" "$SC_ROOT/tests/helpers/$name.c" \
+            $(pkg-config --cflags --libs sqlite3) >&2 && mv "$out.$$" "$out"
+    fi
+    echo "$out"
+}
+
+sc_require_binary() {
+    if [ ! -x "$SC" ]; then
+        echo "stagecoach binary not found at $SC (run make first)" >&2
+        return 1
+    fi
+}
+
+# A SQLite database with a few tables and known row counts, in WAL mode.
+sc_make_db() {
+    local db=$1
+    mkdir -p "${db%/*}"
+    sqlite3 "$db" >/dev/null <<'SQL'
+PRAGMA journal_mode=WAL;
+CREATE TABLE torrents (id INTEGER PRIMARY KEY, info_hash TEXT UNIQUE NOT NULL, completed INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE whitelist (id INTEGER PRIMARY KEY, info_hash TEXT UNIQUE NOT NULL);
+CREATE TABLE "keys with space" (id INTEGER PRIMARY KEY AUTOINCREMENT, key TEXT NOT NULL, valid_until INTEGER);
+CREATE TABLE empty_table (x);
+WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1234)
+INSERT INTO torrents (info_hash, completed) SELECT printf('%040x', i * 2654435761), i % 97 FROM n;
+INSERT INTO whitelist (info_hash) SELECT info_hash FROM torrents WHERE id % 10 = 0;
+INSERT INTO "keys with space" (key, valid_until) VALUES ('k1', 1893456000), ('k2', NULL), ('k3', 7);
+CREATE INDEX torrents_completed ON torrents(completed);
+SQL
+}
+
+# The config tree: a .env, a file with spaces in its name, a subdirectory, a
+# symlink (relative), and a file that is private (0600).
+sc_make_config_tree() {
+    local d=$1
+    mkdir -p "$d/sub dir/deeper"
+    printf 'TRACKER_TOKEN=not-really-secret\nDB_DRIVER=sqlite3\n' >"$d/.env"
+    printf '[core]\nlisten = "0.0.0.0:6969"\n' >"$d/tracker config.toml"
+    printf 'nested file\n' >"$d/sub dir/nested.txt"
+    head -c 3000 /dev/urandom >"$d/sub dir/deeper/blob.bin"
+    ln -s "tracker config.toml" "$d/current.toml"
+    printf 'private\n' >"$d/private.key"
+    chmod 600 "$d/private.key"
+}
+
+HOSTNAME_CONF=stagecoach-test-host
+TAG_CONF=integration
+
+# Write $CONF. Relative paths in it are relative to $T (the config's dir).
+sc_write_conf() {
+    cat >"$CONF" <<EOF
+; integration test configuration (tests/integration/helpers.bash)
+[staging]
+dir = staging
+keep = 3
+
+[sqlite app]
+path = db/app.db
+
+[paths etc]
+path = $T/etc/app
+
+[restic]
+repository = $REPO
+password_file = restic.pass
+host = $HOSTNAME_CONF
+tag = $TAG_CONF
+init = yes
+EOF
+}
+
+sc_setup() {
+    sc_require_binary
+    T="$BATS_TEST_TMPDIR/t"
+    mkdir -p "$T"
+    T="$(cd "$T" && pwd -P)" # restic records canonical paths
+    CONF="$T/stagecoach.conf"
+    STAGING="$T/staging"
+    DB="$T/db/app.db"
+    CFGDIR="$T/etc/app"
+    PASS="$T/restic.pass"
+    REPO="$T/repo"
+    sc_make_db "$DB"
+    sc_make_config_tree "$CFGDIR"
+    (umask 077 && head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$PASS")
+    chmod 600 "$PASS"
+    sc_write_conf
+    # restic's cache stays inside the test too.
+    export XDG_CACHE_HOME="$T/cache"
+    SC_PIDS=()
+}
+
+# Stop every background process a test started (sc_bg records them).
+sc_teardown() {
+    local p
+    for p in "${SC_PIDS[@]}"; do
+        kill "$p" 2>/dev/null || true
+    done
+    for p in "${SC_PIDS[@]}"; do
+        wait "$p" 2>/dev/null || true
+    done
+    SC_PIDS=()
+}
+
+# Remember a background pid for sc_teardown.
+sc_track() {
+    SC_PIDS+=("$1")
+}
+
+# Wait (at most ~30 s) until a file exists; fail otherwise.
+sc_wait_for_file() {
+    local f=$1 i
+    for ((i = 0; i < 600; i++)); do
+        [ -e "$f" ] && return 0
+        sleep 0.05
+    done
+    echo "timed out waiting for $f" >&2
+    return 1
+}
+
+# The binary with the test's config.
+sc() {
+    "$SC" -c "$CONF" "$@"
+}
+
+# restic on the test's repository, as an operator would run it by hand.
+rst() {
+    RESTIC_REPOSITORY="$REPO" RESTIC_PASSWORD_FILE="$PASS" restic --no-cache -q "$@"
+}
+
+# The last line of $output (stage prints the set path there).
+last_line() {
+    printf '%s\n' "$output" | tail -n 1
+}
+
+# Evaluate a Python expression over JSON read from a file: j is the parsed
+# document, a is the list of extra arguments. Prints the result (str as is,
+# others as JSON).
+pyjson() {
+    local file=$1 expr=$2
+    shift 2
+    python3 - "$file" "$expr" "$@" <<'PY'
+import json, sys
+with open(sys.argv[1], 'rb') as f:
+    j = json.load(f)
+a = sys.argv[3:]
+r = eval(sys.argv[2])
+print(r if isinstance(r, str) else json.dumps(r))
+PY
+}
+
+# Files of a directory tree, relative, sorted, one a line.
+sc_tree() {
+    (cd "$1" && find . -mindepth 1 \( -type f -o -type l \) -printf '%P\n' | LC_ALL=C sort)
+}
+
+# Published set ids (names under $STAGING/sets), sorted.
+sc_sets() {
+    [ -d "$STAGING/sets" ] || return 0
+    (cd "$STAGING/sets" && find . -mindepth 1 -maxdepth 1 -type d -printf '%P\n' | LC_ALL=C sort)
+}
+
+# Any .tmp-* left in the staging directory?
+sc_tmp_left() {
+    [ -d "$STAGING" ] || return 1
+    compgen -G "$STAGING/.tmp-*" >/dev/null
+}
+
+# Flip one byte of a file at an offset (default: the middle).
+flip_byte() {
+    local f=$1 off=${2:-}
+    python3 - "$f" "$off" <<'PY'
+import os, sys
+p, off = sys.argv[1], sys.argv[2]
+size = os.path.getsize(p)
+off = int(off) if off else size // 2
+with open(p, 'r+b') as f:
+    f.seek(off)
+    b = f.read(1)
+    f.seek(off)
+    f.write(bytes([b[0] ^ 0xFF]))
+PY
+}
+
+# Fail when the command succeeds. (A bare `! cmd` does not fail a bats test:
+# errexit ignores negated commands.)
+refute() {
+    if "$@"; then
+        echo "expected to fail, but succeeded: $*" >&2
+        return 1
+    fi
+    return 0
+}
+
+# b2sum -c B2SUMS inside a set directory, quietly.
+b2sum_check() {
+    (cd "$1" && b2sum -c --quiet B2SUMS >/dev/null 2>&1)
+}
