@@ -7,9 +7,9 @@ PKGS       := sqlite3 libmariadb libarchive libsodium inih jansson
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS))
 CFLAGS     ?= -O2 -g
-CFLAGS     += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wformat=2 \
+override CFLAGS += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wformat=2 \
               -DSC_VERSION='"$(VERSION)"' $(PKG_CFLAGS)
-LDLIBS     += $(PKG_LIBS)
+override LDLIBS += $(PKG_LIBS)
 
 SRCS       := $(sort $(wildcard src/*.c src/*/*.c))
 OBJS       := $(SRCS:%.c=$(BUILD)/%.o)

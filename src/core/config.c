@@ -19,57 +19,63 @@ extern char **environ;
 
 #define G(field) offsetof(struct config, field)
 
+/* restic takes "--tag a,b" as two tags: a tag must be one word. */
+static const char *check_tag(const char *value)
+{
+    return strpbrk(value, ", \t") ? "a tag cannot contain ',' or blanks" : NULL;
+}
+
 static const struct cfg_key staging_keys[] = {
-    {"dir", CFG_PATH, G(staging.dir), false},
-    {"keep", CFG_INT, G(staging.keep), false},
-    {"encrypt", CFG_BOOL, G(staging.encrypt), false},
-    {"recipient", CFG_PATH, G(staging.recipient), false},
-    {NULL, 0, 0, false},
+    {"dir", CFG_PATH, G(staging.dir), false, NULL},
+    {"keep", CFG_INT, G(staging.keep), false, NULL},
+    {"encrypt", CFG_BOOL, G(staging.encrypt), false, NULL},
+    {"recipient", CFG_PATH, G(staging.recipient), false, NULL},
+    {NULL, 0, 0, false, NULL},
 };
 static const struct cfg_key restic_keys[] = {
-    {"repository", CFG_STR, G(restic.repository), true},
-    {"repository_file", CFG_PATH, G(restic.repository_file), false},
-    {"password_file", CFG_PATH, G(restic.password_file), false},
-    {"env_file", CFG_PATH, G(restic.env_file), false},
-    {"host", CFG_STR, G(restic.host), false},
-    {"tag", CFG_LIST, G(restic.tags), false},
-    {"cacert", CFG_PATH, G(restic.cacert), false},
-    {"init", CFG_BOOL, G(restic.init), false},
-    {"binary", CFG_STR, G(restic.binary), false},
-    {"timeout", CFG_DURATION, G(restic.timeout_s), false},
-    {NULL, 0, 0, false},
+    {"repository", CFG_STR, G(restic.repository), true, NULL},
+    {"repository_file", CFG_PATH, G(restic.repository_file), false, NULL},
+    {"password_file", CFG_PATH, G(restic.password_file), false, NULL},
+    {"env_file", CFG_PATH, G(restic.env_file), false, NULL},
+    {"host", CFG_STR, G(restic.host), false, NULL},
+    {"tag", CFG_LIST, G(restic.tags), false, check_tag},
+    {"cacert", CFG_PATH, G(restic.cacert), false, NULL},
+    {"init", CFG_BOOL, G(restic.init), false, NULL},
+    {"binary", CFG_STR, G(restic.binary), false, NULL},
+    {"timeout", CFG_DURATION, G(restic.timeout_s), false, NULL},
+    {NULL, 0, 0, false, NULL},
 };
 static const struct cfg_key retention_keys[] = {
-    {"keep_last", CFG_INT, G(retention.keep_last), false},
-    {"keep_hourly", CFG_INT, G(retention.keep_hourly), false},
-    {"keep_daily", CFG_INT, G(retention.keep_daily), false},
-    {"keep_weekly", CFG_INT, G(retention.keep_weekly), false},
-    {"keep_monthly", CFG_INT, G(retention.keep_monthly), false},
-    {"keep_yearly", CFG_INT, G(retention.keep_yearly), false},
-    {"keep_within", CFG_STR, G(retention.keep_within), false},
-    {NULL, 0, 0, false},
+    {"keep_last", CFG_INT, G(retention.keep_last), false, NULL},
+    {"keep_hourly", CFG_INT, G(retention.keep_hourly), false, NULL},
+    {"keep_daily", CFG_INT, G(retention.keep_daily), false, NULL},
+    {"keep_weekly", CFG_INT, G(retention.keep_weekly), false, NULL},
+    {"keep_monthly", CFG_INT, G(retention.keep_monthly), false, NULL},
+    {"keep_yearly", CFG_INT, G(retention.keep_yearly), false, NULL},
+    {"keep_within", CFG_STR, G(retention.keep_within), false, NULL},
+    {NULL, 0, 0, false, NULL},
 };
 static const struct cfg_key check_keys[] = {
-    {"every", CFG_DURATION, G(check.every_s), false},
-    {"read_data_subset", CFG_STR, G(check.read_data_subset), false},
-    {NULL, 0, 0, false},
+    {"every", CFG_DURATION, G(check.every_s), false, NULL},
+    {"read_data_subset", CFG_STR, G(check.read_data_subset), false, NULL},
+    {NULL, 0, 0, false, NULL},
 };
 static const struct cfg_key hooks_keys[] = {
-    {"before_stage", CFG_STR, G(hooks.before_stage), false},
-    {"after_stage", CFG_STR, G(hooks.after_stage), false},
-    {"before_ship", CFG_STR, G(hooks.before_ship), false},
-    {"after_ship", CFG_STR, G(hooks.after_ship), false},
-    {"on_success", CFG_STR, G(hooks.on_success), false},
-    {"on_failure", CFG_STR, G(hooks.on_failure), false},
-    {"timeout", CFG_DURATION, G(hooks.timeout_s), false},
-    {NULL, 0, 0, false},
+    {"before_stage", CFG_STR, G(hooks.before_stage), false, NULL},
+    {"after_stage", CFG_STR, G(hooks.after_stage), false, NULL},
+    {"before_ship", CFG_STR, G(hooks.before_ship), false, NULL},
+    {"after_ship", CFG_STR, G(hooks.after_ship), false, NULL},
+    {"on_success", CFG_STR, G(hooks.on_success), false, NULL},
+    {"on_failure", CFG_STR, G(hooks.on_failure), false, NULL},
+    {"timeout", CFG_DURATION, G(hooks.timeout_s), false, NULL},
+    {NULL, 0, 0, false, NULL},
 };
 static const struct cfg_key run_keys[] = {
-    {"mode", CFG_STR, G(run.mode), false},
-    {"interval", CFG_DURATION, G(run.interval_s), false},
-    {"timeout", CFG_DURATION, G(run.timeout_s), false},
-    {"metrics_file", CFG_PATH, G(run.metrics_file), false},
-    {NULL, 0, 0, false},
+    {"mode", CFG_STR, G(run.mode), false, NULL},
+    {"interval", CFG_DURATION, G(run.interval_s), false, NULL},
+    {"timeout", CFG_DURATION, G(run.timeout_s), false, NULL},
+    {"metrics_file", CFG_PATH, G(run.metrics_file), false, NULL},
+    {NULL, 0, 0, false, NULL},
 };
 
 struct section_def {
@@ -99,6 +105,9 @@ struct loader {
     FILE *fp;
     struct key_seen *seen;
     size_t nseen;
+    int section_line[16]; /* where each global section first starts */
+    const struct cfg_key *cur_keys; /* the section being read: its keys, */
+    void *cur_base;                 /* and the struct they point into */
 };
 
 /* ---- values ---------------------------------------------------------- */
@@ -309,38 +318,55 @@ static int line_of(const struct loader *ld, const char *section, const char *key
     return 0;
 }
 
-static void apply(struct loader *ld, const char *section, const char *name, const char *value)
+/* Open a [section] when the reader meets its header, so that an empty
+ * source section still counts (and fails validation) and problems about a
+ * missing key can name the header's line. Returns false for a bad header. */
+static bool open_section(struct loader *ld, const char *section)
 {
-    const struct cfg_key *keys = NULL;
-    void *base = NULL;
+    ld->cur_keys = NULL;
+    ld->cur_base = NULL;
     const struct section_def *g = find_global(section);
     char kind[64], sname[128];
     if (g != NULL) {
-        keys = g->keys;
-        base = ld->cfg;
-    } else if (split_section(section, kind, sizeof kind, sname, sizeof sname)) {
-        const struct source_ops *ops = source_find(kind);
-        if (ops == NULL) {
-            config_problem(ld->probs, ld->file, ld->line, section, NULL,
-                           "unknown source kind '%s' (known: sqlite, paths)", kind);
-            return;
-        }
-        if (!valid_source_name(sname)) {
-            config_problem(ld->probs, ld->file, ld->line, section, NULL,
-                           "source name '%s' must be letters, digits, '.', '-' or '_'", sname);
-            return;
-        }
-        struct source_cfg *s = find_source(ld->cfg, kind, sname);
-        if (s == NULL)
-            s = add_source(ld->cfg, ops, sname, ld->line);
-        keys = ops->keys;
-        base = s;
-    } else {
+        ld->cur_keys = g->keys;
+        ld->cur_base = ld->cfg;
+        for (size_t i = 0; i < NSECTIONS; i++)
+            if (&sections[i] == g && ld->section_line[i] == 0)
+                ld->section_line[i] = ld->line;
+        return true;
+    }
+    if (!split_section(section, kind, sizeof kind, sname, sizeof sname)) {
         config_problem(ld->probs, ld->file, ld->line, section, NULL,
                        "unknown section (known: staging, restic, retention, check, hooks, run, "
                        "sqlite NAME, paths NAME)");
-        return;
+        return false;
     }
+    const struct source_ops *ops = source_find(kind);
+    if (ops == NULL) {
+        config_problem(ld->probs, ld->file, ld->line, section, NULL,
+                       "unknown source kind '%s' (known: sqlite, paths)", kind);
+        return false;
+    }
+    if (!valid_source_name(sname)) {
+        config_problem(ld->probs, ld->file, ld->line, section, NULL,
+                       "source name '%s' must be letters, digits, '.', '-' or '_'", sname);
+        return false;
+    }
+    struct source_cfg *src = find_source(ld->cfg, kind, sname);
+    if (src == NULL)
+        src = add_source(ld->cfg, ops, sname, ld->line);
+    ld->cur_keys = ops->keys;
+    ld->cur_base = src;
+    return true;
+}
+
+static void apply(struct loader *ld, const char *section, const char *name, const char *value)
+{
+    /* A key of a section whose header was already reported is not reported again. */
+    if (ld->cur_keys == NULL)
+        return;
+    const struct cfg_key *keys = ld->cur_keys;
+    void *base = ld->cur_base;
     const struct cfg_key *k = find_key(keys, name);
     if (k == NULL) {
         config_problem(ld->probs, ld->file, ld->line, section, name, "unknown key");
@@ -352,7 +378,9 @@ static void apply(struct loader *ld, const char *section, const char *name, cons
                        first);
         return;
     }
-    const char *why = set_value(ld, base, k, value);
+    const char *why = k->check ? k->check(value) : NULL;
+    if (why == NULL)
+        why = set_value(ld, base, k, value);
     if (why != NULL)
         config_problem(ld->probs, ld->file, ld->line, section, name, "%s: '%s'", why,
                        k->secret ? "<redacted>" : value);
@@ -369,6 +397,25 @@ static int ini_handler_fn(void *user, const char *section, const char *name, con
     return 1; /* keep going: we collect every problem */
 }
 
+/* "[name]" at the start of a line (after blanks) opens a section, as inih
+ * reads it: the text between '[' and the first ']'. */
+static void note_section_header(struct loader *ld, const char *line)
+{
+    while (*line == ' ' || *line == '\t')
+        line++;
+    if (ld->line == 1 && (unsigned char)line[0] == 0xEF && (unsigned char)line[1] == 0xBB &&
+        (unsigned char)line[2] == 0xBF)
+        line += 3;
+    if (*line != '[')
+        return;
+    const char *end = strchr(line, ']');
+    if (end == NULL)
+        return; /* inih reports the syntax error */
+    char *name = xstrndup(line + 1, (size_t)(end - line - 1));
+    open_section(ld, name);
+    free(name);
+}
+
 /* fgets-style reader that counts lines, so problems can name them (the
  * Debian libinih is built without INI_HANDLER_LINENO). A long line may be read
  * in several pieces; only a piece that starts a line counts. */
@@ -378,8 +425,10 @@ static char *counting_reader(char *str, int num, void *stream)
     char *r = fgets(str, num, ld->fp);
     if (r == NULL)
         return NULL;
-    if (ld->at_line_start)
+    if (ld->at_line_start) {
         ld->line++;
+        note_section_header(ld, r);
+    }
     size_t n = strlen(r);
     ld->at_line_start = n > 0 && r[n - 1] == '\n';
     return r;
@@ -487,6 +536,14 @@ static void warn_not_yet_built(const struct loader *ld)
                          ld->seen[i].section, ld->seen[i].key);
 }
 
+static int section_start(const struct loader *ld, const char *name)
+{
+    for (size_t i = 0; i < NSECTIONS; i++)
+        if (strcmp(sections[i].name, name) == 0)
+            return ld->section_line[i];
+    return 0;
+}
+
 static void validate(struct loader *ld)
 {
     struct config *c = ld->cfg;
@@ -501,15 +558,11 @@ static void validate(struct loader *ld)
         config_problem(p, ld->file, line_of(ld, "restic", "repository_file"), "restic",
                        "repository_file", "set either repository or repository_file, not both");
     if (!c->restic.repository && !c->restic.repository_file)
-        config_problem(p, ld->file, 0, "restic", "repository",
+        config_problem(p, ld->file, section_start(ld, "restic"), "restic", "repository",
                        "missing: set repository or repository_file");
     if (!c->restic.password_file)
-        config_problem(p, ld->file, 0, "restic", "password_file",
+        config_problem(p, ld->file, section_start(ld, "restic"), "restic", "password_file",
                        "missing: restic needs a password file");
-    for (size_t i = 0; i < c->restic.tags.n; i++)
-        if (strchr(c->restic.tags.v[i], ',') || strchr(c->restic.tags.v[i], ' '))
-            config_problem(p, ld->file, line_of(ld, "restic", "tag"), "restic", "tag",
-                           "a tag cannot contain ',' or spaces: '%s'", c->restic.tags.v[i]);
     if (c->check.read_data_subset && !valid_subset(c->check.read_data_subset))
         config_problem(p, ld->file, line_of(ld, "check", "read_data_subset"), "check",
                        "read_data_subset", "expected k/n (n <= 256) or a percentage like 5%%");

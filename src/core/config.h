@@ -30,6 +30,23 @@ struct source_cfg {
     struct strvec paths; /* `path =` entries, repeatable */
     char *from_file;
     bool missing_ok; /* a missing path is a warning, not an error */
+
+    /* mysql (src/source/mysql.c owns the meaning of these) */
+    char *option_file;           /* my.cnf-style file: user, password, host, socket, ... */
+    char *group;                 /* option-file group besides [client] */
+    char *host;
+    long port;
+    char *socket;
+    char *user;
+    char *password_file;         /* read in-process, never passed on */
+    struct strvec databases;     /* `database =`, repeatable; empty: all but system schemas */
+    struct strvec include_tables; /* patterns db.table (fnmatch) */
+    struct strvec exclude_tables;
+    char *ssl_ca, *ssl_cert, *ssl_key;
+    bool ssl_verify;
+    long connect_timeout_s, read_timeout_s, write_timeout_s;
+    char *definer;               /* keep | strip */
+    long max_insert_bytes;       /* bound on one multi-row INSERT */
 };
 
 struct config {
@@ -106,6 +123,9 @@ struct cfg_key {
     enum cfg_type type;
     size_t offset; /* into struct config, or into struct source_cfg for sources */
     bool secret;   /* redacted by config show */
+    /* Optional: reason a value is unacceptable, or NULL (checked per value,
+     * so a bad list item is reported at its own line). */
+    const char *(*check)(const char *value);
 };
 
 #endif

@@ -27,9 +27,6 @@
 
 extern char **environ;
 
-/* Exposed for the unit tests (to move into restic.h). */
-int restic_parse_env_file(const char *path, struct strvec *env, sc_err *err);
-
 #define ENV_FILE_MAX (1u << 20)
 #define VERSION_TIMEOUT_S 60L
 #define MIN_MINOR 14 /* 0.14.0: Debian 12, repository format v2 */

@@ -49,6 +49,10 @@ int restic_dump(struct restic *r, const char *id, const char *path, size_t max, 
 /* `restore ID --target DIR`. */
 int restic_restore(struct restic *r, const char *id, const char *target, sc_err *err);
 
+/* Read KEY=VALUE lines of a private env file into env (same-named entries
+ * replaced). Exit 3 on errors. */
+int restic_parse_env_file(const char *path, struct strvec *env, sc_err *err);
+
 /* Turn a failed restic call into one line, exit 6 (exposed for unit tests). */
 int restic_classify(const char *what, int exit_code, const char *stderr_text, sc_err *err);
 

@@ -30,10 +30,10 @@
 #define PROGRESS_EVERY_MS 250
 
 static const struct cfg_key paths_keys[] = {
-    {"path", CFG_PATH_LIST, offsetof(struct source_cfg, paths), false},
-    {"from_file", CFG_PATH, offsetof(struct source_cfg, from_file), false},
-    {"missing_ok", CFG_BOOL, offsetof(struct source_cfg, missing_ok), false},
-    {NULL, 0, 0, false},
+    {"path", CFG_PATH_LIST, offsetof(struct source_cfg, paths), false, NULL},
+    {"from_file", CFG_PATH, offsetof(struct source_cfg, from_file), false, NULL},
+    {"missing_ok", CFG_BOOL, offsetof(struct source_cfg, missing_ok), false, NULL},
+    {NULL, 0, 0, false, NULL},
 };
 
 /* A path as written, made canonical without touching the disk, the way
@@ -407,6 +407,11 @@ static int archive_tree(struct walk *w, const char *root)
         if (r == ARCHIVE_WARN) {
             warn(w, "%s: %s", archive_entry_pathname(e) ? archive_entry_pathname(e) : root,
                  reason(w->disk));
+        } else if (r == ARCHIVE_FAILED && archive_errno(w->disk) == ENOENT) {
+            /* Deleted between the directory listing and its lstat (an
+             * editor's temporary file): nothing to keep, as with tar. */
+            warn(w, "%s", reason(w->disk));
+            continue;
         } else if (r != ARCHIVE_OK) {
             rc = fail_read(w, archive_entry_pathname(e) ? archive_entry_pathname(e) : root);
             break;

@@ -5,6 +5,7 @@
 #ifndef SC_SOURCE_H
 #define SC_SOURCE_H
 
+#include <stdbool.h>
 #include <jansson.h>
 #include "../core/config.h"
 #include "../core/err.h"
@@ -22,6 +23,13 @@ struct source_ops {
      * already holding "name", "kind" and an empty "files" array; the source
      * adds "consistency", "warnings", counts. Returns 0 or an exit code. */
     int (*stage)(const struct source_cfg *src, struct set *set, json_t *entry, sc_err *err);
+    /* Put this source's staged copy back (restore --apply). setdir holds the
+     * verified plaintext set; entry is the source's manifest entry; into is
+     * NULL for the configured target, else another one (a database name, a
+     * path, a directory); force allows replacing a non-empty target. NULL
+     * when the kind cannot restore yet. */
+    int (*restore)(const struct source_cfg *src, const char *setdir, json_t *entry,
+                   const char *into, bool force, sc_err *err);
 };
 
 /* NULL when the kind is unknown. */

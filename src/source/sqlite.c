@@ -48,11 +48,11 @@
 #define STOP_CHECK_OPS 100000
 
 static const struct cfg_key sqlite_keys[] = {
-    {"path", CFG_PATH, offsetof(struct source_cfg, path), false},
-    {"check", CFG_CHECK_LEVEL, offsetof(struct source_cfg, check), false},
-    {"busy_timeout_ms", CFG_INT, offsetof(struct source_cfg, busy_timeout_ms), false},
-    {"step_pages", CFG_INT, offsetof(struct source_cfg, step_pages), false},
-    {NULL, 0, 0, false},
+    {"path", CFG_PATH, offsetof(struct source_cfg, path), false, NULL},
+    {"check", CFG_CHECK_LEVEL, offsetof(struct source_cfg, check), false, NULL},
+    {"busy_timeout_ms", CFG_INT, offsetof(struct source_cfg, busy_timeout_ms), false, NULL},
+    {"step_pages", CFG_INT, offsetof(struct source_cfg, step_pages), false, NULL},
+    {NULL, 0, 0, false, NULL},
 };
 
 /* Everything one staging of one database needs. */
@@ -720,10 +720,14 @@ static int verify_copy(struct job *j)
     int rc = open_destination(j, SQLITE_OPEN_READWRITE);
     if (rc == 0)
         rc = make_self_contained(j);
+    /* Both passes read the whole copy: minutes on a big database. */
+    log_progress("sqlite %s: checking the copy", j->cfg->name);
     if (rc == 0)
         rc = check_copy(j);
+    log_progress("sqlite %s: counting rows", j->cfg->name);
     if (rc == 0)
         rc = count_rows(j);
+    log_progress_done();
     int crc = close_destination(j);
     if (rc == 0)
         rc = crc;
@@ -772,8 +776,11 @@ static int sqlite_stage(const struct source_cfg *src, struct set *set, json_t *e
     if (rc == 0)
         rc = set_add_file(set, j.relpath, err);
     if (rc == 0)
-        log_info("sqlite %s: %lld pages of %lld bytes copied, %s", src->name, j.pages, j.page_size,
-                 json_string_value(json_object_get(entry, "check")));
+        log_info("sqlite %s: %.1f MB copied (%lld pages), %s ok, %lld rows in %zu tables",
+                 src->name, (double)(j.pages * j.page_size) / (1024.0 * 1024.0), j.pages,
+                 json_string_value(json_object_get(entry, "check")),
+                 (long long)json_integer_value(json_object_get(entry, "rows_total")),
+                 json_object_size(json_object_get(entry, "tables")));
     free(j.relpath);
     free(j.dst_path);
     return rc;

@@ -14,7 +14,8 @@
 
 int manifest_path_ok(const char *p)
 {
-    if (p[0] == '\0' || p[0] == '/' || strlen(p) > 4096)
+    size_t len = strlen(p);
+    if (len == 0 || p[0] == '/' || p[len - 1] == '/' || len > 4096)
         return 0;
     for (const char *s = p; *s; s++)
         if (*s == '\n' || *s == '\r' || *s == '\\')
@@ -58,6 +59,7 @@ int manifest_parse(const char *data, size_t len, json_t **out, sc_err *err)
         rc = sc_fail(err, SC_EVERIFY, "MANIFEST.json: no \"files\" list");
     size_t i;
     json_t *f;
+    json_t *seen = json_object();
     json_array_foreach(files, i, f)
     {
         if (rc != 0)
@@ -68,7 +70,12 @@ int manifest_parse(const char *data, size_t len, json_t **out, sc_err *err)
         if (p == NULL || !manifest_path_ok(p) || h == NULL || !is_hex128(h) ||
             !json_is_integer(b) || json_integer_value(b) < 0)
             rc = sc_fail(err, SC_EVERIFY, "MANIFEST.json: file entry %zu is malformed", i);
+        else if (json_object_get(seen, p) != NULL)
+            rc = sc_fail(err, SC_EVERIFY, "MANIFEST.json: %s listed twice", p);
+        else
+            json_object_set_new(seen, p, json_true());
     }
+    json_decref(seen);
     if (rc != 0) {
         json_decref(m);
         return rc;

@@ -21,9 +21,6 @@
 #include "../../src/core/spawn.h"
 #include "../../src/restic/restic.h"
 
-/* Not yet in restic.h. */
-int restic_parse_env_file(const char *path, struct strvec *env, sc_err *err);
-
 /* ---- helpers ---- */
 
 static char *make_tmpdir(void)
