@@ -49,8 +49,9 @@ install: $(BUILD)/stagecoach
 deps:
 	scripts/install-deps.sh
 
+# Every unit binary runs, then the target fails if any of them failed.
 unit: $(UNIT_BINS)
-	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
+	@failed=0; for t in $(UNIT_BINS); do echo "== $$t"; $$t || failed=1; done; exit $$failed
 
 integration: $(BUILD)/stagecoach $(HELPER_BINS)
 	bats --print-output-on-failure tests/integration
@@ -74,7 +75,7 @@ format:
 sanitize:
 	$(MAKE) BUILD=build-san CFLAGS='-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all' \
 	  LDFLAGS='-fsanitize=address,undefined' build-san/stagecoach unit
-	STAGECOACH_BIN=$(CURDIR)/build-san/stagecoach bats tests/integration
+	SC_BIN=$(CURDIR)/build-san/stagecoach bats tests/integration
 
 clean:
 	rm -rf $(BUILD) build-san

@@ -17,6 +17,7 @@
  * The live file is opened read-only and never created. A WAL database
  * that no one has open, in a directory we cannot write (the POC's :ro
  * mount), is read with immutable=1; see immutable_fallback_applies. */
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <sqlite3.h>
@@ -47,11 +48,18 @@
 /* SQLite VM instructions between two looks at sc_stop_requested. */
 #define STOP_CHECK_OPS 100000
 
+/* A step of 0 pages copies nothing and would never finish. */
+static const char *check_positive(const char *value)
+{
+    return (isdigit((unsigned char)value[0]) && strtol(value, NULL, 10) < 1) ? "must be at least 1"
+                                                                             : NULL;
+}
+
 static const struct cfg_key sqlite_keys[] = {
     {"path", CFG_PATH, offsetof(struct source_cfg, path), false, NULL},
     {"check", CFG_CHECK_LEVEL, offsetof(struct source_cfg, check), false, NULL},
     {"busy_timeout_ms", CFG_INT, offsetof(struct source_cfg, busy_timeout_ms), false, NULL},
-    {"step_pages", CFG_INT, offsetof(struct source_cfg, step_pages), false, NULL},
+    {"step_pages", CFG_INT, offsetof(struct source_cfg, step_pages), false, check_positive},
     {NULL, 0, 0, false, NULL},
 };
 
@@ -70,6 +78,7 @@ struct job {
     bool immutable;   /* read with immutable=1 (see immutable_fallback_applies) */
     long long page_size, pages;
     char journal_mode[16];
+    long long busy_deadline_ms; /* when the current lock wait gives up */
 };
 
 static int sqlite_validate(const struct source_cfg *src, struct config_problems *probs,
@@ -166,6 +175,8 @@ static int fail_source(struct job *j, sqlite3 *db, int rc, const char *what)
                        msg, read_only_hint(rc));
     case SQLITE_BUSY:
     case SQLITE_LOCKED:
+        if (sc_stop_requested)
+            return fail_interrupted(j);
         return sc_fail(j->err, SC_ESOURCE,
                        "sqlite %s: %s: still locked after %ld ms (%s); raise busy_timeout_ms", name,
                        j->path, j->cfg->busy_timeout_ms, msg);
@@ -298,6 +309,20 @@ static char *uri_escape_path(const char *path)
     return out;
 }
 
+/* Busy handler: short fixed sleeps (the default handler's growing sleeps
+ * keep losing the race to a busy writer), giving up at busy_timeout_ms or at
+ * once when a stop was requested, so Ctrl-C never waits out the timeout. */
+static int busy_wait(void *arg, int count)
+{
+    struct job *j = arg;
+    if (count == 0)
+        j->busy_deadline_ms = now_ms() + j->cfg->busy_timeout_ms;
+    if (sc_stop_requested || now_ms() >= j->busy_deadline_ms)
+        return 0;
+    sqlite3_sleep(BUSY_SLEEP_MS);
+    return 1;
+}
+
 /* Open the live database read-only: SQLite must never create or change
  * it. Returns an SQLite result code. */
 static int open_source(struct job *j, bool immutable)
@@ -315,7 +340,8 @@ static int open_source(struct job *j, bool immutable)
     if (rc != SQLITE_OK)
         return rc;
     sqlite3_extended_result_codes(j->src, 1);
-    sqlite3_busy_timeout(j->src, (int)j->cfg->busy_timeout_ms);
+    j->busy_deadline_ms = 0;
+    sqlite3_busy_handler(j->src, busy_wait, j);
     sqlite3_progress_handler(j->src, STOP_CHECK_OPS, stop_requested, NULL);
     return SQLITE_OK;
 }
@@ -344,7 +370,7 @@ static int begin_read(struct job *j)
             rc = SQLITE_OK;
             break;
         }
-        if (!is_busy(rc) || now_ms() >= deadline)
+        if (!is_busy(rc) || now_ms() >= deadline || sc_stop_requested)
             break;
         sqlite3_reset(st);
         sqlite3_sleep(BUSY_SLEEP_MS);

@@ -46,7 +46,9 @@ SQL
     sc_track "$wpid"
     sc_wait_for_file "$ready"
 
-    run --separate-stderr sc stage
+    # (timeout only turns a hang into a failure: a backup that restarts on
+    # every commit of the writer never finishes)
+    run --separate-stderr timeout 120 "$SC" -c "$CONF" stage
     echo "stage: status $status; $stderr"
     [ "$status" -eq 0 ]
     local set copy

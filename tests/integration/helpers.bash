@@ -15,8 +15,8 @@
 bats_require_minimum_version 1.5.0
 
 SC_ROOT="$(cd "$BATS_TEST_DIRNAME/../.." && pwd)"
-# SC_BIN, or STAGECOACH_BIN as `make sanitize` passes it, or the normal build.
-SC="${SC_BIN:-${STAGECOACH_BIN:-$SC_ROOT/build/stagecoach}}"
+# SC_BIN (as `make sanitize` passes it), or the normal build.
+SC="${SC_BIN:-$SC_ROOT/build/stagecoach}"
 SC_HELPERS_DIR="${SC_HELPERS_DIR:-$SC_ROOT/build/tests/helpers}"
 
 # stagecoach treats every STAGECOACH_* variable as a setting (an unknown one

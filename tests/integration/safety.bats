@@ -197,3 +197,39 @@ PY2
     run --separate-stderr sc verify --set latest
     [ "$status" -eq 1 ]
 }
+
+@test "SIGINT while the source database is locked: exit 130, partial set removed" {
+    # a rollback-journal database held under an exclusive lock by another process
+    sqlite3 "$DB" 'PRAGMA journal_mode=DELETE' >/dev/null
+    sed -i 's|^path = db/app.db$|path = db/app.db\nbusy_timeout_ms = 15000|' "$CONF"
+    grep -qx 'busy_timeout_ms = 15000' "$CONF"
+    python3 - "$DB" "$T/locked" <<'PY' 3>&- &
+import sqlite3, sys, time
+c = sqlite3.connect(sys.argv[1], isolation_level=None)
+c.execute("BEGIN EXCLUSIVE")
+open(sys.argv[2], "w").close()
+time.sleep(120)
+PY
+    sc_track $!
+    sc_wait_for_file "$T/locked"
+
+    "$SC" -c "$CONF" stage >"$T/stage.out" 2>"$T/stage.err" 3>&- &
+    local pid=$!
+    sc_track "$pid"
+    # the set being built exists: stage is waiting for the database
+    local i
+    for ((i = 0; i < 600; i++)); do
+        sc_tmp_left && break
+        sleep 0.05
+    done
+    sc_tmp_left
+    kill -INT "$pid"
+    local rc=0
+    wait "$pid" || rc=$?
+    cat "$T/stage.err"
+    # design §6: 130 = interrupted, partial work removed (not 4 after the
+    # busy timeout ran out)
+    [ "$rc" -eq 130 ]
+    refute sc_tmp_left
+    [ -z "$(sc_sets)" ]
+}

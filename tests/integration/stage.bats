@@ -307,3 +307,12 @@ EOF
     [ -d "$STAGING/sets/$id" ]
     [ "$STAGING/sets/$id" != "$first" ]
 }
+
+@test "--dry-run stage says what it would do and writes nothing" {
+    run --separate-stderr sc --dry-run stage
+    echo "$output"
+    [ "$status" -eq 0 ]
+    [[ "$output" == *"sqlite app"* ]]
+    [[ "$output" == *"$DB"* ]]
+    [ ! -e "$STAGING" ]
+}

@@ -439,7 +439,7 @@ static void test_required_and_combinations(void **state)
     loaded_free(&l);
 }
 
-/* Problems that carry no line today. A missing key has no line of its own:
+/* A missing key has no line of its own:
  * the section it belongs in is where to look. */
 static void test_missing_key_names_the_section_line(void **state)
 {
@@ -469,6 +469,24 @@ static void test_list_key_problem_has_its_line(void **state)
               "tag = not,ok\n"); /* 7 */
     assert_int_equal(l.rc, SC_ECONFIG);
     assert_true(has_problem_at(&l, 7, "restic", "tag"));
+    loaded_free(&l);
+}
+
+/* A bad value checked by the source kind names the key's own line, not the
+ * section's. */
+static void test_source_value_problem_has_its_line(void **state)
+{
+    (void)state;
+    struct loaded l;
+    load_text(&l, "[sqlite app]\n"       /* 1 */
+                  "path = /srv/app.db\n" /* 2 */
+                  "check = quick\n"      /* 3 */
+                  "step_pages = 0\n"     /* 4 */
+                  "[restic]\n"
+                  "repository = /r\n"
+                  "password_file = /p\n");
+    assert_int_equal(l.rc, SC_ECONFIG);
+    assert_true(has_problem_at(&l, 4, "sqlite app", "step_pages"));
     loaded_free(&l);
 }
 
@@ -757,10 +775,11 @@ int main(void)
         cmocka_unit_test_teardown(test_env_only, each_teardown),
         cmocka_unit_test_teardown(test_print_redacts, each_teardown),
         cmocka_unit_test_teardown(test_parse_duration, each_teardown),
-        /* known product defects (see the test report): */
+        /* problems where the line to name is not the obvious one: */
         cmocka_unit_test_teardown(test_missing_key_names_the_section_line, each_teardown),
         cmocka_unit_test_teardown(test_list_key_problem_has_its_line, each_teardown),
         cmocka_unit_test_teardown(test_empty_source_section_is_a_problem, each_teardown),
+        cmocka_unit_test_teardown(test_source_value_problem_has_its_line, each_teardown),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -464,7 +464,7 @@ int main(void)
         cmocka_unit_test(test_b2sums_duplicates),
         cmocka_unit_test(test_path_ok),
         cmocka_unit_test(test_set_verify),
-        /* a known product defect (see the test report): */
+        /* the same file listed twice: */
         cmocka_unit_test(test_manifest_duplicate_entries),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);

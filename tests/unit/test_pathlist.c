@@ -662,6 +662,16 @@ static void test_staging_dir_inside_a_listed_tree(void **state)
     strvec_free(&c.paths);
 }
 
+/* End a forked child: free what it inherited (valgrind follows children
+ * too), then _exit without running the parent's atexit handlers. */
+static void child_exit(int code, char *a, char *b) __attribute__((noreturn));
+static void child_exit(int code, char *a, char *b)
+{
+    free(a);
+    free(b);
+    _exit(code);
+}
+
 /* In a child process under a 64 KiB file size limit: 0 when staging path
  * fails with exit 5 naming the archive. No cmocka assertions here: a
  * failure would jump back into the parent's runner inside the child. */
@@ -698,11 +708,8 @@ static void test_full_disk_is_a_staging_error(void **state)
     fflush(NULL);
     pid_t pid = fork();
     assert_true(pid >= 0);
-    if (pid == 0) {
-        int rc = stage_with_small_file_limit(big);
-        free(big); /* valgrind follows the child too */
-        _exit(rc);
-    }
+    if (pid == 0)
+        child_exit(stage_with_small_file_limit(big), big, NULL);
     int status;
     assert_int_equal(waitpid(pid, &status, 0), pid);
     free(big);
