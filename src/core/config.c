@@ -105,7 +105,7 @@ struct loader {
     FILE *fp;
     struct key_seen *seen;
     size_t nseen;
-    int section_line[16]; /* where each global section first starts */
+    int section_line[16];           /* where each global section first starts */
     const struct cfg_key *cur_keys; /* the section being read: its keys, */
     void *cur_base;                 /* and the struct they point into */
 };

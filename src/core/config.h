@@ -32,21 +32,21 @@ struct source_cfg {
     bool missing_ok; /* a missing path is a warning, not an error */
 
     /* mysql (src/source/mysql.c owns the meaning of these) */
-    char *option_file;           /* my.cnf-style file: user, password, host, socket, ... */
-    char *group;                 /* option-file group besides [client] */
+    char *option_file; /* my.cnf-style file: user, password, host, socket, ... */
+    char *group;       /* option-file group besides [client] */
     char *host;
     long port;
     char *socket;
     char *user;
-    char *password_file;         /* read in-process, never passed on */
-    struct strvec databases;     /* `database =`, repeatable; empty: all but system schemas */
+    char *password_file;          /* read in-process, never passed on */
+    struct strvec databases;      /* `database =`, repeatable; empty: all but system schemas */
     struct strvec include_tables; /* patterns db.table (fnmatch) */
     struct strvec exclude_tables;
     char *ssl_ca, *ssl_cert, *ssl_key;
     bool ssl_verify;
     long connect_timeout_s, read_timeout_s, write_timeout_s;
-    char *definer;               /* keep | strip */
-    long max_insert_bytes;       /* bound on one multi-row INSERT */
+    char *definer;         /* keep | strip */
+    long max_insert_bytes; /* bound on one multi-row INSERT */
 };
 
 struct config {
@@ -117,7 +117,16 @@ int parse_duration(const char *s, long *out);
 
 /* Key descriptors: used by config.c for all sections, and by each source
  * kind for its own keys. */
-enum cfg_type { CFG_STR, CFG_PATH, CFG_BOOL, CFG_INT, CFG_DURATION, CFG_LIST, CFG_PATH_LIST, CFG_CHECK_LEVEL };
+enum cfg_type {
+    CFG_STR,
+    CFG_PATH,
+    CFG_BOOL,
+    CFG_INT,
+    CFG_DURATION,
+    CFG_LIST,
+    CFG_PATH_LIST,
+    CFG_CHECK_LEVEL
+};
 struct cfg_key {
     const char *name;
     enum cfg_type type;

@@ -109,10 +109,11 @@ int main(int argc, char **argv)
                    "INSERT OR IGNORE INTO c VALUES (1, 0, 0)");
 
     sqlite3_stmt *upd, *ins;
-    if (sqlite3_prepare_v2(db, "UPDATE c SET a = a + 1, b = b + 1 WHERE id = 1", -1, &upd,
-                           NULL) != SQLITE_OK)
+    if (sqlite3_prepare_v2(db, "UPDATE c SET a = a + 1, b = b + 1 WHERE id = 1", -1, &upd, NULL) !=
+        SQLITE_OK)
         die(db, "prepare update");
-    if (sqlite3_prepare_v2(db, "INSERT INTO log(a, pad) SELECT a, randomblob(64) FROM c WHERE id = 1",
+    if (sqlite3_prepare_v2(db,
+                           "INSERT INTO log(a, pad) SELECT a, randomblob(64) FROM c WHERE id = 1",
                            -1, &ins, NULL) != SQLITE_OK)
         die(db, "prepare insert");
 
