@@ -13,11 +13,29 @@
 
 #include "../source/source.h"
 #include "fs.h"
+#include "hooks.h"
 #include "log.h"
 
 extern char **environ;
 
 #define G(field) offsetof(struct config, field)
+
+/* A hook must split into words (balanced quotes) and name a program. */
+static const char *check_hook(const char *value)
+{
+    struct strvec argv = {0};
+    const char *why = hook_split(value, &argv);
+    if (why == NULL && argv.n == 0)
+        why = "names no program";
+    strvec_free(&argv);
+    return why;
+}
+
+static const char *check_policy(const char *value)
+{
+    return (strcmp(value, "fail") == 0 || strcmp(value, "warn") == 0) ? NULL
+                                                                       : "expected fail or warn";
+}
 
 /* restic takes "--tag a,b" as two tags: a tag must be one word. */
 static const char *check_tag(const char *value)
@@ -61,12 +79,18 @@ static const struct cfg_key check_keys[] = {
     {NULL, 0, 0, false, NULL},
 };
 static const struct cfg_key hooks_keys[] = {
-    {"before_stage", CFG_STR, G(hooks.before_stage), false, NULL},
-    {"after_stage", CFG_STR, G(hooks.after_stage), false, NULL},
-    {"before_ship", CFG_STR, G(hooks.before_ship), false, NULL},
-    {"after_ship", CFG_STR, G(hooks.after_ship), false, NULL},
-    {"on_success", CFG_STR, G(hooks.on_success), false, NULL},
-    {"on_failure", CFG_STR, G(hooks.on_failure), false, NULL},
+    {"before_stage", CFG_STR, G(hooks.cmd[0]), false, check_hook},
+    {"after_stage", CFG_STR, G(hooks.cmd[1]), false, check_hook},
+    {"before_ship", CFG_STR, G(hooks.cmd[2]), false, check_hook},
+    {"after_ship", CFG_STR, G(hooks.cmd[3]), false, check_hook},
+    {"on_success", CFG_STR, G(hooks.cmd[4]), false, check_hook},
+    {"on_failure", CFG_STR, G(hooks.cmd[5]), false, check_hook},
+    {"before_stage_on_error", CFG_STR, G(hooks.on_error[0]), false, check_policy},
+    {"after_stage_on_error", CFG_STR, G(hooks.on_error[1]), false, check_policy},
+    {"before_ship_on_error", CFG_STR, G(hooks.on_error[2]), false, check_policy},
+    {"after_ship_on_error", CFG_STR, G(hooks.on_error[3]), false, check_policy},
+    {"on_success_on_error", CFG_STR, G(hooks.on_error[4]), false, check_policy},
+    {"on_failure_on_error", CFG_STR, G(hooks.on_error[5]), false, check_policy},
     {"timeout", CFG_DURATION, G(hooks.timeout_s), false, NULL},
     {NULL, 0, 0, false, NULL},
 };
@@ -344,7 +368,7 @@ static bool open_section(struct loader *ld, const char *section)
     const struct source_ops *ops = source_find(kind);
     if (ops == NULL) {
         config_problem(ld->probs, ld->file, ld->line, section, NULL,
-                       "unknown source kind '%s' (known: sqlite, paths)", kind);
+                       "unknown source kind '%s' (known: sqlite, paths, mysql)", kind);
         return false;
     }
     if (!valid_source_name(sname)) {

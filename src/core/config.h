@@ -86,7 +86,10 @@ struct config {
     } check;
 
     struct {
-        char *before_stage, *after_stage, *before_ship, *after_ship, *on_success, *on_failure;
+        /* indexed by enum hook_point (core/hooks.h): before_stage, after_stage,
+         * before_ship, after_ship, on_success, on_failure */
+        char *cmd[6];
+        char *on_error[6]; /* "fail" or "warn"; NULL: the point's default */
         long timeout_s;
     } hooks;
 

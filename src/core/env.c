@@ -1,0 +1,56 @@
+#include "env.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+extern char **environ;
+
+/* Inherited variables that must not reach children: a stray RESTIC_REPOSITORY
+ * next to our RESTIC_REPOSITORY_FILE is fatal in restic, a stray password
+ * could select another key, and database passwords have no business there. */
+static const char *const secret_vars[] = {
+    "RESTIC_REPOSITORY",       "RESTIC_REPOSITORY_FILE",
+    "RESTIC_PASSWORD",         "RESTIC_PASSWORD_FILE",
+    "RESTIC_PASSWORD_COMMAND", "MYSQL_PWD",
+    "MYSQL_PASSWORD",          NULL,
+};
+
+bool env_is_secret_name(const char *name, size_t name_len)
+{
+    if (name_len >= 11 && strncmp(name, "STAGECOACH_", 11) == 0)
+        return true;
+    for (size_t i = 0; secret_vars[i]; i++)
+        if (strlen(secret_vars[i]) == name_len && strncmp(secret_vars[i], name, name_len) == 0)
+            return true;
+    return false;
+}
+
+void env_unset(struct strvec *env, const char *name, size_t name_len)
+{
+    size_t out = 0;
+    for (size_t i = 0; i < env->n; i++) {
+        if (strncmp(env->v[i], name, name_len) == 0 && env->v[i][name_len] == '=')
+            free(env->v[i]);
+        else
+            env->v[out++] = env->v[i];
+    }
+    env->n = out;
+    if (env->v)
+        env->v[out] = NULL;
+}
+
+void env_set(struct strvec *env, const char *name, const char *value)
+{
+    env_unset(env, name, strlen(name));
+    strvec_pushf(env, "%s=%s", name, value);
+}
+
+void env_inherit_scrubbed(struct strvec *env)
+{
+    for (char **e = environ; e && *e; e++) {
+        const char *eq = strchr(*e, '=');
+        if (eq == NULL || env_is_secret_name(*e, (size_t)(eq - *e)))
+            continue;
+        strvec_push(env, *e);
+    }
+}

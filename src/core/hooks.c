@@ -1,0 +1,163 @@
+#include "hooks.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "env.h"
+#include "log.h"
+#include "spawn.h"
+
+static const char *const names[HOOK_COUNT] = {
+    "before_stage", "after_stage", "before_ship", "after_ship", "on_success", "on_failure",
+};
+
+/* Without a policy: a hook that prepares (before_*) or restores the service
+ * (after_stage) must work, or the run fails; notifications only warn. */
+static const bool fail_by_default[HOOK_COUNT] = {true, true, true, false, false, false};
+
+const char *hook_name(enum hook_point p)
+{
+    return names[p];
+}
+
+/* Words of a command line. `word` collects the current word; `in_word`
+ * tells an empty quoted word ('') from no word at all. */
+const char *hook_split(const char *cmd, struct strvec *argv)
+{
+    size_t n = strlen(cmd);
+    char *word = xmalloc(n + 1);
+    size_t len = 0;
+    bool in_word = false;
+    const char *why = NULL;
+    for (const char *p = cmd; *p && why == NULL; p++) {
+        if (*p == ' ' || *p == '\t' || *p == '\n') {
+            if (in_word) {
+                word[len] = '\0';
+                strvec_push(argv, word);
+            }
+            len = 0;
+            in_word = false;
+        } else if (*p == '\'') {
+            const char *end = strchr(p + 1, '\'');
+            if (end == NULL) {
+                why = "unterminated ' quote";
+                break;
+            }
+            memcpy(word + len, p + 1, (size_t)(end - p - 1));
+            len += (size_t)(end - p - 1);
+            in_word = true;
+            p = end;
+        } else if (*p == '"') {
+            in_word = true;
+            for (p++; *p && *p != '"'; p++) {
+                if (*p == '\\' && p[1] && strchr("\"\\$`", p[1]))
+                    p++;
+                word[len++] = *p;
+            }
+            if (*p != '"')
+                why = "unterminated \" quote";
+        } else if (*p == '\\') {
+            if (p[1] == '\0') {
+                why = "a backslash ends the line";
+                break;
+            }
+            word[len++] = *++p;
+            in_word = true;
+        } else {
+            word[len++] = *p;
+            in_word = true;
+        }
+    }
+    if (why == NULL && in_word) {
+        word[len] = '\0';
+        strvec_push(argv, word);
+    }
+    free(word);
+    return why;
+}
+
+static bool policy_fails(const struct config *cfg, enum hook_point p)
+{
+    const char *policy = cfg->hooks.on_error[p];
+    if (policy == NULL)
+        return fail_by_default[p];
+    return strcmp(policy, "fail") == 0;
+}
+
+static void hook_env(struct strvec *env, const struct hook_info *info)
+{
+    char code[16];
+    snprintf(code, sizeof code, "%d", info->exit_code);
+    env_inherit_scrubbed(env);
+    env_set(env, "STAGECOACH_COMMAND", info->command ? info->command : "");
+    env_set(env, "STAGECOACH_SET", info->set ? info->set : "");
+    env_set(env, "STAGECOACH_SNAPSHOT", info->snapshot ? info->snapshot : "");
+    env_set(env, "STAGECOACH_STATUS", info->status ? info->status : "running");
+    env_set(env, "STAGECOACH_EXIT_CODE", code);
+    env_set(env, "STAGECOACH_ERROR", info->error ? info->error : "");
+}
+
+/* Run argv; returns 0, or a reason in why (static text plus exit code). */
+static int run_argv(const struct config *cfg, struct strvec *argv, struct strvec *env,
+                    char *why, size_t why_len)
+{
+    struct spawn_opts o = {
+        .argv = argv->v,
+        .env = env->v,
+        .timeout_s = cfg->hooks.timeout_s,
+        .grace_s = 5,
+        /* stdout stays free for the JSON report: a hook's output goes to stderr */
+        .stdout_fd = STDERR_FILENO,
+        .stderr_passthrough = true,
+    };
+    struct spawn_result r;
+    sc_err e = {0};
+    if (spawn_run(&o, &r, SC_EFAIL, &e) != 0) {
+        snprintf(why, why_len, "%s", e.msg);
+        return -1;
+    }
+    if (r.timed_out)
+        snprintf(why, why_len, "timed out after %ld s", cfg->hooks.timeout_s);
+    else if (r.interrupted)
+        snprintf(why, why_len, "interrupted");
+    else if (r.exit_code == 127)
+        snprintf(why, why_len, "cannot run %s", argv->v[0]);
+    else if (r.exit_code != 0)
+        snprintf(why, why_len, "exit %d", r.exit_code);
+    int rc = (r.timed_out || r.interrupted || r.exit_code != 0) ? -1 : 0;
+    spawn_result_free(&r);
+    return rc;
+}
+
+int hook_run(const struct config *cfg, enum hook_point p, const struct hook_info *info,
+             sc_err *err)
+{
+    const char *cmd = cfg->hooks.cmd[p];
+    if (cmd == NULL)
+        return 0;
+    struct strvec argv = {0}, env = {0};
+    const char *bad = hook_split(cmd, &argv);
+    char why[sizeof(((sc_err *)0)->msg)] = "";
+    int rc = 0;
+    if (bad != NULL || argv.n == 0) {
+        snprintf(why, sizeof why, "%s", bad ? bad : "names no program");
+        rc = -1;
+    } else {
+        log_info("hook %s: %s", names[p], argv.v[0]);
+        hook_env(&env, info);
+        rc = run_argv(cfg, &argv, &env, why, sizeof why);
+    }
+    if (rc != 0) {
+        if (policy_fails(cfg, p))
+            rc = sc_fail(err, SC_EFAIL, "hook %s failed: %s", names[p], why);
+        else {
+            log_warn("hook %s failed: %s (policy: warn)", names[p], why);
+            rc = 0;
+        }
+    }
+    strvec_free(&argv);
+    strvec_free(&env);
+    return rc;
+}
