@@ -13,7 +13,7 @@ packages=(
   # test
   libcmocka-dev bats coreutils xxd openssl procps util-linux
   mariadb-server mariadb-client
-  clang cppcheck valgrind
+  clang cppcheck valgrind shellcheck curl
 )
 # The machine image may ship its own Node.js with npm; Debian's npm conflicts with it.
 command -v npm >/dev/null 2>&1 || packages+=(nodejs npm)
