@@ -34,7 +34,7 @@ static const char *check_hook(const char *value)
 static const char *check_policy(const char *value)
 {
     return (strcmp(value, "fail") == 0 || strcmp(value, "warn") == 0) ? NULL
-                                                                       : "expected fail or warn";
+                                                                      : "expected fail or warn";
 }
 
 /* restic takes "--tag a,b" as two tags: a tag must be one word. */
@@ -533,6 +533,94 @@ static void apply_env(struct loader *ld)
     }
 }
 
+/* ---- the Torrust POC's variables ------------------------------------- */
+
+/* One setting from a POC variable, checked like a line of a file. */
+static void poc_set(struct loader *ld, const char *section, const char *key, const char *value)
+{
+    if (open_section(ld, section))
+        apply(ld, section, key, value);
+}
+
+static const char *env_nonempty(const char *name)
+{
+    const char *v = getenv(name);
+    return (v != NULL && *v != '\0') ? v : NULL;
+}
+
+/* Take MYSQL_PASSWORD into memory and out of the environment, including the
+ * bytes of the original block that /proc/PID/environ shows, before anything
+ * is spawned. */
+static char *take_mysql_password(void)
+{
+    for (char **e = environ; *e; e++) {
+        if (strncmp(*e, "MYSQL_PASSWORD=", 15) != 0)
+            continue;
+        char *pw = xstrdup(*e + 15);
+        memset(*e + 15, 0, strlen(*e + 15));
+        unsetenv("MYSQL_PASSWORD");
+        return pw;
+    }
+    return NULL;
+}
+
+/* With no config file, the POC's variables (seed research §1.2) describe an
+ * equivalent backup. Deliberate differences from the POC: a configured paths
+ * file that is missing is an error (the POC skipped it silently), and the
+ * MySQL password never reaches any argv or child environment. */
+static void apply_poc_env(struct loader *ld)
+{
+    const char *v;
+    char buf[64];
+    if ((v = env_nonempty("BACKUP_MODE")) != NULL)
+        poc_set(ld, "run", "mode", strcmp(v, "single") == 0 ? "single" : "continuous");
+    if ((v = env_nonempty("BACKUP_INTERVAL")) != NULL)
+        poc_set(ld, "run", "interval", v);
+    if ((v = env_nonempty("BACKUP_RETENTION_DAYS")) != NULL) {
+        snprintf(buf, sizeof buf, "%sd", v);
+        poc_set(ld, "retention", "keep_within", buf);
+    }
+    /* Exactly "true" enables a source, as in the POC. */
+    if ((v = getenv("BACKUP_SQLITE_ENABLED")) != NULL && strcmp(v, "true") == 0) {
+        v = env_nonempty("SQLITE_DATABASE_PATH");
+        poc_set(ld, "sqlite tracker", "path",
+                v ? v : "/data/storage/tracker/lib/database/tracker.db");
+    }
+    if ((v = getenv("BACKUP_MYSQL_ENABLED")) != NULL && strcmp(v, "true") == 0) {
+        static const char *const keys[][2] = {{"MYSQL_HOST", "host"},
+                                              {"MYSQL_PORT", "port"},
+                                              {"MYSQL_DATABASE", "database"},
+                                              {"MYSQL_USER", "user"}};
+        for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
+            if ((v = env_nonempty(keys[i][0])) != NULL)
+                poc_set(ld, "mysql tracker", keys[i][1], v);
+        struct source_cfg *src = find_source(ld->cfg, "mysql", "tracker");
+        char *pw = take_mysql_password();
+        if (src != NULL)
+            src->password = pw;
+        else
+            free(pw);
+    }
+    if ((v = env_nonempty("BACKUP_PATHS_FILE")) != NULL)
+        poc_set(ld, "paths config", "from_file", v);
+    if ((v = env_nonempty("RESTIC_REPOSITORY")) != NULL)
+        poc_set(ld, "restic", "repository", v);
+    if ((v = env_nonempty("RESTIC_REPOSITORY_FILE")) != NULL)
+        poc_set(ld, "restic", "repository_file", v);
+    if ((v = env_nonempty("RESTIC_PASSWORD_FILE")) != NULL)
+        poc_set(ld, "restic", "password_file", v);
+}
+
+bool config_poc_env_present(void)
+{
+    static const char *const vars[] = {"BACKUP_MODE", "BACKUP_SQLITE_ENABLED",
+                                       "BACKUP_MYSQL_ENABLED", "BACKUP_PATHS_FILE"};
+    for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++)
+        if (getenv(vars[i]) != NULL)
+            return true;
+    return false;
+}
+
 /* ---- validation ------------------------------------------------------ */
 
 static bool valid_subset(const char *s)
@@ -556,7 +644,7 @@ static void warn_not_yet_built(const struct loader *ld)
         for (size_t j = 0; j < sizeof pending / sizeof pending[0]; j++)
             if (strcmp(ld->seen[i].section, pending[j]) == 0)
                 log_warn("%s:%d: [%s] %s: not acted on by this version yet",
-                         ld->file ? ld->file : "(environment)", ld->seen[i].line,
+                         ld->file ? ld->file : "(environment)", ld->file ? ld->seen[i].line : 0,
                          ld->seen[i].section, ld->seen[i].key);
 }
 
@@ -662,6 +750,8 @@ int config_load(struct config *cfg, const char *path, struct config_problems *pr
         else if (bad < 0)
             config_problem(probs, path, 0, "syntax", NULL, "cannot parse (out of memory)");
     }
+    if (path == NULL)
+        apply_poc_env(&ld);
     apply_env(&ld);
     validate(&ld);
     for (size_t i = 0; i < ld.nseen; i++)
@@ -760,6 +850,10 @@ void config_free(struct config *cfg)
         free_keys(cfg, sections[i].keys);
     for (size_t i = 0; i < cfg->nsources; i++) {
         free_keys(&cfg->sources[i], cfg->sources[i].ops->keys);
+        if (cfg->sources[i].password != NULL) {
+            memset(cfg->sources[i].password, 0, strlen(cfg->sources[i].password));
+            free(cfg->sources[i].password);
+        }
         free(cfg->sources[i].kind);
         free(cfg->sources[i].name);
     }

@@ -47,6 +47,7 @@ struct source_cfg {
     long connect_timeout_s, read_timeout_s, write_timeout_s;
     char *definer;         /* keep | strip */
     long max_insert_bytes; /* bound on one multi-row INSERT */
+    char *password; /* only from the POC's MYSQL_PASSWORD (not a key): in memory, never logged */
 };
 
 struct config {
@@ -111,6 +112,9 @@ struct config_problems {
 int config_load(struct config *cfg, const char *path, struct config_problems *probs, sc_err *err);
 void config_free(struct config *cfg);
 void config_problems_free(struct config_problems *p);
+
+/* Are any of the Torrust POC's variables set? (Then no config file is needed.) */
+bool config_poc_env_present(void);
 
 /* Print the effective configuration as INI with secrets redacted. */
 void config_print(const struct config *cfg, FILE *out);
