@@ -19,7 +19,7 @@ UNIT_BINS  := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 HELPER_SRCS := $(sort $(wildcard tests/helpers/*.c))
 HELPER_BINS := $(HELPER_SRCS:tests/helpers/%.c=$(BUILD)/tests/helpers/%)
 
-.PHONY: all install test unit integration demo lint format sanitize clean deps
+.PHONY: all install test unit integration demo lint format sanitize fuzz fuzz-build clean deps
 
 all: $(BUILD)/stagecoach
 
@@ -77,5 +77,28 @@ sanitize:
 	  LDFLAGS='-fsanitize=address,undefined' build-san/stagecoach unit
 	SC_BIN=$(CURDIR)/build-san/stagecoach bats tests/integration
 
+# libFuzzer targets (tests/fuzz/fuzz_*.c) with ASan + UBSan, each run for
+# FUZZ_SECONDS from its committed seeds (tests/fuzz/corpus/NAME); new inputs
+# go to build-fuzz/corpus/NAME, crashes to build-fuzz/crash-NAME-*.
+FUZZ_SECONDS ?= 60
+FUZZ_SRCS    := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_NAMES   := $(FUZZ_SRCS:tests/fuzz/fuzz_%.c=%)
+FUZZ_FLAGS   := -O1 -g -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer
+
+fuzz-build:
+	$(MAKE) BUILD=build-fuzz CC=clang CFLAGS='$(FUZZ_FLAGS)' LDFLAGS='-fsanitize=address,undefined' \
+	  $(patsubst $(BUILD)/%,build-fuzz/%,$(LIB_OBJS)) >/dev/null
+	@set -e; for n in $(FUZZ_NAMES); do \
+	  clang $(CFLAGS) $(FUZZ_FLAGS) -fsanitize=fuzzer -o build-fuzz/fuzz_$$n tests/fuzz/fuzz_$$n.c \
+	    $(patsubst $(BUILD)/%,build-fuzz/%,$(LIB_OBJS)) $(LDLIBS); done
+
+fuzz: fuzz-build
+	@set -e; for n in $(FUZZ_NAMES); do \
+	  mkdir -p build-fuzz/corpus/$$n; echo "== fuzz $$n for $(FUZZ_SECONDS) s"; \
+	  build-fuzz/fuzz_$$n -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=1024 \
+	    -artifact_prefix=build-fuzz/crash-$$n- -print_final_stats=1 \
+	    build-fuzz/corpus/$$n tests/fuzz/corpus/$$n 2>&1 | grep -E '^(stat::number_of_executed_units|#[0-9]+ +DONE|==[0-9]+==ERROR|SUMMARY)' ; \
+	  if ls build-fuzz/crash-$$n-* >/dev/null 2>&1; then echo "fuzz $$n: crash"; exit 1; fi; done
+
 clean:
-	rm -rf $(BUILD) build-san
+	rm -rf $(BUILD) build-san build-fuzz

@@ -4,7 +4,8 @@
 #include <stdio.h>
 #include <string.h>
 
-static int fail_v(sc_err *e, int code, const char *suffix, const char *fmt, va_list ap)
+__attribute__((format(printf, 4, 0))) static int fail_v(sc_err *e, int code, const char *suffix,
+                                                        const char *fmt, va_list ap)
 {
     if (e == NULL || e->code != SC_OK)
         return e ? e->code : code;

@@ -22,7 +22,8 @@ bool log_progress_enabled(void)
     return level >= LOG_NORMAL && isatty(STDERR_FILENO);
 }
 
-static void emit(const char *prefix, const char *fmt, va_list ap)
+__attribute__((format(printf, 2, 0))) static void emit(const char *prefix, const char *fmt,
+                                                       va_list ap)
 {
     if (progress_shown)
         log_progress_done();

@@ -1,7 +1,9 @@
+/* libFuzzer target: the Torrust POC paths-file parser. Every accepted path is
+ * trimmed, non-empty, not a comment and within bounds. */
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
-#include "/work/main/src/source/pathlist.h"
+#include "../../src/source/pathlist.h"
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     struct strvec out = {0};
