@@ -171,6 +171,7 @@ int main(int argc, char **argv)
             return rc;
         }
     }
+    c.command = cmd->name;
     rc = cmd->run(&c, argc - 1, argv + 1, &err);
     if (rc != 0 && err.code == 0)
         sc_fail(&err, rc, "%s failed", cmd->name);

@@ -15,8 +15,10 @@ struct ctx {
     bool config_loaded;
     bool json; /* print one JSON report on stdout */
     bool dry_run;
-    json_t *report;   /* the command fills it; main prints it with --json */
-    bool error_shown; /* the command already printed its failure */
+    json_t *report;      /* the command fills it; main prints it with --json */
+    bool error_shown;    /* the command already printed its failure */
+    const char *command; /* the command's name, for hooks and reports */
+    char snapshot[65];   /* the snapshot the last ship made, for hooks */
 };
 
 struct command {
@@ -38,6 +40,13 @@ int cmd_parse_opts(int argc, char **argv, const struct cmd_opt *opts, sc_err *er
 int do_stage(struct ctx *c, char **set_id, sc_err *err);
 /* Ship a published set and verify the snapshot; records it in state.json. */
 int do_ship(struct ctx *c, const char *set_id, sc_err *err);
+/* The maintenance window: before_stage, stage, after_stage. after_stage runs
+ * whatever happened before it (it restarts the service). */
+int stage_in_window(struct ctx *c, char **set_id, sc_err *err);
+/* before_ship, ship, after_ship (after_ship only when shipping was tried). */
+int ship_with_hooks(struct ctx *c, const char *set_id, sc_err *err);
+/* on_success or on_failure, told how the command ended. */
+void run_final_hooks(struct ctx *c, const char *set_id, int rc, const sc_err *err);
 /* Remove local sets beyond [staging] keep that are already shipped. */
 int prune_local_sets(struct ctx *c, sc_err *err);
 void print_plan(struct ctx *c, bool ship);

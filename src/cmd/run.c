@@ -20,13 +20,15 @@ int cmd_run(struct ctx *c, int argc, char **argv, sc_err *err)
     char started[32];
     utc_timestamp(started, sizeof started);
     char *id = NULL;
-    int rc = do_stage(c, &id, err);
+    /* Downtime, if hooks stop the service, is the stage phase only. */
+    int rc = stage_in_window(c, &id, err);
     if (rc == 0)
-        rc = do_ship(c, id, err);
+        rc = ship_with_hooks(c, id, err);
     /* Retention only after a verified ship (design §2). */
     if (rc == 0)
         rc = prune_local_sets(c, err);
     record_run(c, "run", started, id, rc, err);
+    run_final_hooks(c, id, rc, err);
     free(id);
     lock_release(fd);
     return rc;

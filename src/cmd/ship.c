@@ -165,6 +165,7 @@ int do_ship(struct ctx *c, const char *set_id, sc_err *err)
     }
     if (rc == 0) {
         report_backup(c, set_id, &b);
+        snprintf(c->snapshot, sizeof c->snapshot, "%s", b.snapshot_id);
         log_info("snapshot %s verified", b.short_id);
         if (!c->json)
             printf("snapshot %s\n", b.snapshot_id);
@@ -190,9 +191,10 @@ int cmd_ship(struct ctx *c, int argc, char **argv, sc_err *err)
     char *dir = NULL, *id = NULL;
     int rc = set_resolve(c->cfg.staging.dir, which, &dir, &id, err);
     if (rc == 0)
-        rc = do_ship(c, id, err);
+        rc = ship_with_hooks(c, id, err);
     if (rc == 0)
         rc = prune_local_sets(c, err);
+    run_final_hooks(c, id, rc, err);
     free(dir);
     free(id);
     lock_release(fd);

@@ -67,7 +67,8 @@ int cmd_stage(struct ctx *c, int argc, char **argv, sc_err *err)
     if (cmd_lock(c, &fd, err) != 0)
         return err->code;
     char *id = NULL;
-    int rc = do_stage(c, &id, err);
+    int rc = stage_in_window(c, &id, err);
+    run_final_hooks(c, id, rc, err);
     if (rc == 0 && !c->json)
         printf("%s/sets/%s\n", c->cfg.staging.dir, id);
     free(id);

@@ -100,8 +100,8 @@ static void hook_env(struct strvec *env, const struct hook_info *info)
 }
 
 /* Run argv; returns 0, or a reason in why (static text plus exit code). */
-static int run_argv(const struct config *cfg, struct strvec *argv, struct strvec *env,
-                    char *why, size_t why_len)
+static int run_argv(const struct config *cfg, enum hook_point p, struct strvec *argv,
+                    struct strvec *env, char *why, size_t why_len)
 {
     struct spawn_opts o = {
         .argv = argv->v,
@@ -111,6 +111,9 @@ static int run_argv(const struct config *cfg, struct strvec *argv, struct strvec
         /* stdout stays free for the JSON report: a hook's output goes to stderr */
         .stdout_fd = STDERR_FILENO,
         .stderr_passthrough = true,
+        /* Restarting the service and reporting a failure must happen even
+         * when the run is being stopped. */
+        .ignore_stop = p == HOOK_AFTER_STAGE || p == HOOK_ON_FAILURE,
     };
     struct spawn_result r;
     sc_err e = {0};
@@ -126,13 +129,12 @@ static int run_argv(const struct config *cfg, struct strvec *argv, struct strvec
         snprintf(why, why_len, "cannot run %s", argv->v[0]);
     else if (r.exit_code != 0)
         snprintf(why, why_len, "exit %d", r.exit_code);
-    int rc = (r.timed_out || r.interrupted || r.exit_code != 0) ? -1 : 0;
+    int rc = r.interrupted ? -2 : (r.timed_out || r.exit_code != 0) ? -1 : 0;
     spawn_result_free(&r);
     return rc;
 }
 
-int hook_run(const struct config *cfg, enum hook_point p, const struct hook_info *info,
-             sc_err *err)
+int hook_run(const struct config *cfg, enum hook_point p, const struct hook_info *info, sc_err *err)
 {
     const char *cmd = cfg->hooks.cmd[p];
     if (cmd == NULL)
@@ -147,9 +149,12 @@ int hook_run(const struct config *cfg, enum hook_point p, const struct hook_info
     } else {
         log_info("hook %s: %s", names[p], argv.v[0]);
         hook_env(&env, info);
-        rc = run_argv(cfg, &argv, &env, why, sizeof why);
+        rc = run_argv(cfg, p, &argv, &env, why, sizeof why);
     }
-    if (rc != 0) {
+    if (rc == -2 || (rc != 0 && sc_stop_requested)) {
+        /* A stop request ends the run whatever the hook's policy. */
+        rc = sc_fail(err, SC_EINTR, "interrupted during hook %s", names[p]);
+    } else if (rc != 0) {
         if (policy_fails(cfg, p))
             rc = sc_fail(err, SC_EFAIL, "hook %s failed: %s", names[p], why);
         else {

@@ -246,7 +246,7 @@ static int supervise(struct child *c)
 
     for (;;) {
         long long now = now_ms();
-        if (sc_stop_requested && !c->r->interrupted && !c->reaped) {
+        if (sc_stop_requested && !c->o->ignore_stop && !c->r->interrupted && !c->reaped) {
             c->r->interrupted = true;
             stop_child(c);
         }

@@ -21,6 +21,8 @@ struct spawn_opts {
     size_t max_stdout;       /* collect at most this many bytes (0: 64 MiB), then fail */
     int stdout_fd;           /* >= 0: child's stdout goes here instead (e.g. a file) */
     bool stderr_passthrough; /* also copy the child's stderr to ours as it arrives */
+    bool ignore_stop;        /* run to the end (or timeout) even after a stop request:
+                                e.g. the hook that restarts the service */
 };
 
 struct spawn_result {
