@@ -34,20 +34,26 @@ static void usage(FILE *out)
                  "6 restic, 7 verification, 8 locked, 130 interrupted\n");
 }
 
-static void on_stop_signal(int sig)
+static void on_signal(int sig)
 {
-    (void)sig;
-    sc_stop_requested = 1;
+    if (sig == SIGHUP)
+        sc_reload_requested = 1;
+    else if (sig == SIGALRM)
+        sc_stop_requested = STOP_TIMEOUT;
+    else
+        sc_stop_requested = STOP_SIGNAL;
 }
 
 static void install_signal_handlers(void)
 {
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_stop_signal;
+    sa.sa_handler = on_signal;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+    sigaction(SIGALRM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 }
 

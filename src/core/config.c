@@ -639,7 +639,7 @@ static bool valid_subset(const char *s)
  * behaviour is not built yet: say so rather than pretend. */
 static void warn_not_yet_built(const struct loader *ld)
 {
-    static const char *const pending[] = {"retention", "check", "run"};
+    static const char *const pending[] = {"retention", "check"};
     for (size_t i = 0; i < ld->nseen; i++)
         for (size_t j = 0; j < sizeof pending / sizeof pending[0]; j++)
             if (strcmp(ld->seen[i].section, pending[j]) == 0)

@@ -25,7 +25,8 @@
 
 extern char **environ;
 
-volatile int sc_stop_requested = 0;
+volatile sig_atomic_t sc_stop_requested = 0;
+volatile sig_atomic_t sc_reload_requested = 0;
 
 #define ERR_KEEP (64u * 1024u)         /* tail of stderr kept for messages */
 #define DEFAULT_MAX_STDOUT (64u << 20) /* 64 MiB */

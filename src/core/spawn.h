@@ -4,6 +4,7 @@
 #define SC_SPAWN_H
 
 #include <stdbool.h>
+#include <signal.h>
 #include <stddef.h>
 #include "err.h"
 
@@ -42,6 +43,10 @@ void spawn_result_free(struct spawn_result *r);
 
 /* Set by the signal handler in main.c: a stop was requested. spawn_run passes
  * SIGINT on to the child and returns with r->interrupted. */
-extern volatile int sc_stop_requested;
+extern volatile sig_atomic_t sc_stop_requested;
+/* Why: a signal (SIGINT/SIGTERM) or the whole run's [run] timeout (SIGALRM). */
+enum { STOP_SIGNAL = 1, STOP_TIMEOUT = 2 };
+/* Set by SIGHUP: continuous mode reloads the configuration between runs. */
+extern volatile sig_atomic_t sc_reload_requested;
 
 #endif
