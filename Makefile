@@ -45,6 +45,8 @@ install: $(BUILD)/stagecoach
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1
 	install -m 0755 $(BUILD)/stagecoach $(DESTDIR)$(PREFIX)/bin/stagecoach
 	install -m 0644 docs/stagecoach.1 $(DESTDIR)$(PREFIX)/share/man/man1/stagecoach.1
+	install -d $(DESTDIR)$(PREFIX)/lib/stagecoach/restic-hooks
+	install -m 0755 restic-hooks/* $(DESTDIR)$(PREFIX)/lib/stagecoach/restic-hooks/
 
 deps:
 	scripts/install-deps.sh
@@ -102,3 +104,10 @@ fuzz: fuzz-build
 
 clean:
 	rm -rf $(BUILD) build-san build-fuzz
+
+# The integration suites with every stagecoach run under valgrind memcheck
+# (scripts/valgrind-bats.sh): any memory error or definite leak fails it.
+VALGRIND_SUITES ?= stage ship safety config
+.PHONY: valgrind
+valgrind: $(BUILD)/stagecoach $(HELPER_BINS)
+	scripts/valgrind-bats.sh $(VALGRIND_SUITES)

@@ -14,6 +14,7 @@ packages=(
   libcmocka-dev bats coreutils xxd openssl procps util-linux
   mariadb-server mariadb-client
   clang cppcheck valgrind shellcheck curl
+  rclone python3-cryptography   # REST server (scripts/test-rest.sh); fast test keys
 )
 # The machine image may ship its own Node.js with npm; Debian's npm conflicts with it.
 command -v npm >/dev/null 2>&1 || packages+=(nodejs npm)
@@ -37,4 +38,19 @@ if [ "${#missing[@]}" -gt 0 ]; then
   apt-get install -y -q --no-install-recommends "${missing[@]}"
 else
   echo "install-deps: all Debian packages present"
+fi
+
+# The S3 API server of the off-site tests (scripts/test-s3.sh): npm s3rver,
+# pinned, in a directory of its own (not the work tree, not global).
+s3rver_version=3.7.1
+s3rver_prefix=${SC_TEST_PREFIX:-/opt/stagecoach-test}
+have="$(node -e "try{console.log(require(process.argv[1]+'/node_modules/s3rver/package.json').version)}catch(e){}" "$s3rver_prefix" 2>/dev/null || true)"
+if [ "$have" = "$s3rver_version" ]; then
+  echo "install-deps: s3rver $s3rver_version present in $s3rver_prefix"
+else
+  if ! mkdir -p "$s3rver_prefix" 2>/dev/null || [ ! -w "$s3rver_prefix" ]; then
+    echo "install-deps: cannot write $s3rver_prefix for s3rver; run as root or set SC_TEST_PREFIX" >&2
+    exit 1
+  fi
+  npm install --prefix "$s3rver_prefix" --no-audit --no-fund --loglevel=error "s3rver@$s3rver_version"
 fi

@@ -1,6 +1,8 @@
 /* stagecoach: global options, the command table, and the one place where a
  * failure becomes an exit code, a line on stderr and the JSON report. */
+#include <locale.h>
 #include <signal.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,17 +10,31 @@
 #include <unistd.h>
 
 #include "cmd/cmd.h"
+#include "core/env.h"
 #include "core/log.h"
+#include "core/report.h"
 #include "core/spawn.h"
 
 static const struct command commands[] = {
     {"stage", cmd_stage, "stage", true},
     {"ship", cmd_ship, "ship [--set ID|latest]", true},
     {"run", cmd_run, "run", true},
-    {"verify", cmd_verify, "verify [--set ID|latest] [--snapshot ID|latest]", true},
+    {"verify", cmd_verify,
+     "verify [--set ID|latest] [--snapshot ID|latest] [--identity FILE] [--passphrase-file F]",
+     true},
+    {"restore", cmd_restore,
+     "restore --snapshot ID|latest | --set ID|latest --to DIR [--identity FILE]\n"
+     "          [--passphrase-file F] [--apply [--source NAME] [--into TARGET] [--force]]",
+     true},
+    {"drill", cmd_drill, "drill [--snapshot ID|latest] [--identity FILE] [--passphrase-file F]",
+     true},
     {"snapshots", cmd_snapshots, "snapshots", true},
+    {"check", cmd_check, "check", true},
+    {"forget", cmd_forget, "forget", true},
     {"status", cmd_status, "status", true},
     {"config", cmd_config, "config check|show", false},
+    {"keygen", cmd_keygen,
+     "keygen --out FILE [--symmetric] [--passphrase-file F | --ask-passphrase]", false},
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 
@@ -104,22 +120,20 @@ static const struct command *find_command(const char *name)
     return NULL;
 }
 
+/* The moment the command started, for the report's envelope. */
+static char report_started[32];
+static struct timespec report_t0;
+
 static void print_report(struct ctx *c, const char *command, int rc, const sc_err *err)
 {
     json_t *r = c->report ? c->report : json_object();
     c->report = r;
-    json_object_set_new(r, "schema", json_string("stagecoach-report/1"));
-    json_object_set_new(r, "tool", json_string("stagecoach " SC_VERSION));
-    json_object_set_new(r, "command", json_string(command));
-    json_object_set_new(r, "status", json_string(rc == 0 ? "success" : "failure"));
-    json_object_set_new(r, "exit_code", json_integer(rc));
-    json_object_set_new(r, "error_kind", json_string(sc_exit_name(rc)));
-    json_object_set_new(r, "error", rc ? json_string(err->msg) : json_null());
-    char *text = json_dumps(r, JSON_INDENT(2));
-    if (text != NULL) {
-        puts(text);
-        free(text);
-    }
+    struct timespec t1;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double duration =
+        (double)(t1.tv_sec - report_t0.tv_sec) + (double)(t1.tv_nsec - report_t0.tv_nsec) / 1e9;
+    report_finish(r, command, rc, err, report_started, duration);
+    report_print(r);
 }
 
 int main(int argc, char **argv)
@@ -153,7 +167,17 @@ int main(int argc, char **argv)
         if (access(c.config_path, F_OK) != 0 && config_poc_env_present())
             c.config_path = NULL;
     }
+    /* Path names reach libarchive and JSON as UTF-8: without a UTF-8
+     * locale, libarchive cannot store a non-ASCII name in a pax header. */
+    if (setlocale(LC_CTYPE, "C.UTF-8") == NULL)
+        setlocale(LC_CTYPE, "");
+    if (sodium_init() < 0) {
+        fprintf(stderr, "stagecoach: error: libsodium cannot initialise\n");
+        return SC_EFAIL;
+    }
     install_signal_handlers();
+    clock_gettime(CLOCK_MONOTONIC, &report_t0);
+    utc_timestamp(report_started, sizeof report_started);
     if (c.json)
         c.report = json_object();
 
@@ -177,6 +201,8 @@ int main(int argc, char **argv)
             return rc;
         }
     }
+    /* The configuration has taken what it needs from the environment. */
+    env_wipe_secrets();
     c.command = cmd->name;
     rc = cmd->run(&c, argc - 1, argv + 1, &err);
     if (rc != 0 && err.code == 0)

@@ -66,6 +66,9 @@ void print_plan(struct ctx *c, bool ship)
         if (s->from_file)
             printf("    paths listed in %s\n", s->from_file);
     }
+    if (cfg->staging.encrypt)
+        printf("  every file encrypted (%s), stored as NAME.enc\n",
+               cfg->staging.key_file ? "symmetric key_file" : "sealed to recipient");
     if (!ship)
         return;
     printf("ship with restic (%s) to %s\n", cfg->restic.binary ? cfg->restic.binary : "restic",

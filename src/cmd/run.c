@@ -22,15 +22,22 @@ static int run_once(struct ctx *c, sc_err *err)
         alarm((unsigned)c->cfg.run.timeout_s);
     char started[32];
     utc_timestamp(started, sizeof started);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     char *id = NULL;
     c->snapshot[0] = '\0';
+    json_decref(c->shipped);
+    c->shipped = json_array();
     /* Downtime, if hooks stop the service, is the stage phase only. */
     int rc = stage_in_window(c, &id, err);
     if (rc == 0)
         rc = ship_with_hooks(c, id, err);
-    /* Retention only after a verified ship (design §2). */
+    /* Sets an earlier run staged but could not ship (backend down). */
     if (rc == 0)
-        rc = prune_local_sets(c, err);
+        rc = ship_pending(c, id, err);
+    /* Retention only after a verified ship (design §2); a check when due. */
+    if (rc == 0)
+        rc = after_ship(c, err);
     alarm(0);
     if (sc_stop_requested == STOP_TIMEOUT) {
         /* Everything stopped as for a signal; say why instead. */
@@ -39,6 +46,12 @@ static int run_once(struct ctx *c, sc_err *err)
                      c->cfg.run.timeout_s);
     }
     record_run(c, "run", started, id, rc, err);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    record_run_stats(c, id,
+                     (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
+    write_metrics(c); /* after every run, success or failure */
+    json_decref(c->shipped);
+    c->shipped = NULL;
     run_final_hooks(c, id, rc, err);
     free(id);
     lock_release(fd);
@@ -133,6 +146,7 @@ int cmd_run(struct ctx *c, int argc, char **argv, sc_err *err)
     }
     if (c->dry_run) {
         print_plan(c, true);
+        print_offsite_plan(c);
         if (continuous)
             printf("then again every %lds (continuous mode)\n", c->cfg.run.interval_s);
         return 0;

@@ -9,6 +9,7 @@
 #include "../core/fs.h"
 #include "../core/lock.h"
 #include "../core/log.h"
+#include "../core/spawn.h"
 #include "../core/state.h"
 #include "../restic/restic.h"
 #include "../stage/manifest.h"
@@ -114,22 +115,19 @@ static int verify_snapshot(struct restic *r, const struct restic_backup_result *
     return rc;
 }
 
-static void report_backup(struct ctx *c, const char *set_id, const struct restic_backup_result *b)
+static json_t *backup_json(const char *set_id, const struct restic_backup_result *b)
 {
-    if (c->report == NULL)
-        return;
-    json_object_set_new(c->report, "set", json_string(set_id));
-    json_object_set_new(c->report, "snapshot",
-                        json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:f, s:b}", "id", b->snapshot_id,
-                                  "short_id", b->short_id, "data_added", (json_int_t)b->data_added,
-                                  "files_new", (json_int_t)b->files_new, "files_changed",
-                                  (json_int_t)b->files_changed, "total_bytes_processed",
-                                  (json_int_t)b->total_bytes_processed, "duration_s", b->duration_s,
-                                  "verified", 1));
+    return json_pack("{s:s, s:{s:s, s:s, s:I, s:I, s:I, s:I, s:f, s:b}}", "set", set_id, "snapshot",
+                     "id", b->snapshot_id, "short_id", b->short_id, "data_added",
+                     (json_int_t)b->data_added, "files_new", (json_int_t)b->files_new,
+                     "files_changed", (json_int_t)b->files_changed, "total_bytes_processed",
+                     (json_int_t)b->total_bytes_processed, "duration_s", b->duration_s, "verified",
+                     1);
 }
 
-int do_ship(struct ctx *c, const char *set_id, sc_err *err)
+int ship_set(struct ctx *c, const char *set_id, json_t **shipped, sc_err *err)
 {
+    *shipped = NULL;
     char *rel_dir = NULL;
     if (set_resolve(c->cfg.staging.dir, set_id, &rel_dir, NULL, err) != 0)
         return err->code;
@@ -144,8 +142,13 @@ int do_ship(struct ctx *c, const char *set_id, sc_err *err)
     struct restic r;
     struct restic_backup_result b;
     memset(&b, 0, sizeof b);
+    memset(&r, 0, sizeof r);
     json_t *state = NULL;
-    int rc = restic_open(&r, &c->cfg, err);
+    /* A set damaged on the staging disk since it was staged must not ship
+     * as "verified": the snapshot checks compare against these files. */
+    int rc = set_verify(setdir, err);
+    if (rc == 0)
+        rc = restic_open(&r, &c->cfg, err);
     if (rc == 0)
         rc = restic_ensure_repo(&r, c->cfg.restic.init, err);
     if (rc == 0) {
@@ -164,14 +167,60 @@ int do_ship(struct ctx *c, const char *set_id, sc_err *err)
         rc = state_save(c->cfg.staging.dir, state, err);
     }
     if (rc == 0) {
-        report_backup(c, set_id, &b);
-        snprintf(c->snapshot, sizeof c->snapshot, "%s", b.snapshot_id);
         log_info("snapshot %s verified", b.short_id);
-        if (!c->json)
-            printf("snapshot %s\n", b.snapshot_id);
+        *shipped = backup_json(set_id, &b);
     }
     json_decref(state);
     restic_close(&r);
+    return rc;
+}
+
+int do_ship(struct ctx *c, const char *set_id, sc_err *err)
+{
+    json_t *shipped = NULL;
+    int rc = ship_set(c, set_id, &shipped, err);
+    if (rc != 0)
+        return rc;
+    json_t *snap = json_object_get(shipped, "snapshot");
+    const char *id = json_string_value(json_object_get(snap, "id"));
+    snprintf(c->snapshot, sizeof c->snapshot, "%s", id);
+    if (c->report) {
+        json_object_set(c->report, "set", json_object_get(shipped, "set"));
+        json_object_set(c->report, "snapshot", snap);
+    }
+    if (c->shipped)
+        json_array_append(c->shipped, shipped);
+    if (!c->json)
+        printf("snapshot %s\n", id);
+    json_decref(shipped);
+    return 0;
+}
+
+int ship_pending(struct ctx *c, const char *newest, sc_err *err)
+{
+    char **ids;
+    size_t n;
+    json_t *state = NULL;
+    if (set_list(c->cfg.staging.dir, &ids, &n, err) != 0)
+        return err->code;
+    int rc = state_load(c->cfg.staging.dir, &state, err);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        /* Set ids are UTC times: older sorts first. */
+        if (strcmp(ids[i], newest) >= 0 || state_set_snapshot(state, ids[i]) != NULL)
+            continue;
+        if (sc_stop_requested) {
+            rc = sc_fail(err, SC_EINTR, "interrupted before shipping set %s", ids[i]);
+            break;
+        }
+        log_info("set %s was staged but never shipped: shipping it now", ids[i]);
+        json_t *shipped = NULL;
+        rc = ship_set(c, ids[i], &shipped, err);
+        if (rc == 0 && c->shipped)
+            json_array_append(c->shipped, shipped);
+        json_decref(shipped);
+    }
+    json_decref(state);
+    set_list_free(ids, n);
     return rc;
 }
 
@@ -183,6 +232,7 @@ int cmd_ship(struct ctx *c, int argc, char **argv, sc_err *err)
         return err->code;
     if (c->dry_run) {
         print_plan(c, true);
+        print_offsite_plan(c);
         return 0;
     }
     int fd;
@@ -190,11 +240,19 @@ int cmd_ship(struct ctx *c, int argc, char **argv, sc_err *err)
         return err->code;
     char *dir = NULL, *id = NULL;
     int rc = set_resolve(c->cfg.staging.dir, which, &dir, &id, err);
+    json_decref(c->shipped);
+    c->shipped = json_array();
     if (rc == 0)
         rc = ship_with_hooks(c, id, err);
+    /* Retention only after a verified ship (design §2); a check when due. */
     if (rc == 0)
-        rc = prune_local_sets(c, err);
+        rc = after_ship(c, err);
+    if (c->report)
+        json_object_set(c->report, "shipped", c->shipped);
+    write_metrics(c);
     run_final_hooks(c, id, rc, err);
+    json_decref(c->shipped);
+    c->shipped = NULL;
     free(dir);
     free(id);
     lock_release(fd);

@@ -32,11 +32,17 @@ int do_stage(struct ctx *c, char **set_id, sc_err *err)
     *set_id = NULL;
     if (staging_prepare(c->cfg.staging.dir, err) != 0)
         return err->code;
+    /* [staging] encrypt: the key is read before anything is written. */
+    struct crypto_key *key = NULL;
+    if (crypto_staging_key(&c->cfg, &key, err) != 0)
+        return err->code;
     struct set set;
     if (set_create(&set, c->cfg.staging.dir, err) != 0) {
+        crypto_key_free(key);
         set_discard(&set);
         return err->code;
     }
+    set_use_key(&set, key);
     int rc = stage_sources(c, &set, err);
     if (rc == 0)
         rc = set_publish(&set, err);

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "../core/fs.h"
 #include "../core/state.h"
@@ -18,6 +19,69 @@ static int add_size(const char *path, const struct stat *st, int flag, struct FT
     if (flag == FTW_F)
         usage_bytes += (unsigned long long)st->st_size;
     return 0;
+}
+
+/* "next check due" for people: a time, "at the next run", or "never". */
+static void print_next_check(long long due)
+{
+    char buf[32];
+    if (due < 0) {
+        printf("next check:   never ([check] every = 0)\n");
+    } else if (due == 0 || due <= (long long)time(NULL)) {
+        printf("next check:   due (at the next run)\n");
+    } else {
+        format_utc(due, buf, sizeof buf);
+        printf("next check:   %s\n", buf);
+    }
+}
+
+static void print_offsite(json_t *state, long long due)
+{
+    json_t *last = json_object_get(state, "last_run");
+    json_t *stats = json_object_get(last, "stats");
+    if (json_is_object(stats))
+        printf("last run took %.1f s: %lld bytes staged, %lld bytes added, %lld set(s) shipped\n",
+               json_number_value(json_object_get(stats, "duration_s")),
+               (long long)json_integer_value(json_object_get(stats, "staged_bytes")),
+               (long long)json_integer_value(json_object_get(stats, "added_bytes")),
+               (long long)json_integer_value(json_object_get(stats, "shipped_sets")));
+    json_t *check = json_object_get(json_object_get(state, "check"), "last");
+    if (json_is_object(check)) {
+        const char *subset = json_string_value(json_object_get(check, "subset"));
+        const char *cerr = json_string_value(json_object_get(check, "error"));
+        printf("last check:   %s, %s%s%s\n", json_string_value(json_object_get(check, "finished")),
+               json_string_value(json_object_get(check, "status")), subset ? ", data subset " : "",
+               subset ? subset : "");
+        if (cerr)
+            printf("              %s\n", cerr);
+    } else {
+        printf("last check:   never\n");
+    }
+    print_next_check(due);
+    json_t *repo = json_object_get(state, "repository");
+    if (json_is_integer(json_object_get(repo, "snapshots")))
+        printf("snapshots:    %lld of this host (counted %s)\n",
+               (long long)json_integer_value(json_object_get(repo, "snapshots")),
+               json_string_value(json_object_get(repo, "counted")));
+}
+
+static void report_offsite(json_t *report, json_t *state, long long due, long every_s)
+{
+    json_t *cs = json_object_get(state, "check");
+    json_t *last = json_object_get(cs, "last");
+    json_object_set(report, "last_check", json_is_object(last) ? last : json_null());
+    json_t *ok = json_object_get(cs, "last_success");
+    json_object_set(report, "last_check_success", ok ? ok : json_null());
+    char buf[32];
+    if (due > 0)
+        format_utc(due, buf, sizeof buf);
+    json_object_set_new(report, "next_check_due",
+                        due < 0 ? json_null() : json_string(due == 0 ? "now" : buf));
+    json_object_set_new(report, "check_every_s", json_integer(every_s));
+    json_t *repo = json_object_get(state, "repository");
+    json_object_set(report, "repository", json_is_object(repo) ? repo : json_null());
+    json_t *ret = json_object_get(json_object_get(state, "retention"), "last");
+    json_object_set(report, "last_retention", json_is_object(ret) ? ret : json_null());
 }
 
 int cmd_status(struct ctx *c, int argc, char **argv, sc_err *err)
@@ -43,7 +107,9 @@ int cmd_status(struct ctx *c, int argc, char **argv, sc_err *err)
         json_array_append_new(sets, json_pack("{s:s, s:s?}", "id", ids[i], "snapshot", snap));
     }
     json_t *last = json_object_get(state, "last_run");
+    long long due = check_next_due(c->cfg.check.every_s, json_object_get(state, "check"));
     if (c->report) {
+        report_offsite(c->report, state, due, c->cfg.check.every_s);
         json_object_set_new(c->report, "staging", json_string(staging));
         json_object_set_new(c->report, "staging_bytes", json_integer((json_int_t)usage_bytes));
         json_object_set_new(c->report, "sets", sets);
@@ -66,6 +132,7 @@ int cmd_status(struct ctx *c, int argc, char **argv, sc_err *err)
         }
         const char *ok = json_string_value(json_object_get(state, "last_success"));
         printf("last success: %s\n", ok ? ok : "never");
+        print_offsite(state, due);
         printf("local sets (%zu):\n", n);
         size_t i;
         json_t *s;

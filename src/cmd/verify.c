@@ -1,21 +1,66 @@
 /* verify: re-hash a local set, or read a snapshot back from restic into a
- * private scratch directory and check every file against its manifest. */
+ * private scratch directory and check every file against its manifest.
+ * For an encrypted set, with an identity (--identity, or [staging] identity
+ * or key_file), every file is also decrypted and its plaintext checked;
+ * nothing decrypted is written anywhere. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "../core/fs.h"
 #include "../core/log.h"
-#include "../restic/restic.h"
+#include "../stage/crypto.h"
+#include "../stage/manifest.h"
 #include "../stage/set.h"
 #include "cmd.h"
 
-static int verify_local(struct ctx *c, const char *which, sc_err *err)
+struct verify_opts {
+    const char *set, *snapshot, *identity, *passphrase_file;
+};
+
+/* The stored files are verified; now the plaintext, when there is a key. */
+static int verify_plaintext(struct ctx *c, const struct verify_opts *o, const char *dir,
+                            bool *checked, sc_err *err)
+{
+    json_t *m, *b2;
+    *checked = false;
+    if (manifest_read(dir, &m, &b2, err) != 0)
+        return err->code;
+    bool encrypted = manifest_encrypted(m);
+    json_decref(m);
+    json_decref(b2);
+    if (!encrypted)
+        return 0;
+    struct crypto_key *key = NULL;
+    int rc = cmd_reading_key(c, o->identity, o->passphrase_file, &key, err);
+    if (rc == 0 && key == NULL)
+        log_info("the set is encrypted: its plaintext was not checked (give --identity FILE)");
+    if (rc == 0 && key != NULL) {
+        rc = set_verify_plaintext(dir, key, err);
+        *checked = rc == 0;
+    }
+    crypto_key_free(key);
+    return rc;
+}
+
+/* Stored files, then plaintext: the one verification of a set in dir. */
+static int verify_dir(struct ctx *c, const struct verify_opts *o, const char *dir, sc_err *err)
+{
+    bool checked = false;
+    int rc = set_verify(dir, err);
+    if (rc == 0)
+        rc = verify_plaintext(c, o, dir, &checked, err);
+    if (c->report)
+        json_object_set_new(c->report, "plaintext_checked", json_boolean(checked));
+    return rc;
+}
+
+static int verify_local(struct ctx *c, const struct verify_opts *o, sc_err *err)
 {
     char *dir = NULL, *id = NULL;
-    int rc = set_resolve(c->cfg.staging.dir, which, &dir, &id, err);
+    int rc = set_resolve(c->cfg.staging.dir, o->set ? o->set : "latest", &dir, &id, err);
     if (rc == 0)
-        rc = set_verify(dir, err);
+        rc = verify_dir(c, o, dir, err);
     if (rc == 0) {
         log_info("set %s verified", id);
         if (!c->json)
@@ -28,62 +73,38 @@ static int verify_local(struct ctx *c, const char *which, sc_err *err)
     return rc;
 }
 
-static int verify_snapshot(struct ctx *c, const char *which, sc_err *err)
+static int verify_snapshot(struct ctx *c, const struct verify_opts *o, sc_err *err)
 {
-    struct restic r;
-    json_t *snap = NULL;
-    char *scratch = NULL;
-    int rc = restic_open(&r, &c->cfg, err);
+    struct fetched f;
+    /* Private scratch space beside the sets: same disk, 0700, and removed
+     * at start-up should a crash leave it. */
+    int rc = cmd_fetch_snapshot(c, o->snapshot, c->cfg.staging.dir, ".verify-", &f, err);
     if (rc == 0)
-        rc = restic_find_snapshot(&r, which, &snap, err);
-    const char *id = rc == 0 ? json_string_value(json_object_get(snap, "id")) : NULL;
-    json_t *paths = rc == 0 ? json_object_get(snap, "paths") : NULL;
-    const char *setpath = json_string_value(json_array_get(paths, 0));
-    if (rc == 0 && (id == NULL || setpath == NULL || json_array_size(paths) != 1))
-        rc = sc_fail(err, SC_EVERIFY, "snapshot %s is not a stagecoach set", which);
+        rc = verify_dir(c, o, f.setdir, err);
     if (rc == 0) {
-        /* Private scratch space beside the sets: same disk, 0700. */
-        char *tmpl = path_join(c->cfg.staging.dir, ".verify-XXXXXX");
-        if (fs_mkdir_p(c->cfg.staging.dir, 0700, err) != 0 || mkdtemp(tmpl) == NULL) {
-            rc = sc_fail_errno(err, SC_ESTAGING, "cannot create %s", tmpl);
-            free(tmpl);
-        } else {
-            scratch = tmpl;
-        }
-    }
-    if (rc == 0) {
-        log_info("restoring snapshot %.8s into %s to verify it", id, scratch);
-        rc = restic_restore(&r, id, scratch, err);
-    }
-    if (rc == 0) {
-        char *restored = path_join(scratch, setpath);
-        rc = set_verify(restored, err);
-        free(restored);
-    }
-    if (rc == 0) {
-        log_info("snapshot %.8s verified", id);
+        log_info("snapshot %.8s verified", f.snapshot);
         if (!c->json)
-            printf("snapshot %.8s: ok\n", id);
+            printf("snapshot %.8s: ok\n", f.snapshot);
     }
-    if (c->report && id)
-        json_object_set_new(c->report, "snapshot", json_string(id));
-    if (scratch && fs_rm_rf(scratch) != 0)
-        log_warn("cannot remove %s", scratch);
-    free(scratch);
-    json_decref(snap);
-    restic_close(&r);
+    if (c->report && f.snapshot[0])
+        json_object_set_new(c->report, "snapshot", json_string(f.snapshot));
+    cmd_fetched_free(&f);
     return rc;
 }
 
 int cmd_verify(struct ctx *c, int argc, char **argv, sc_err *err)
 {
-    const char *set = NULL, *snapshot = NULL;
-    const struct cmd_opt opts[] = {{"set", &set}, {"snapshot", &snapshot}, {NULL, NULL}};
+    struct verify_opts o = {0};
+    const struct cmd_opt opts[] = {{"set", &o.set},
+                                   {"snapshot", &o.snapshot},
+                                   {"identity", &o.identity},
+                                   {"passphrase-file", &o.passphrase_file},
+                                   {NULL, NULL}};
     if (cmd_parse_opts(argc, argv, opts, err) != 0)
         return err->code;
-    if (set && snapshot)
+    if (o.set && o.snapshot)
         return sc_fail(err, SC_EUSAGE, "verify takes --set or --snapshot, not both");
-    if (snapshot)
-        return verify_snapshot(c, snapshot, err);
-    return verify_local(c, set ? set : "latest", err);
+    if (o.snapshot)
+        return verify_snapshot(c, &o, err);
+    return verify_local(c, &o, err);
 }

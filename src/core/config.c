@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../restic/restic.h"
 #include "../source/source.h"
 #include "fs.h"
 #include "hooks.h"
@@ -25,7 +26,7 @@ static const char *check_hook(const char *value)
 {
     struct strvec argv = {0};
     const char *why = hook_split(value, &argv);
-    if (why == NULL && argv.n == 0)
+    if (why == NULL && (argv.n == 0 || argv.v[0][0] == '\0'))
         why = "names no program";
     strvec_free(&argv);
     return why;
@@ -35,6 +36,13 @@ static const char *check_policy(const char *value)
 {
     return (strcmp(value, "fail") == 0 || strcmp(value, "warn") == 0) ? NULL
                                                                       : "expected fail or warn";
+}
+
+static const char *check_within(const char *value)
+{
+    return restic_within_ok(value) ? NULL
+                                   : "expected a restic duration like 7d, 1y6m or 48h (units y, m, "
+                                     "d, h)";
 }
 
 /* restic takes "--tag a,b" as two tags: a tag must be one word. */
@@ -48,6 +56,9 @@ static const struct cfg_key staging_keys[] = {
     {"keep", CFG_INT, G(staging.keep), false, NULL},
     {"encrypt", CFG_BOOL, G(staging.encrypt), false, NULL},
     {"recipient", CFG_PATH, G(staging.recipient), false, NULL},
+    {"key_file", CFG_PATH, G(staging.key_file), false, NULL},
+    {"identity", CFG_PATH, G(staging.identity), false, NULL},
+    {"passphrase_file", CFG_PATH, G(staging.passphrase_file), false, NULL},
     {NULL, 0, 0, false, NULL},
 };
 static const struct cfg_key restic_keys[] = {
@@ -70,7 +81,7 @@ static const struct cfg_key retention_keys[] = {
     {"keep_weekly", CFG_INT, G(retention.keep_weekly), false, NULL},
     {"keep_monthly", CFG_INT, G(retention.keep_monthly), false, NULL},
     {"keep_yearly", CFG_INT, G(retention.keep_yearly), false, NULL},
-    {"keep_within", CFG_STR, G(retention.keep_within), false, NULL},
+    {"keep_within", CFG_STR, G(retention.keep_within), false, check_within},
     {NULL, 0, 0, false, NULL},
 };
 static const struct cfg_key check_keys[] = {
@@ -136,6 +147,8 @@ struct loader {
 
 /* ---- values ---------------------------------------------------------- */
 
+#define DURATION_MAX_S (10L * 365 * 86400)
+
 int parse_duration(const char *s, long *out)
 {
     if (s == NULL || !isdigit((unsigned char)*s))
@@ -169,7 +182,9 @@ int parse_duration(const char *s, long *out)
         if (end[1] != '\0')
             return -1;
     }
-    if (v > LONG_MAX / mult)
+    /* Ten years bounds every deadline: later ones are typos, and they would
+     * overflow when counted in milliseconds. */
+    if (v > DURATION_MAX_S / mult)
         return -1;
     *out = v * mult;
     return 0;
@@ -242,7 +257,9 @@ static const char *set_value(struct loader *ld, void *base, const struct cfg_key
     case CFG_INT:
         return parse_int(value, field) ? "expected a whole number >= 0" : NULL;
     case CFG_DURATION:
-        return parse_duration(value, field) ? "expected a duration like 90s, 5m, 6h or 7d" : NULL;
+        return parse_duration(value, field)
+                   ? "expected a duration like 90s, 5m, 6h or 7d (at most 10 years)"
+                   : NULL;
     case CFG_CHECK_LEVEL:
         if (strcmp(value, "quick") == 0 || strcmp(value, "quick_check") == 0)
             *(enum check_level *)field = CHECK_QUICK;
@@ -304,6 +321,10 @@ static struct source_cfg *add_source(struct config *cfg, const struct source_ops
     s->check = CHECK_QUICK;
     s->busy_timeout_ms = 60000;
     s->step_pages = 1024;
+    s->connect_timeout_s = 10;
+    s->read_timeout_s = 3600;
+    s->write_timeout_s = 3600;
+    s->max_insert_bytes = 1048576;
     return s;
 }
 
@@ -362,7 +383,7 @@ static bool open_section(struct loader *ld, const char *section)
     if (!split_section(section, kind, sizeof kind, sname, sizeof sname)) {
         config_problem(ld->probs, ld->file, ld->line, section, NULL,
                        "unknown section (known: staging, restic, retention, check, hooks, run, "
-                       "sqlite NAME, paths NAME)");
+                       "sqlite NAME, paths NAME, mysql NAME)");
         return false;
     }
     const struct source_ops *ops = source_find(kind);
@@ -635,25 +656,32 @@ static bool valid_subset(const char *s)
     return false;
 }
 
-/* Sections whose keys are accepted (the names are a contract) but whose
- * behaviour is not built yet: say so rather than pretend. */
-static void warn_not_yet_built(const struct loader *ld)
-{
-    static const char *const pending[] = {"retention", "check"};
-    for (size_t i = 0; i < ld->nseen; i++)
-        for (size_t j = 0; j < sizeof pending / sizeof pending[0]; j++)
-            if (strcmp(ld->seen[i].section, pending[j]) == 0)
-                log_warn("%s:%d: [%s] %s: not acted on by this version yet",
-                         ld->file ? ld->file : "(environment)", ld->file ? ld->seen[i].line : 0,
-                         ld->seen[i].section, ld->seen[i].key);
-}
-
 static int section_start(const struct loader *ld, const char *name)
 {
     for (size_t i = 0; i < NSECTIONS; i++)
         if (strcmp(sections[i].name, name) == 0)
             return ld->section_line[i];
     return 0;
+}
+
+/* Encryption needs exactly one key to encrypt with; a key without
+ * encrypt = yes is probably a forgotten switch, worth a word. */
+static void validate_staging_keys(struct loader *ld)
+{
+    const struct config *c = ld->cfg;
+    struct config_problems *p = ld->probs;
+    if (c->staging.recipient && c->staging.key_file)
+        config_problem(p, ld->file, line_of(ld, "staging", "key_file"), "staging", "key_file",
+                       "set either recipient (public key) or key_file (symmetric), not both");
+    else if (c->staging.encrypt && !c->staging.recipient && !c->staging.key_file)
+        config_problem(p, ld->file, line_of(ld, "staging", "encrypt"), "staging", "encrypt",
+                       "yes needs recipient = FILE.pub (stagecoach keygen --out FILE) or "
+                       "key_file = FILE (stagecoach keygen --symmetric --out FILE)");
+    else if (!c->staging.encrypt && (c->staging.recipient || c->staging.key_file))
+        log_warn("%s:%d: [staging] %s is set but encrypt = no: sets are not encrypted",
+                 ld->file ? ld->file : "(environment)",
+                 line_of(ld, "staging", c->staging.recipient ? "recipient" : "key_file"),
+                 c->staging.recipient ? "recipient" : "key_file");
 }
 
 static void validate(struct loader *ld)
@@ -663,9 +691,7 @@ static void validate(struct loader *ld)
     if (c->staging.keep < 1)
         config_problem(p, ld->file, line_of(ld, "staging", "keep"), "staging", "keep",
                        "must be at least 1");
-    if (c->staging.encrypt)
-        config_problem(p, ld->file, line_of(ld, "staging", "encrypt"), "staging", "encrypt",
-                       "encryption is not available in this version yet");
+    validate_staging_keys(ld);
     if (c->restic.repository && c->restic.repository_file)
         config_problem(p, ld->file, line_of(ld, "restic", "repository_file"), "restic",
                        "repository_file", "set either repository or repository_file, not both");
@@ -681,10 +707,10 @@ static void validate(struct loader *ld)
     if (strcmp(c->run.mode, "single") != 0 && strcmp(c->run.mode, "continuous") != 0)
         config_problem(p, ld->file, line_of(ld, "run", "mode"), "run", "mode",
                        "expected single or continuous");
-    warn_not_yet_built(ld);
     if (c->nsources == 0)
-        config_problem(p, ld->file, 0, "sources", NULL,
-                       "no source configured: add a [sqlite NAME] or [paths NAME] section");
+        config_problem(
+            p, ld->file, 0, "sources", NULL,
+            "no source configured: add a [sqlite NAME], [mysql NAME] or [paths NAME] section");
     for (size_t i = 0; i < c->nsources; i++) {
         const struct source_cfg *s = &c->sources[i];
         for (size_t j = 0; j < i; j++)
@@ -708,6 +734,29 @@ static void set_defaults(struct config *c)
     c->check.every_s = 7 * 86400;
 }
 
+/* fgets cannot see past a NUL byte, so a NUL would silently cut a line
+ * short: find and report every line that has one. */
+static void report_nul_bytes(struct loader *ld, const char *path)
+{
+    char *data;
+    size_t len;
+    sc_err e = {0};
+    if (fs_read_file(path, 16u << 20, &data, &len, SC_ECONFIG, &e) != 0)
+        return; /* fopen below reports an unreadable file */
+    int line = 1;
+    for (size_t i = 0; i < len; i++) {
+        if (data[i] == '\n')
+            line++;
+        else if (data[i] == '\0') {
+            config_problem(ld->probs, path, line, "syntax", NULL, "a NUL byte in the line");
+            while (i < len && data[i] != '\n')
+                i++;
+            line++;
+        }
+    }
+    free(data);
+}
+
 /* The absolute directory of the config file: relative paths in it are
  * relative to the file, wherever stagecoach is started from. */
 static char *config_dir(const char *path)
@@ -729,6 +778,7 @@ int config_load(struct config *cfg, const char *path, struct config_problems *pr
     if (path != NULL) {
         cfg->file = xstrdup(path);
         ld.base_dir = config_dir(path);
+        report_nul_bytes(&ld, path);
         ld.fp = fopen(path, "r");
         if (ld.fp == NULL) {
             int rc = sc_fail_errno(err, SC_ECONFIG, "cannot read config file %s", path);

@@ -57,7 +57,10 @@ struct config {
         char *dir;
         long keep;
         bool encrypt;
-        char *recipient;
+        char *recipient;       /* public key file (keygen's FILE.pub): sealed mode */
+        char *key_file;        /* symmetric key file, instead of recipient */
+        char *identity;        /* secret key for verify/restore/drill; never needed to stage */
+        char *passphrase_file; /* the identity's passphrase, when it has one */
     } staging;
 
     struct source_cfg *sources;

@@ -54,3 +54,33 @@ void env_inherit_scrubbed(struct strvec *env)
         strvec_push(env, *e);
     }
 }
+
+/* Variables whose value is itself a password (others, like a repository
+ * location, are only kept from children). */
+static bool is_password_var(const char *name, size_t len)
+{
+    static const char *const pw[] = {"MYSQL_PASSWORD", "MYSQL_PWD", "RESTIC_PASSWORD", NULL};
+    for (size_t i = 0; pw[i]; i++)
+        if (strlen(pw[i]) == len && strncmp(pw[i], name, len) == 0)
+            return true;
+    return false;
+}
+
+void env_wipe_secrets(void)
+{
+    /* Collect names first: unsetenv reshuffles environ. */
+    struct strvec names = {0};
+    for (char **e = environ; e && *e; e++) {
+        const char *eq = strchr(*e, '=');
+        if (eq == NULL || !is_password_var(*e, (size_t)(eq - *e)))
+            continue;
+        /* The original bytes are what /proc/PID/environ shows: clear them. */
+        memset((char *)eq + 1, 0, strlen(eq + 1));
+        strvec_push(&names, "");
+        free(names.v[names.n - 1]);
+        names.v[names.n - 1] = xstrndup(*e, (size_t)(eq - *e));
+    }
+    for (size_t i = 0; i < names.n; i++)
+        unsetenv(names.v[i]);
+    strvec_free(&names);
+}

@@ -17,4 +17,10 @@ void env_unset(struct strvec *env, const char *name, size_t name_len);
 /* Is this (NAME=value) entry or name one that never reaches a child? */
 bool env_is_secret_name(const char *name, size_t name_len);
 
+/* Clear the values of inherited password variables (MYSQL_PASSWORD,
+ * MYSQL_PWD, RESTIC_PASSWORD, ...) in our own environment, including the
+ * bytes /proc/PID/environ shows, and unset them. Call after the
+ * configuration has taken what it needs. */
+void env_wipe_secrets(void);
+
 #endif

@@ -2,7 +2,25 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+/* Put text into msg; a text too long for it keeps its start and its end
+ * (where the reason is), with "..." between: a very long path must not hide
+ * why it failed. */
+static void store_elided(char *msg, size_t size, const char *text)
+{
+    size_t len = strlen(text);
+    if (len < size) {
+        memcpy(msg, text, len + 1);
+        return;
+    }
+    size_t head = size / 2 - 2, tail = size - head - 4;
+    memcpy(msg, text, head);
+    memcpy(msg + head, "...", 3);
+    memcpy(msg + head + 3, text + len - tail, tail);
+    msg[size - 1] = '\0';
+}
 
 __attribute__((format(printf, 4, 0))) static int fail_v(sc_err *e, int code, const char *suffix,
                                                         const char *fmt, va_list ap)
@@ -10,11 +28,20 @@ __attribute__((format(printf, 4, 0))) static int fail_v(sc_err *e, int code, con
     if (e == NULL || e->code != SC_OK)
         return e ? e->code : code;
     e->code = code;
-    vsnprintf(e->msg, sizeof e->msg, fmt, ap);
-    if (suffix != NULL) {
-        size_t used = strlen(e->msg);
-        snprintf(e->msg + used, sizeof e->msg - used, ": %s", suffix);
+    char *text = NULL;
+    if (vasprintf(&text, fmt, ap) < 0) {
+        snprintf(e->msg, sizeof e->msg, "(out of memory formatting an error)");
+        return code;
     }
+    if (suffix != NULL) {
+        char *full = NULL;
+        if (asprintf(&full, "%s: %s", text, suffix) >= 0) {
+            free(text);
+            text = full;
+        }
+    }
+    store_elided(e->msg, sizeof e->msg, text);
+    free(text);
     return code;
 }
 

@@ -73,9 +73,15 @@ int fs_read_file(const char *path, size_t max, char **buf, size_t *len, int code
 {
     *buf = NULL;
     *len = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: a FIFO must not hang the open; only regular files are read. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0)
         return sc_fail_errno(err, code, "cannot read %s", path);
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return sc_fail(err, code, "cannot read %s: not a regular file", path);
+    }
     size_t cap = 4096, n = 0;
     char *b = xmalloc(cap + 1);
     for (;;) {

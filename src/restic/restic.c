@@ -4,11 +4,10 @@
  *   password or database secret, plus what the configuration names: the
  *   repository (or its file), the password file and the env_file's
  *   backend credentials. Nothing secret is ever put on argv.
- * - Every call is `restic [--cacert F] SUBCOMMAND ...` through spawn_run,
- *   with the configured timeout.
- * - restic 0.14 reports "no repository", "locked" and "wrong password" as
- *   exit 1 with a text on stderr; 0.17+ adds exit codes 10, 11 and 12. Both
- *   are understood, and every failure becomes one line with exit code 6. */
+ * - Every call goes through rx_run (call.c): a deadline, retries for locks
+ *   and transient backend failures. Failures are classified in classify.c.
+ * - This file: environment, version, repository, backup and reading
+ *   snapshots back. forget.c and check.c hold retention and checks. */
 #include "restic.h"
 
 #include <ctype.h>
@@ -24,6 +23,7 @@
 #include "../core/fs.h"
 #include "../core/log.h"
 #include "../core/spawn.h"
+#include "internal.h"
 
 extern char **environ;
 
@@ -188,521 +188,6 @@ int restic_parse_env_file(const char *path, struct strvec *env, sc_err *err)
 }
 
 /* ------------------------------------------------------------------------ */
-/* Text from restic: escape sequences, credentials in URLs, the telling line */
-
-/* A copy of s with the userinfo of every URL ("scheme://user:pass@host")
- * replaced by "***". restic already hides the password, but a user name
- * can be a key id, and a message must be safe whatever printed it. */
-static char *redact_urls(const char *s)
-{
-    char *out = xmalloc(2 * strlen(s) + 1); /* "x@" -> "***@" at worst doubles */
-    size_t o = 0;
-    while (*s) {
-        const char *sep = strstr(s, "://");
-        if (sep == NULL) {
-            size_t n = strlen(s);
-            memcpy(out + o, s, n);
-            o += n;
-            break;
-        }
-        const char *auth = sep + 3;
-        size_t auth_len = strcspn(auth, "/ \t\"'<>");
-        const char *at = memrchr(auth, '@', auth_len);
-        memcpy(out + o, s, (size_t)(auth - s));
-        o += (size_t)(auth - s);
-        if (at != NULL && at > auth) {
-            memcpy(out + o, "***", 3);
-            o += 3;
-            s = at;
-        } else {
-            s = auth;
-        }
-    }
-    out[o] = '\0';
-    return out;
-}
-
-/* Add cur[0..len) to lines without surrounding blanks, unless empty. */
-static void push_trimmed(struct strvec *lines, const char *cur, size_t len)
-{
-    while (len > 0 && isspace((unsigned char)cur[len - 1]))
-        len--;
-    size_t start = 0;
-    while (start < len && cur[start] == ' ')
-        start++;
-    if (start < len)
-        strvec_pushf(lines, "%.*s", (int)(len - start), cur + start);
-}
-
-/* Length of the escape sequence at s[0] == ESC (at most n bytes): CSI
- * (ESC [ ... final byte 0x40-0x7e), OSC (ESC ] ... BEL or ESC \), or a
- * two-byte escape. */
-static size_t escape_len(const char *s, size_t n)
-{
-    size_t i = 1;
-    if (n > 1 && s[1] == '[') {
-        for (i = 2; i < n; i++)
-            if ((unsigned char)s[i] >= 0x40 && (unsigned char)s[i] <= 0x7e)
-                return i + 1;
-        return n;
-    }
-    if (n > 1 && s[1] == ']') {
-        for (i = 2; i < n; i++) {
-            if (s[i] == '\a')
-                return i + 1;
-            if (s[i] == 0x1b)
-                return i + 2 <= n ? i + 2 : n;
-        }
-        return n;
-    }
-    return n > 1 ? 2 : 1;
-}
-
-/* Split stderr into non-empty lines with terminal escape sequences and
- * control characters removed ('\r' ends a line: restic writes ESC[2K and
- * carriage returns even when stderr is not a terminal). Leading tabs stay:
- * they mark the frames of a Go stack trace. */
-static void clean_lines(const char *text, struct strvec *lines)
-{
-    size_t n = text ? strlen(text) : 0;
-    char *cur = xmalloc(n + 1);
-    size_t len = 0;
-    for (size_t i = 0; i < n;) {
-        unsigned char ch = (unsigned char)text[i];
-        if (ch == 0x1b) {
-            i += escape_len(text + i, n - i);
-            continue;
-        }
-        if (ch == '\n' || ch == '\r') {
-            push_trimmed(lines, cur, len);
-            len = 0;
-        } else if ((ch >= 0x20 && ch != 0x7f) || ch == '\t') {
-            cur[len++] = (char)ch;
-        }
-        i++;
-    }
-    push_trimmed(lines, cur, len);
-    free(cur);
-}
-
-/* The message of a JSON exit_error line (restic 0.18+ with --json), first
- * line only; owned, or NULL. */
-static char *json_exit_message(const char *line)
-{
-    if (line[0] != '{')
-        return NULL;
-    json_t *j = json_loads(line, 0, NULL);
-    const char *type = json_string_value(json_object_get(j, "message_type"));
-    const char *msg = json_string_value(json_object_get(j, "message"));
-    char *out = NULL;
-    if (type && msg && strcmp(type, "exit_error") == 0)
-        out = xstrndup(msg, strcspn(msg, "\n"));
-    json_decref(j);
-    return out;
-}
-
-static const char *skip_fatal(const char *s)
-{
-    return strncmp(s, "Fatal: ", 7) == 0 ? s + 7 : s;
-}
-
-/* The line that says what went wrong (owned, or NULL when there is none):
- * an exit_error message, else the last "Fatal:" line, else the message
- * above a Go stack trace (restic 0.14 prints "%+v" of unexpected errors:
- * message, then function name and "\tfile:line" pairs), else the last
- * line that is neither JSON nor a stack frame. */
-static char *telling_line(const struct strvec *lines)
-{
-    size_t i;
-    for (i = lines->n; i-- > 0;) {
-        char *m = json_exit_message(lines->v[i]);
-        if (m)
-            return m;
-    }
-    for (i = lines->n; i-- > 0;)
-        if (strncmp(lines->v[i], "Fatal: ", 7) == 0)
-            return xstrdup(skip_fatal(lines->v[i]));
-    for (i = 0; i < lines->n; i++) {
-        if (lines->v[i][0] == '\t') {
-            if (i >= 2)
-                return xstrdup(lines->v[i - 2]);
-            break;
-        }
-    }
-    for (i = lines->n; i-- > 0;)
-        if (lines->v[i][0] != '{' && lines->v[i][0] != '\t')
-            return xstrdup(lines->v[i]);
-    return NULL;
-}
-
-/* The first line containing needle (case-insensitive), or NULL. */
-static const char *find_line(const struct strvec *lines, const char *needle, size_t *index)
-{
-    for (size_t i = 0; i < lines->n; i++) {
-        if (strcasestr(lines->v[i], needle)) {
-            if (index)
-                *index = i;
-            return lines->v[i];
-        }
-    }
-    return NULL;
-}
-
-/* Texts that mean the backend could not be reached or refused us. On 0.14
- * they can come wrapped in "unable to open config file ... Is there a
- * repository", so they are looked for before the missing-repository texts. */
-static const char *const backend_texts[] = {
-    "connection refused",
-    "no such host",
-    "i/o timeout",
-    "timeout awaiting",
-    "TLS handshake",
-    "x509:",
-    "certificate",
-    "connection reset",
-    "network is unreachable",
-    "no route to host",
-    "context deadline",
-    "Internal Server Error",
-    "Bad Gateway",
-    "Service Unavailable",
-    "Gateway Timeout",
-    "Access Denied",
-    "AccessDenied",
-    "InvalidAccessKeyId",
-    "SignatureDoesNotMatch",
-    "Forbidden",
-    "subprocess ssh",
-    "ssh: ",
-    "rclone: ",
-    NULL,
-};
-
-enum failure {
-    FAIL_OTHER,
-    FAIL_PASSWORD,
-    FAIL_NO_REPO,
-    FAIL_LOCKED,
-    FAIL_BACKEND,
-    FAIL_UNREADABLE,
-    FAIL_INTERRUPTED,
-};
-
-static enum failure failure_kind(const char *what, int exit_code, const struct strvec *lines,
-                                 const char **line)
-{
-    *line = NULL;
-    switch (exit_code) { /* restic 0.17+ */
-    case 10:
-        return FAIL_NO_REPO;
-    case 11:
-        return FAIL_LOCKED;
-    case 12:
-        return FAIL_PASSWORD;
-    case 130:
-        return FAIL_INTERRUPTED;
-    default:
-        break;
-    }
-    if (exit_code == 3 && strcmp(what, "backup") == 0)
-        return FAIL_UNREADABLE;
-    /* restic 0.14-0.16: exit 1, and the text says which. */
-    if (find_line(lines, "wrong password or no key found", NULL))
-        return FAIL_PASSWORD;
-    if (find_line(lines, "repository is already locked", NULL))
-        return FAIL_LOCKED;
-    for (size_t i = 0; backend_texts[i]; i++)
-        if ((*line = find_line(lines, backend_texts[i], NULL)) != NULL)
-            return FAIL_BACKEND;
-    if (find_line(lines, "Is there a repository at the following location?", NULL) ||
-        find_line(lines, "unable to open config file", NULL))
-        return FAIL_NO_REPO;
-    return FAIL_OTHER;
-}
-
-/* "PID 123 on host by user (UID 0, GID 0)" from restic's lock message. */
-static char *lock_holder(const struct strvec *lines)
-{
-    const char *l = find_line(lines, "locked", NULL);
-    const char *by = l ? strstr(l, "by PID ") : NULL;
-    if (by)
-        return redact_urls(by + 3);
-    return l ? redact_urls(skip_fatal(l)) : NULL;
-}
-
-/* The repository location restic names after "Is there a repository at
- * the following location?", redacted; or NULL. */
-static char *missing_location(const struct strvec *lines)
-{
-    size_t i;
-    if (find_line(lines, "Is there a repository at the following location?", &i) &&
-        i + 1 < lines->n)
-        return redact_urls(lines->v[i + 1]);
-    return NULL;
-}
-
-/* For backup exit 3: restic's JSON error lines on stderr name the items
- * it could not read ("error" is {} on 0.14, so only "item" is useful). */
-static void unreadable_items(const char *stderr_text, char **first, size_t *count)
-{
-    *first = NULL;
-    *count = 0;
-    struct strvec lines = {0};
-    clean_lines(stderr_text, &lines);
-    for (size_t i = 0; i < lines.n; i++) {
-        if (lines.v[i][0] != '{')
-            continue;
-        json_t *j = json_loads(lines.v[i], 0, NULL);
-        const char *type = json_string_value(json_object_get(j, "message_type"));
-        const char *item = json_string_value(json_object_get(j, "item"));
-        if (type && strcmp(type, "error") == 0) {
-            (*count)++;
-            if (*first == NULL && item)
-                *first = redact_urls(item);
-        }
-        json_decref(j);
-    }
-    strvec_free(&lines);
-}
-
-static int fail_unreadable(const char *stderr_text, const char *telling, sc_err *err)
-{
-    char *first;
-    size_t count;
-    unreadable_items(stderr_text, &first, &count);
-    int rc;
-    if (first && count > 1)
-        rc = sc_fail(err, SC_ERESTIC,
-                     "restic backup could not read %zu files (first: %s); an incomplete "
-                     "backup does not count",
-                     count, first);
-    else if (first)
-        rc = sc_fail(err, SC_ERESTIC,
-                     "restic backup could not read %s; an incomplete backup does not count", first);
-    else
-        rc = sc_fail(err, SC_ERESTIC,
-                     "restic backup could not read some source files%s%s; an incomplete "
-                     "backup does not count",
-                     telling ? ": " : "", telling ? telling : "");
-    free(first);
-    return rc;
-}
-
-int restic_classify(const char *what, int exit_code, const char *stderr_text, sc_err *err)
-{
-    struct strvec lines = {0};
-    clean_lines(stderr_text, &lines);
-    const char *line;
-    enum failure kind = failure_kind(what, exit_code, &lines, &line);
-    char *raw = telling_line(&lines);
-    char *telling = raw ? redact_urls(raw) : NULL;
-    char *detail = NULL, *raw2 = NULL;
-    int rc;
-    switch (kind) {
-    case FAIL_PASSWORD:
-        rc = sc_fail(err, SC_ERESTIC,
-                     "restic %s: wrong password or no key found (check password_file)", what);
-        break;
-    case FAIL_NO_REPO:
-        detail = missing_location(&lines);
-        rc = sc_fail(err, SC_ERESTIC, "restic %s: repository does not exist%s%s", what,
-                     detail ? " at " : "", detail ? detail : "");
-        break;
-    case FAIL_LOCKED:
-        detail = lock_holder(&lines);
-        rc = sc_fail(err, SC_ERESTIC,
-                     "restic %s: repository is locked by another process (%s); if no restic "
-                     "is running, `restic unlock` removes a stale lock",
-                     what, detail ? detail : "no details");
-        break;
-    case FAIL_BACKEND:
-        raw2 = json_exit_message(line); /* 0.18+: the line may be JSON */
-        detail = redact_urls(skip_fatal(raw2 ? raw2 : line));
-        free(raw2);
-        rc = sc_fail(err, SC_ERESTIC, "restic %s: backend error: %s", what, detail);
-        break;
-    case FAIL_UNREADABLE:
-        rc = fail_unreadable(stderr_text, telling, err);
-        break;
-    case FAIL_INTERRUPTED:
-        rc = sc_fail(err, SC_ERESTIC, "restic %s was interrupted (exit %d)", what, exit_code);
-        break;
-    default:
-        rc = sc_fail(err, SC_ERESTIC, "restic %s failed (exit %d)%s%s", what, exit_code,
-                     telling ? ": " : "", telling ? telling : "");
-        break;
-    }
-    free(detail);
-    free(telling);
-    free(raw);
-    strvec_free(&lines);
-    return rc;
-}
-
-/* ------------------------------------------------------------------------ */
-/* Running restic */
-
-/* argv: the binary, global flags, the subcommand. */
-static void argv_start(const struct restic *r, struct strvec *argv, const char *subcommand)
-{
-    strvec_push(argv, r->binary);
-    if (r->cfg->restic.cacert) {
-        strvec_push(argv, "--cacert");
-        strvec_push(argv, r->cfg->restic.cacert);
-    }
-    strvec_push(argv, subcommand);
-}
-
-static void log_argv(const struct strvec *argv)
-{
-    if (log_get_level() < LOG_VERBOSE)
-        return;
-    size_t len = 1;
-    for (size_t i = 0; i < argv->n; i++)
-        len += strlen(argv->v[i]) + 1;
-    char *line = xmalloc(len);
-    line[0] = '\0';
-    for (size_t i = 0; i < argv->n; i++) {
-        if (i > 0)
-            strcat(line, " ");
-        strcat(line, argv->v[i]);
-    }
-    log_debug("running %s", line); /* argv carries no secret by construction */
-    free(line);
-}
-
-/* Run restic with our environment and timeout. Returns 0 when it ran to an
- * exit (any exit code: res is filled, the caller owns it); otherwise err is
- * set: it could not be started, timed out, or we were asked to stop. */
-static int run(struct restic *r, const char *what, const struct strvec *argv, struct spawn_opts *o,
-               struct spawn_result *res, sc_err *err)
-{
-    o->argv = argv->v;
-    o->env = r->env.v;
-    o->stdout_fd = -1;
-    if (o->timeout_s == 0)
-        o->timeout_s = r->cfg->restic.timeout_s;
-    log_argv(argv);
-    if (spawn_run(o, res, SC_ERESTIC, err) != 0) {
-        spawn_result_free(res);
-        return err->code ? err->code : SC_ERESTIC;
-    }
-    int rc = 0;
-    if (res->interrupted)
-        rc = sc_fail(err, SC_EINTR, "interrupted while restic %s was running", what);
-    else if (res->timed_out)
-        rc = sc_fail(err, SC_ERESTIC, "restic %s timed out after %ld s", what, o->timeout_s);
-    if (rc != 0)
-        spawn_result_free(res);
-    return rc;
-}
-
-/* On failure, show restic's own words at -v, then classify. */
-static int fail_from(const char *what, const struct spawn_result *res, sc_err *err)
-{
-    if (log_get_level() >= LOG_VERBOSE) {
-        struct strvec lines = {0};
-        clean_lines(res->err, &lines);
-        for (size_t i = 0; i < lines.n; i++) {
-            char *safe = redact_urls(lines.v[i]);
-            log_debug("restic: %s", safe);
-            free(safe);
-        }
-        strvec_free(&lines);
-    }
-    return restic_classify(what, res->exit_code, res->err, err);
-}
-
-/* Run and require exit 0; stdout collected in res (freed on failure). */
-static int run_ok(struct restic *r, const char *what, const struct strvec *argv,
-                  struct spawn_opts *o, struct spawn_result *res, sc_err *err)
-{
-    int rc = run(r, what, argv, o, res, err);
-    if (rc == 0 && res->exit_code != 0) {
-        rc = fail_from(what, res, err);
-        spawn_result_free(res);
-    }
-    return rc;
-}
-
-static void debug_line(void *ctx, const char *line, size_t len)
-{
-    (void)ctx;
-    if (len > 0)
-        log_debug("restic: %.*s", (int)len, line);
-}
-
-/* Parse one JSON object. restic can print integers above INT64_MAX
- * (seconds_remaining = 2^63 on 0.14), which jansson refuses as integers:
- * then read every number as a double. */
-static json_t *parse_json(const char *text, size_t len)
-{
-    json_error_t e;
-    json_t *j = json_loadb(text, len, 0, &e);
-    if (j == NULL)
-        j = json_loadb(text, len, JSON_DECODE_INT_AS_REAL, &e);
-    return j;
-}
-
-static uint64_t get_u64(json_t *obj, const char *key)
-{
-    json_t *v = json_object_get(obj, key);
-    if (json_is_integer(v))
-        return json_integer_value(v) > 0 ? (uint64_t)json_integer_value(v) : 0;
-    if (json_is_real(v)) {
-        double d = json_real_value(v);
-        if (!(d > 0))
-            return 0;
-        return d >= 18446744073709551615.0 ? UINT64_MAX : (uint64_t)d;
-    }
-    return 0;
-}
-
-/* Run a command that prints one JSON array on stdout. */
-static int run_json_array(struct restic *r, const char *what, const struct strvec *argv,
-                          json_t **out, sc_err *err)
-{
-    *out = NULL;
-    struct spawn_opts o = {0};
-    struct spawn_result res;
-    int rc = run_ok(r, what, argv, &o, &res, err);
-    if (rc != 0)
-        return rc;
-    json_t *j = parse_json(res.out, res.out_len);
-    if (!json_is_array(j)) {
-        json_decref(j);
-        rc = sc_fail(err, SC_ERESTIC, "restic %s printed no JSON array", what);
-    } else {
-        *out = j;
-    }
-    spawn_result_free(&res);
-    return rc;
-}
-
-/* The host name snapshots are made with and filtered by. */
-static int this_host(const struct restic *r, char *buf, size_t size, sc_err *err)
-{
-    if (r->cfg->restic.host) {
-        snprintf(buf, size, "%s", r->cfg->restic.host);
-        return 0;
-    }
-    if (gethostname(buf, size) != 0)
-        return sc_fail_errno(err, SC_EFAIL, "cannot get the host name");
-    buf[size - 1] = '\0';
-    return 0;
-}
-
-/* The repository for messages: never its credentials. */
-static char *repo_location(const struct restic *r)
-{
-    if (r->cfg->restic.repository)
-        return redact_urls(r->cfg->restic.repository);
-    if (r->cfg->restic.repository_file)
-        return xasprintf("the location in %s", r->cfg->restic.repository_file);
-    return xstrdup("(no repository configured)");
-}
-
-/* ------------------------------------------------------------------------ */
 /* Opening: environment and version */
 
 static int build_env(struct restic *r, sc_err *err)
@@ -737,7 +222,7 @@ static int detect_version(struct restic *r, sc_err *err)
     struct spawn_opts o = {.timeout_s = VERSION_TIMEOUT_S};
     struct spawn_result res;
     sc_err why = {0};
-    int rc = run(r, "version", &argv, &o, &res, &why);
+    int rc = rx_run(r, "version", &argv, &o, NULL, &res, &why);
     strvec_free(&argv);
     if (rc != 0 && strncmp(why.msg, "cannot run", 10) == 0)
         return sc_fail(err, SC_ERESTIC,
@@ -752,7 +237,7 @@ static int detect_version(struct restic *r, sc_err *err)
                      "set [restic] binary)",
                      r->binary);
     else if (res.exit_code != 0)
-        rc = fail_from("version", &res, err);
+        rc = rx_fail_from("version", &res, err);
     if (rc != 0) {
         spawn_result_free(&res);
         return rc;
@@ -775,6 +260,13 @@ int restic_open(struct restic *r, const struct config *cfg, sc_err *err)
     memset(r, 0, sizeof *r); /* restic_close is safe whatever happens below */
     r->cfg = cfg;
     r->binary = xstrdup(cfg->restic.binary ? cfg->restic.binary : "restic");
+    r->retry = (struct restic_retry){
+        .tries = 3,
+        .backoff_ms = {2000, 4000},
+        .lock_wait_s = 120,
+        .lock_poll_ms = 1000,
+        .lock_poll_max_ms = 30000,
+    };
     int rc = build_env(r, err);
     if (rc == 0)
         rc = detect_version(r, err);
@@ -798,11 +290,11 @@ void restic_close(struct restic *r)
 int restic_ensure_repo(struct restic *r, bool may_init, sc_err *err)
 {
     struct strvec argv = {0};
-    argv_start(r, &argv, "cat");
+    rx_argv_start(r, &argv, "cat");
     strvec_push(&argv, "config");
     struct spawn_opts o = {0};
     struct spawn_result res;
-    int rc = run(r, "cat config", &argv, &o, &res, err);
+    int rc = rx_run(r, "cat config", &argv, &o, NULL, &res, err);
     strvec_free(&argv);
     if (rc != 0)
         return rc;
@@ -811,27 +303,27 @@ int restic_ensure_repo(struct restic *r, bool may_init, sc_err *err)
         return 0;
     }
     struct strvec lines = {0};
-    clean_lines(res.err, &lines);
+    rx_clean_lines(res.err, &lines);
     const char *line;
-    bool missing = failure_kind("cat config", res.exit_code, &lines, &line) == FAIL_NO_REPO;
+    bool missing = rx_failure_kind("cat config", res.exit_code, &lines, &line) == RX_NO_REPO;
     strvec_free(&lines);
     if (!missing) {
-        rc = fail_from("cat config", &res, err);
+        rc = rx_fail_from("cat config", &res, err);
         spawn_result_free(&res);
         return rc;
     }
     spawn_result_free(&res);
 
-    char *where = repo_location(r);
+    char *where = rx_repo_location(r);
     if (!may_init) {
         rc = sc_fail(err, SC_ERESTIC, "repository not found at %s (set init = yes to create it)",
                      where);
         free(where);
         return rc;
     }
-    argv_start(r, &argv, "init");
-    o = (struct spawn_opts){.on_stdout_line = debug_line};
-    rc = run_ok(r, "init", &argv, &o, &res, err);
+    rx_argv_start(r, &argv, "init");
+    o = (struct spawn_opts){.on_stdout_line = rx_debug_line};
+    rc = rx_run_ok(r, "init", &argv, &o, NULL, &res, err);
     strvec_free(&argv);
     if (rc == 0) {
         log_info("created a restic repository at %s", where);
@@ -866,11 +358,11 @@ static void show_status(json_t *j)
     if (!json_is_number(pct) || !log_progress_enabled())
         return; /* 0.14 also sends scan_finished as a "status" without it */
     char done[32], total[32];
-    human_bytes(get_u64(j, "bytes_done"), done, sizeof done);
-    human_bytes(get_u64(j, "total_bytes"), total, sizeof total);
+    human_bytes(rx_get_u64(j, "bytes_done"), done, sizeof done);
+    human_bytes(rx_get_u64(j, "total_bytes"), total, sizeof total);
     log_progress("restic: %5.1f%%  %s of %s  %" PRIu64 "/%" PRIu64 " files",
-                 json_number_value(pct) * 100, done, total, get_u64(j, "files_done"),
-                 get_u64(j, "total_files"));
+                 json_number_value(pct) * 100, done, total, rx_get_u64(j, "files_done"),
+                 rx_get_u64(j, "total_files"));
 }
 
 static void take_summary(struct backup_ctx *bc, json_t *j)
@@ -883,26 +375,55 @@ static void take_summary(struct backup_ctx *bc, json_t *j)
         memcpy(out->short_id, id, 8);
         out->short_id[8] = '\0';
     }
-    out->data_added = get_u64(j, "data_added");
-    out->files_new = get_u64(j, "files_new");
-    out->files_changed = get_u64(j, "files_changed");
-    out->files_unmodified = get_u64(j, "files_unmodified");
-    out->total_bytes_processed = get_u64(j, "total_bytes_processed");
+    out->data_added = rx_get_u64(j, "data_added");
+    out->files_new = rx_get_u64(j, "files_new");
+    out->files_changed = rx_get_u64(j, "files_changed");
+    out->files_unmodified = rx_get_u64(j, "files_unmodified");
+    out->total_bytes_processed = rx_get_u64(j, "total_bytes_processed");
     out->duration_s = json_number_value(json_object_get(j, "total_duration"));
     bc->have_summary = true;
+}
+
+/* Before a retried backup: the failed attempt's summary does not count. */
+static void backup_reset(void *ctx)
+{
+    struct backup_ctx *bc = ctx;
+    memset(bc->out, 0, sizeof *bc->out);
+    bc->have_summary = false;
+}
+
+/* `--time` for a set: the moment it was staged (its id, "20261126T030000Z"
+ * in UTC, maybe with "-N"), in the local time restic parses it in. A set
+ * shipped late (after the backend was down) then takes its place in the
+ * history, and retention counts it where it belongs. */
+static bool set_time_arg(const char *set_id, char *buf, size_t size)
+{
+    struct tm tm = {0};
+    char z;
+    if (sscanf(set_id, "%4d%2d%2dT%2d%2d%2d%c", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour,
+               &tm.tm_min, &tm.tm_sec, &z) != 7 ||
+        z != 'Z')
+        return false;
+    tm.tm_year -= 1900;
+    tm.tm_mon -= 1;
+    time_t t = timegm(&tm);
+    struct tm local;
+    if (t == (time_t)-1 || localtime_r(&t, &local) == NULL)
+        return false;
+    return strftime(buf, size, "%Y-%m-%d %H:%M:%S", &local) > 0;
 }
 
 static void backup_line(void *ctx, const char *line, size_t len)
 {
     struct backup_ctx *bc = ctx;
-    json_t *j = parse_json(line, len);
+    json_t *j = rx_parse_json(line, len);
     const char *type = json_string_value(json_object_get(j, "message_type"));
     if (type && strcmp(type, "status") == 0)
         show_status(j);
     else if (type && strcmp(type, "summary") == 0)
         take_summary(bc, j);
     else if (type == NULL)
-        log_debug("restic: %.*s", (int)len, line);
+        rx_debug_line(NULL, line, len);
     json_decref(j);
 }
 
@@ -913,12 +434,12 @@ static int complete_id(struct restic *r, const char *host, const char *set_id,
                        struct restic_backup_result *out, sc_err *err)
 {
     struct strvec argv = {0};
-    argv_start(r, &argv, "snapshots");
+    rx_argv_start(r, &argv, "snapshots");
     strvec_push(&argv, "--json");
     strvec_pushf(&argv, "--tag=set-%s", set_id);
     strvec_pushf(&argv, "--host=%s", host);
     json_t *list = NULL;
-    int rc = run_json_array(r, "snapshots", &argv, &list, err);
+    int rc = rx_run_json_array(r, "snapshots", &argv, &list, err);
     strvec_free(&argv);
     if (rc != 0)
         return rc;
@@ -946,11 +467,11 @@ int restic_backup(struct restic *r, const char *dir, const char *set_id,
 {
     memset(out, 0, sizeof *out);
     char host[256];
-    int rc = this_host(r, host, sizeof host, err);
+    int rc = rx_this_host(r, host, sizeof host, err);
     if (rc != 0)
         return rc;
     struct strvec argv = {0};
-    argv_start(r, &argv, "backup");
+    rx_argv_start(r, &argv, "backup");
     strvec_push(&argv, "--json");
     if (!log_progress_enabled())
         strvec_push(&argv, "--quiet"); /* since 0.13: only the summary line */
@@ -959,20 +480,23 @@ int restic_backup(struct restic *r, const char *dir, const char *set_id,
     for (size_t i = 0; i < r->cfg->restic.tags.n; i++)
         strvec_pushf(&argv, "--tag=%s", r->cfg->restic.tags.v[i]);
     strvec_pushf(&argv, "--tag=set-%s", set_id);
+    char when[32];
+    if (set_time_arg(set_id, when, sizeof when))
+        strvec_pushf(&argv, "--time=%s", when);
     strvec_push(&argv, "--");
     strvec_push(&argv, dir);
 
     struct backup_ctx bc = {.out = out};
     struct spawn_opts o = {.on_stdout_line = backup_line, .ctx = &bc};
     struct spawn_result res;
-    rc = run(r, "backup", &argv, &o, &res, err);
+    rc = rx_run(r, "backup", &argv, &o, backup_reset, &res, err);
     strvec_free(&argv);
     log_progress_done();
     if (rc != 0)
         return rc;
     /* Exit 3: a snapshot was made without some files. Not a backup. */
     if (res.exit_code != 0)
-        rc = fail_from("backup", &res, err);
+        rc = rx_fail_from("backup", &res, err);
     else if (!bc.have_summary)
         rc = sc_fail(err, SC_ERESTIC, "restic backup printed no summary");
     else if (out->snapshot_id[0] == '\0')
@@ -991,17 +515,17 @@ int restic_snapshots(struct restic *r, bool this_host_only, json_t **out, sc_err
 {
     *out = NULL;
     struct strvec argv = {0};
-    argv_start(r, &argv, "snapshots");
+    rx_argv_start(r, &argv, "snapshots");
     strvec_push(&argv, "--json");
     strvec_push(&argv, "--tag=stagecoach");
     int rc = 0;
     if (this_host_only) {
         char host[256];
-        rc = this_host(r, host, sizeof host, err);
+        rc = rx_this_host(r, host, sizeof host, err);
         strvec_pushf(&argv, "--host=%s", host);
     }
     if (rc == 0)
-        rc = run_json_array(r, "snapshots", &argv, out, err);
+        rc = rx_run_json_array(r, "snapshots", &argv, out, err);
     strvec_free(&argv);
     return rc;
 }
@@ -1009,7 +533,7 @@ int restic_snapshots(struct restic *r, bool this_host_only, json_t **out, sc_err
 /* RFC 3339 time ("2026-11-27T07:12:54.285818377Z", "...+01:00") as
  * seconds and nanoseconds since the epoch. Strings do not compare: the
  * offset and the number of fraction digits vary. Returns -1 if malformed. */
-static int parse_time(const char *s, long long *sec, long *nsec)
+int restic_parse_time(const char *s, long long *sec, long *nsec)
 {
     struct tm tm = {0};
     int used = 0;
@@ -1041,13 +565,13 @@ static int parse_time(const char *s, long long *sec, long *nsec)
     return 0;
 }
 
-static bool newer(json_t *a, json_t *b)
+bool restic_snapshot_newer(json_t *a, json_t *b)
 {
     long long sa, sb;
     long na, nb;
-    if (parse_time(json_string_value(json_object_get(a, "time")), &sa, &na) != 0)
+    if (restic_parse_time(json_string_value(json_object_get(a, "time")), &sa, &na) != 0)
         return false;
-    if (parse_time(json_string_value(json_object_get(b, "time")), &sb, &nb) != 0)
+    if (restic_parse_time(json_string_value(json_object_get(b, "time")), &sb, &nb) != 0)
         return true;
     return sa > sb || (sa == sb && na >= nb);
 }
@@ -1094,12 +618,12 @@ int restic_find_snapshot(struct restic *r, const char *which, json_t **snap, sc_
         json_t *s;
         json_array_foreach(list, i, s)
         {
-            if (found == NULL || newer(s, found))
+            if (found == NULL || restic_snapshot_newer(s, found))
                 found = s;
         }
         if (found == NULL) {
             char host[256];
-            rc = this_host(r, host, sizeof host, err);
+            rc = rx_this_host(r, host, sizeof host, err);
             if (rc == 0)
                 rc = sc_fail(err, SC_ERESTIC,
                              "no snapshot made by stagecoach for host %s in the repository", host);
@@ -1130,24 +654,30 @@ struct ls_ctx {
 static void ls_line(void *ctx, const char *line, size_t len)
 {
     struct ls_ctx *lc = ctx;
-    json_t *j = parse_json(line, len);
+    json_t *j = rx_parse_json(line, len);
     const char *st = json_string_value(json_object_get(j, "struct_type"));
     if (st && strcmp(st, "node") == 0)
         json_array_append(lc->nodes, j);
     json_decref(j);
 }
 
+static void ls_reset(void *ctx)
+{
+    struct ls_ctx *lc = ctx;
+    json_array_clear(lc->nodes);
+}
+
 int restic_ls(struct restic *r, const char *id, json_t **nodes, sc_err *err)
 {
     struct strvec argv = {0};
-    argv_start(r, &argv, "ls");
+    rx_argv_start(r, &argv, "ls");
     strvec_push(&argv, "--json");
     strvec_push(&argv, "--");
     strvec_push(&argv, id);
     struct ls_ctx lc = {.nodes = json_array()};
     struct spawn_opts o = {.on_stdout_line = ls_line, .ctx = &lc};
     struct spawn_result res;
-    int rc = run_ok(r, "ls", &argv, &o, &res, err);
+    int rc = rx_run_ok(r, "ls", &argv, &o, ls_reset, &res, err);
     strvec_free(&argv);
     if (rc == 0) {
         spawn_result_free(&res);
@@ -1165,13 +695,13 @@ int restic_dump(struct restic *r, const char *id, const char *path, size_t max, 
     *buf = NULL;
     *len = 0;
     struct strvec argv = {0};
-    argv_start(r, &argv, "dump");
+    rx_argv_start(r, &argv, "dump");
     strvec_push(&argv, "--");
     strvec_push(&argv, id);
     strvec_push(&argv, path);
     struct spawn_opts o = {.max_stdout = max};
     struct spawn_result res;
-    int rc = run_ok(r, "dump", &argv, &o, &res, err);
+    int rc = rx_run_ok(r, "dump", &argv, &o, NULL, &res, err);
     strvec_free(&argv);
     if (rc == 0) {
         *buf = res.out; /* ownership passes to the caller */
@@ -1185,13 +715,13 @@ int restic_dump(struct restic *r, const char *id, const char *path, size_t max, 
 int restic_restore(struct restic *r, const char *id, const char *target, sc_err *err)
 {
     struct strvec argv = {0};
-    argv_start(r, &argv, "restore");
+    rx_argv_start(r, &argv, "restore");
     strvec_pushf(&argv, "--target=%s", target);
     strvec_push(&argv, "--");
     strvec_push(&argv, id);
-    struct spawn_opts o = {.on_stdout_line = debug_line};
+    struct spawn_opts o = {.on_stdout_line = rx_debug_line};
     struct spawn_result res;
-    int rc = run_ok(r, "restore", &argv, &o, &res, err);
+    int rc = rx_run_ok(r, "restore", &argv, &o, NULL, &res, err);
     strvec_free(&argv);
     if (rc == 0)
         spawn_result_free(&res);

@@ -12,11 +12,21 @@
 #include "../core/err.h"
 #include "../core/xalloc.h"
 
+/* How a call is tried again (call.c). restic_open sets the defaults. */
+struct restic_retry {
+    int tries;             /* attempts when the backend fails transiently (3) */
+    long backoff_ms[2];    /* pauses before the 2nd and 3rd attempts (2 s, 4 s) */
+    long lock_wait_s;      /* how long a lock held by someone else is waited for (120 s) */
+    long lock_poll_ms;     /* the second pause while locked (the first is none), doubling */
+    long lock_poll_max_ms; /* ... up to this (30 s) */
+};
+
 struct restic {
     const struct config *cfg;
     char *binary;
     struct strvec env; /* the child's whole environment */
     int major, minor, patch;
+    struct restic_retry retry;
 };
 
 struct restic_backup_result {
@@ -34,7 +44,8 @@ void restic_close(struct restic *r);
 /* The repository exists (`cat config`); with init = yes create it when missing. */
 int restic_ensure_repo(struct restic *r, bool may_init, sc_err *err);
 /* Back up dir with --host, --tag stagecoach, each configured tag and tag
- * set-<set_id>; the full snapshot id is looked up afterwards. */
+ * set-<set_id>, and --time the set's own time (its id); the full snapshot
+ * id is looked up afterwards. */
 int restic_backup(struct restic *r, const char *dir, const char *set_id,
                   struct restic_backup_result *out, sc_err *err);
 /* `snapshots --json --tag stagecoach [--host H]`: the JSON array, owned. */
@@ -48,6 +59,52 @@ int restic_dump(struct restic *r, const char *id, const char *path, size_t max, 
                 size_t *len, sc_err *err);
 /* `restore ID --target DIR`. */
 int restic_restore(struct restic *r, const char *id, const char *target, sc_err *err);
+
+/* RFC 3339 time as seconds and nanoseconds since the epoch; -1 if malformed. */
+int restic_parse_time(const char *s, long long *sec, long *nsec);
+/* Snapshot a is at least as new as b (by "time"). */
+bool restic_snapshot_newer(json_t *a, json_t *b);
+
+/* ---- retention (forget.c) ---- */
+
+/* The [retention] policy as forget flags (--keep-last=N ...) appended to
+ * argv; false when no keep_* is set (then nothing may be forgotten). */
+bool restic_retention_args(const struct config *cfg, struct strvec *argv);
+/* A keep_within value restic accepts ("7d", "1y2m", units y m d h). */
+bool restic_within_ok(const char *s);
+/* The snapshots under this tool's retention: --tag stagecoach,<tags> (AND)
+ * --host <host>. Appended to argv. */
+void restic_own_filter(const struct restic *r, const char *host, struct strvec *argv);
+/* `snapshots --json` with that filter: the JSON array, owned. */
+int restic_own_snapshots(struct restic *r, json_t **out, sc_err *err);
+
+struct restic_forget_result {
+    json_t *keep;   /* snapshot objects kept, all groups together (owned) */
+    json_t *remove; /* snapshot objects forgotten (owned; empty, never null) */
+};
+/* `forget --json <filter> --group-by=host <policy> [--dry-run --no-lock]`.
+ * Exit 3 when there is no policy or keep_within is not a restic duration. */
+int restic_forget(struct restic *r, bool dry_run, struct restic_forget_result *out, sc_err *err);
+/* Parse forget's output: the first line only (0.14 may print prune's text
+ * after it); "remove": null means none. Exposed for unit tests. */
+int restic_forget_parse(const char *text, size_t len, struct restic_forget_result *out,
+                        sc_err *err);
+void restic_forget_result_free(struct restic_forget_result *f);
+/* `prune`: delete the data no snapshot references any more. */
+int restic_prune(struct restic *r, sc_err *err);
+
+/* ---- checking (check.c) ---- */
+
+struct restic_check_result {
+    bool ok;       /* no errors were found */
+    bool damaged;  /* restic said the repository contains errors */
+    char *problem; /* the first error it named (owned), or NULL */
+};
+/* `check [--read-data-subset=SUBSET]` (subset NULL: structure only). A
+ * damaged repository, or a check that could not run, is exit 6. */
+int restic_check(struct restic *r, const char *subset, struct restic_check_result *out,
+                 sc_err *err);
+void restic_check_result_free(struct restic_check_result *c);
 
 /* Read KEY=VALUE lines of a private env file into env (same-named entries
  * replaced). Exit 3 on errors. */

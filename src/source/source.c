@@ -10,6 +10,7 @@
 static const struct source_ops *const kinds[] = {
     &source_sqlite,
     &source_paths,
+    &source_mysql,
 };
 
 const struct source_ops *source_find(const char *kind)

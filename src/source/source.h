@@ -30,6 +30,10 @@ struct source_ops {
      * when the kind cannot restore yet. */
     int (*restore)(const struct source_cfg *src, const char *setdir, json_t *entry,
                    const char *into, bool force, sc_err *err);
+    /* Remove a scratch target that restore made with into, e.g. the
+     * drill's <db>_drill_<id> database. NULL for kinds whose targets are
+     * files: the drill removes those with its scratch directory. */
+    int (*discard)(const struct source_cfg *src, const char *into, sc_err *err);
 };
 
 /* NULL when the kind is unknown. */
@@ -44,5 +48,6 @@ void source_warn(json_t *entry, const char *fmt, ...) __attribute__((format(prin
 
 extern const struct source_ops source_sqlite;
 extern const struct source_ops source_paths;
+extern const struct source_ops source_mysql;
 
 #endif

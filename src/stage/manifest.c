@@ -1,13 +1,18 @@
 #include "manifest.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../core/fs.h"
 #include "../core/log.h"
+#include "../core/spawn.h"
 #include "../core/xalloc.h"
+#include "crypto.h"
 #include "set.h"
 
 #define MANIFEST_MAX (64u << 20)
@@ -43,6 +48,38 @@ static int is_hex128(const char *s)
     return 1;
 }
 
+/* Names the set itself uses; no file entry may take them. */
+static int reserved_name(const char *p)
+{
+    return strcmp(p, MANIFEST_NAME) == 0 || strcmp(p, B2SUMS_NAME) == 0;
+}
+
+bool manifest_encrypted(json_t *manifest)
+{
+    return json_is_true(json_object_get(manifest, "encrypted"));
+}
+
+json_t *manifest_plaintext(json_t *file)
+{
+    json_t *plain = json_object_get(file, "plaintext");
+    return plain ? plain : file;
+}
+
+/* An encrypted file's "plaintext": {path, bytes, blake2b}, stored as
+ * path + ".enc". The rule keeps a forged manifest from naming, say,
+ * MANIFEST.json as the place to decrypt into. */
+static int plaintext_ok(json_t *f, const char *stored)
+{
+    json_t *plain = json_object_get(f, "plaintext");
+    const char *p = json_string_value(json_object_get(plain, "path"));
+    const char *h = json_string_value(json_object_get(plain, "blake2b"));
+    json_t *b = json_object_get(plain, "bytes");
+    size_t n = p ? strlen(p) : 0, sn = strlen(stored), xn = strlen(CRYPTO_SUFFIX);
+    return json_is_object(plain) && p != NULL && manifest_path_ok(p) && !reserved_name(p) &&
+           h != NULL && is_hex128(h) && json_is_integer(b) && json_integer_value(b) >= 0 &&
+           sn == n + xn && strncmp(stored, p, n) == 0 && strcmp(stored + n, CRYPTO_SUFFIX) == 0;
+}
+
 int manifest_parse(const char *data, size_t len, json_t **out, sc_err *err)
 {
     *out = NULL;
@@ -67,9 +104,14 @@ int manifest_parse(const char *data, size_t len, json_t **out, sc_err *err)
         const char *p = json_string_value(json_object_get(f, "path"));
         const char *h = json_string_value(json_object_get(f, "blake2b"));
         json_t *b = json_object_get(f, "bytes");
-        if (p == NULL || !manifest_path_ok(p) || h == NULL || !is_hex128(h) ||
-            !json_is_integer(b) || json_integer_value(b) < 0)
+        bool sealed = json_object_get(f, "plaintext") != NULL;
+        if (p == NULL || !manifest_path_ok(p) || reserved_name(p) || h == NULL || !is_hex128(h) ||
+            !json_is_integer(b) || json_integer_value(b) < 0 || (sealed && !plaintext_ok(f, p)))
             rc = sc_fail(err, SC_EVERIFY, "MANIFEST.json: file entry %zu is malformed", i);
+        else if (sealed != manifest_encrypted(m))
+            rc = sc_fail(err, SC_EVERIFY, "MANIFEST.json: %s is %s in a set that is %s", p,
+                         sealed ? "encrypted" : "not encrypted",
+                         sealed ? "not encrypted" : "encrypted");
         else if (json_object_get(seen, p) != NULL)
             rc = sc_fail(err, SC_EVERIFY, "MANIFEST.json: %s listed twice", p);
         else
@@ -244,5 +286,247 @@ int set_verify(const char *dir, sc_err *err)
     if (rc != 0)
         return sc_fail(err, first.code ? first.code : rc, "%s", first.msg);
     log_debug("verified %zu files in %s", nfiles, dir);
+    return 0;
+}
+
+/* ---- plaintext: decrypting and unpacking a verified set -------------------- */
+
+/* Where plaintext goes while a file is unpacked. */
+struct plain_out {
+    int fd;
+    const char *path;
+};
+
+static int write_plain(void *ctx, const void *buf, size_t len, sc_err *err)
+{
+    struct plain_out *o = ctx;
+    if (fs_write_all(o->fd, buf, len) != 0)
+        return sc_fail_errno(err, SC_ESTAGING, "cannot write %s", o->path);
+    return 0;
+}
+
+/* An unencrypted file: copied (out may be NULL) and hashed, like decryption. */
+static int copy_plain(int fd, const char *display, crypto_out_fn out, void *ctx,
+                      struct crypto_plain *plain, sc_err *err)
+{
+    unsigned char *buf = xmalloc(1 << 20);
+    crypto_generichash_state h;
+    crypto_generichash_init(&h, NULL, 0, crypto_generichash_BYTES_MAX);
+    uint64_t total = 0;
+    int rc = 0;
+    for (;;) {
+        ssize_t r = read(fd, buf, 1 << 20);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            rc = sc_fail_errno(err, SC_EVERIFY, "cannot read %s", display);
+        if (r <= 0)
+            break;
+        crypto_generichash_update(&h, buf, (size_t)r);
+        total += (uint64_t)r;
+        if (out != NULL && (rc = out(ctx, buf, (size_t)r, err)) != 0)
+            break;
+    }
+    free(buf);
+    unsigned char digest[crypto_generichash_BYTES_MAX];
+    crypto_generichash_final(&h, digest, sizeof digest);
+    sodium_bin2hex(plain->blake2b, sizeof plain->blake2b, digest, sizeof digest);
+    plain->bytes = total;
+    return rc;
+}
+
+/* Read one file of the set (decrypting it when it is encrypted), send its
+ * plaintext to out, and compare the plaintext with the manifest. */
+static int read_plaintext(const char *dir, json_t *f, const struct crypto_key *key,
+                          crypto_out_fn out, void *ctx, sc_err *err)
+{
+    const char *stored = json_string_value(json_object_get(f, "path"));
+    json_t *plain = manifest_plaintext(f);
+    const char *name = json_string_value(json_object_get(plain, "path"));
+    const char *want = json_string_value(json_object_get(plain, "blake2b"));
+    json_int_t bytes = json_integer_value(json_object_get(plain, "bytes"));
+    char *path = path_join(dir, stored);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    free(path);
+    if (fd < 0)
+        return sc_fail_errno(err, SC_EVERIFY, "%s: cannot read it", stored);
+    struct crypto_plain got;
+    int rc = plain == f ? copy_plain(fd, stored, out, ctx, &got, err)
+                        : crypto_decrypt_fd(fd, stored, name, key, out, ctx, &got, err);
+    close(fd);
+    if (rc == 0 && (json_int_t)got.bytes != bytes)
+        rc = sc_fail(err, SC_EVERIFY, "%s: plaintext is %llu bytes, manifest says %lld", stored,
+                     (unsigned long long)got.bytes, (long long)bytes);
+    else if (rc == 0 && strcmp(got.blake2b, want) != 0)
+        rc = sc_fail(err, SC_EVERIFY, "%s: plaintext checksum mismatch", stored);
+    return rc;
+}
+
+int set_verify_plaintext(const char *dir, const struct crypto_key *key, sc_err *err)
+{
+    json_t *m, *b2;
+    if (manifest_read(dir, &m, &b2, err) != 0)
+        return err->code;
+    int rc = 0;
+    size_t i;
+    json_t *f;
+    json_array_foreach(json_object_get(m, "files"), i, f)
+    {
+        if (json_object_get(f, "plaintext") == NULL)
+            continue;
+        sc_err e = {0};
+        int frc = read_plaintext(dir, f, key, NULL, NULL, &e);
+        if (frc != 0) {
+            log_error("verify: %s", e.msg);
+            sc_fail(err, frc, "%s", e.msg);
+            /* Keep going on damage, to list every bad file; a wrong key
+             * fails the same way for all of them. */
+            rc = rc ? rc : frc;
+            if (frc != SC_EVERIFY)
+                break;
+        }
+    }
+    json_decref(m);
+    json_decref(b2);
+    return rc;
+}
+
+/* Parent directories of path (0700), for a file about to be created. */
+static int make_parents(const char *path, sc_err *err)
+{
+    char *dir = xstrdup(path);
+    char *slash = strrchr(dir, '/');
+    int rc = 0;
+    if (slash != NULL && slash != dir) {
+        *slash = '\0';
+        rc = fs_mkdir_p(dir, 0700, err);
+    }
+    free(dir);
+    return rc;
+}
+
+/* One file into to/<plaintext path>: written as .part, checked, fsynced,
+ * then renamed, so a file under its final name is always complete. */
+static int unpack_file(const char *dir, const char *to, json_t *f, const struct crypto_key *key,
+                       sc_err *err)
+{
+    const char *name = json_string_value(json_object_get(manifest_plaintext(f), "path"));
+    char *dst = path_join(to, name);
+    char *part = xasprintf("%s.part", dst);
+    int rc = make_parents(dst, err);
+    struct plain_out o = {.fd = -1, .path = part};
+    if (rc == 0) {
+        o.fd = open(part, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        if (o.fd < 0)
+            rc = sc_fail_errno(err, SC_ESTAGING, "cannot create %s", part);
+    }
+    if (rc == 0)
+        rc = read_plaintext(dir, f, key, write_plain, &o, err);
+    if (rc == 0 && fsync(o.fd) != 0)
+        rc = sc_fail_errno(err, SC_ESTAGING, "cannot fsync %s", part);
+    if (o.fd >= 0 && close(o.fd) != 0 && rc == 0)
+        rc = sc_fail_errno(err, SC_ESTAGING, "cannot write %s", part);
+    if (rc == 0 && rename(part, dst) != 0)
+        rc = sc_fail_errno(err, SC_ESTAGING, "cannot rename %s", part);
+    if (rc != 0 && o.fd >= 0)
+        unlink(part);
+    if (rc == 0)
+        log_debug("unpacked %s", name);
+    free(part);
+    free(dst);
+    return rc;
+}
+
+static int write_private(const char *path, const char *data, size_t len, sc_err *err)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return sc_fail_errno(err, SC_ESTAGING, "cannot create %s", path);
+    int rc = 0;
+    if (fs_write_all(fd, data, len) != 0 || fsync(fd) != 0)
+        rc = sc_fail_errno(err, SC_ESTAGING, "cannot write %s", path);
+    if (close(fd) != 0 && rc == 0)
+        rc = sc_fail_errno(err, SC_ESTAGING, "cannot write %s", path);
+    return rc;
+}
+
+/* MANIFEST.json as it was, and a B2SUMS of the plaintext: `b2sum -c B2SUMS`
+ * checks the restored files with coreutils alone. */
+static int write_descriptions(const char *dir, const char *to, json_t *m, sc_err *err)
+{
+    char *src = path_join(dir, MANIFEST_NAME), *dst = path_join(to, MANIFEST_NAME);
+    char *text = NULL, hex[129];
+    size_t len = 0;
+    int rc = fs_read_file(src, MANIFEST_MAX, &text, &len, SC_EVERIFY, err);
+    if (rc == 0)
+        rc = write_private(dst, text, len, err);
+    if (rc == 0)
+        rc = hash_file(dst, hex, NULL, err);
+    free(text);
+    free(src);
+    free(dst);
+    if (rc != 0)
+        return rc;
+    struct strvec lines = {0};
+    size_t i, total = 0;
+    json_t *f;
+    json_array_foreach(json_object_get(m, "files"), i, f)
+    {
+        json_t *plain = manifest_plaintext(f);
+        strvec_pushf(&lines, "%s  %s\n", json_string_value(json_object_get(plain, "blake2b")),
+                     json_string_value(json_object_get(plain, "path")));
+    }
+    strvec_pushf(&lines, "%s  %s\n", hex, MANIFEST_NAME);
+    for (i = 0; i < lines.n; i++)
+        total += strlen(lines.v[i]);
+    char *all = xmalloc(total + 1), *o = all;
+    for (i = 0; i < lines.n; i++) {
+        size_t n = strlen(lines.v[i]);
+        memcpy(o, lines.v[i], n);
+        o += n;
+    }
+    char *b2 = path_join(to, B2SUMS_NAME);
+    rc = write_private(b2, all, total, err);
+    free(b2);
+    free(all);
+    strvec_free(&lines);
+    return rc;
+}
+
+int set_unpack(const char *dir, const char *to, const struct crypto_key *key, json_t **manifest,
+               sc_err *err)
+{
+    json_t *m = NULL, *b2 = NULL;
+    *manifest = NULL;
+    int rc = set_verify(dir, err);
+    if (rc == 0)
+        rc = manifest_read(dir, &m, &b2, err);
+    if (rc == 0 && manifest_encrypted(m) && key == NULL) {
+        const char *id =
+            json_string_value(json_object_get(json_object_get(m, "encryption"), "key_id"));
+        rc = sc_fail(err, SC_EUSAGE,
+                     "the set is encrypted (key id %s): give --identity FILE (or [staging] "
+                     "identity)",
+                     id ? id : "not recorded");
+    }
+    size_t i;
+    json_t *f;
+    json_array_foreach(json_object_get(m, "files"), i, f)
+    {
+        if (rc != 0 || (rc = unpack_file(dir, to, f, key, err)) != 0)
+            break;
+        if (sc_stop_requested)
+            rc = sc_fail(err, SC_EINTR, "interrupted");
+    }
+    if (rc == 0)
+        rc = write_descriptions(dir, to, m, err);
+    if (rc == 0)
+        rc = fs_fsync_dir(to, err);
+    json_decref(b2);
+    if (rc != 0) {
+        json_decref(m);
+        return rc;
+    }
+    *manifest = m;
     return 0;
 }

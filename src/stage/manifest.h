@@ -3,6 +3,7 @@
 #ifndef SC_MANIFEST_H
 #define SC_MANIFEST_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <jansson.h>
 #include "../core/err.h"
@@ -16,5 +17,24 @@ int b2sums_parse(const char *data, size_t len, json_t **map, sc_err *err);
 int manifest_read(const char *dir, json_t **manifest, json_t **b2map, sc_err *err);
 /* A relative path that stays inside the set ("a/b", no "..", no leading "/"). */
 int manifest_path_ok(const char *path);
+
+/* The manifest says the set is encrypted ("encrypted": true). */
+bool manifest_encrypted(json_t *manifest);
+/* A file entry's plaintext {path, bytes, blake2b}: its "plaintext" object
+ * when encrypted, else the entry itself. */
+json_t *manifest_plaintext(json_t *file);
+
+struct crypto_key;
+/* Decrypt every encrypted file of the set in dir with key and compare the
+ * plaintext with the manifest; nothing is written. Exit 7 naming the file
+ * (every damaged file is logged), 1 for a key that is not the set's. */
+int set_verify_plaintext(const char *dir, const struct crypto_key *key, sc_err *err);
+/* Verify the set in dir, then write its plaintext into the existing
+ * directory to: each file at its plaintext path (0600; checked against the
+ * manifest before it gets its final name), MANIFEST.json as it was, and a
+ * B2SUMS of the plaintext. key may be NULL for a set that is not encrypted.
+ * *manifest receives the parsed manifest. */
+int set_unpack(const char *dir, const char *to, const struct crypto_key *key, json_t **manifest,
+               sc_err *err);
 
 #endif

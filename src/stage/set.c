@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -18,6 +19,7 @@
 #include "../core/fs.h"
 #include "../core/log.h"
 #include "../core/xalloc.h"
+#include "sink.h"
 
 /* Now in UTC: compact for set ids (20261126T030000Z), ISO 8601 for humans. */
 static void utc_now(char *buf, size_t n, bool compact)
@@ -52,6 +54,20 @@ static bool is_set_id(const char *s)
     return true;
 }
 
+/* An exclusive flock on a scratch directory: its descriptor, -2 when
+ * another process holds it, -1 when it cannot be opened. */
+static int take_scratch_hold(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        close(fd);
+        return errno == EWOULDBLOCK ? -2 : -1;
+    }
+    return fd;
+}
+
 int staging_prepare(const char *staging, sc_err *err)
 {
     if (fs_mkdir_p(staging, 0700, err) != 0)
@@ -69,22 +85,76 @@ int staging_prepare(const char *staging, sc_err *err)
         return sc_fail_errno(err, SC_ESTAGING, "cannot list %s", staging);
     struct dirent *e;
     while ((e = readdir(d)) != NULL) {
-        /* .tmp-*: a set being built; .verify-*: a snapshot read back. */
-        if (strncmp(e->d_name, ".tmp-", 5) != 0 && strncmp(e->d_name, ".verify-", 8) != 0)
+        /* .tmp-*: a set being built (only under the run lock, so any one
+         * found here is a leftover); .verify-*: a snapshot read back;
+         * .drill-*: a restore drill's scratch space. */
+        bool scratch =
+            strncmp(e->d_name, ".verify-", 8) == 0 || strncmp(e->d_name, ".drill-", 7) == 0;
+        if (strncmp(e->d_name, ".tmp-", 5) != 0 && !scratch)
             continue;
         char *p = path_join(staging, e->d_name);
-        log_info("removing %s, left by an interrupted run", p);
-        if (fs_rm_rf(p) != 0)
-            rc = sc_fail_errno(err, SC_ESTAGING, "cannot remove %s", p);
+        /* verify --snapshot runs without the run lock: its scratch space
+         * is held with an flock while it lives, and left alone then. */
+        int held = scratch ? take_scratch_hold(p) : -1;
+        if (held != -2) {
+            log_info("removing %s, left by an interrupted run", p);
+            if (fs_rm_rf(p) != 0)
+                rc = sc_fail_errno(err, SC_ESTAGING, "cannot remove %s", p);
+        }
+        if (held >= 0)
+            close(held);
         free(p);
     }
     closedir(d);
     return rc;
 }
 
+int scratch_create(const char *parent, const char *prefix, char **dir, int *fd, sc_err *err)
+{
+    *dir = NULL;
+    *fd = -1;
+    if (fs_mkdir_p(parent, 0700, err) != 0)
+        return err->code;
+    char *name = xasprintf("%sXXXXXX", prefix);
+    char *tmpl = path_join(parent, name);
+    free(name);
+    if (mkdtemp(tmpl) == NULL) {
+        int rc = sc_fail_errno(err, SC_ESTAGING, "cannot create %s", tmpl);
+        free(tmpl);
+        return rc;
+    }
+    /* Held from now on; a staging_prepare that removed it in the instant
+     * before shows up as another inode at the path. */
+    int h = take_scratch_hold(tmpl);
+    struct stat a, b;
+    if (h < 0 || fstat(h, &a) != 0 || stat(tmpl, &b) != 0 || a.st_ino != b.st_ino ||
+        a.st_dev != b.st_dev) {
+        int rc = sc_fail(err, SC_ESTAGING, "cannot hold scratch directory %s", tmpl);
+        if (h >= 0)
+            close(h);
+        free(tmpl);
+        return rc;
+    }
+    *dir = tmpl;
+    *fd = h;
+    return 0;
+}
+
+void scratch_remove(const char *dir, int fd)
+{
+    if (dir != NULL && fs_rm_rf(dir) != 0)
+        log_warn("cannot remove %s: %s", dir, strerror(errno));
+    if (fd >= 0)
+        close(fd);
+}
+
 int set_create(struct set *s, const char *staging, sc_err *err)
 {
     memset(s, 0, sizeof *s);
+    /* libsodium picks its fastest BLAKE2b and ChaCha20 code here; without
+     * it every hash runs the portable code. */
+    if (sodium_init() < 0)
+        return sc_fail(err, SC_EFAIL, "libsodium cannot be initialised");
     char base[20];
     utc_now(base, sizeof base, true);
     s->staging = xstrdup(staging);
@@ -118,6 +188,26 @@ int set_create(struct set *s, const char *staging, sc_err *err)
     return 0;
 }
 
+void set_use_key(struct set *s, struct crypto_key *key)
+{
+    crypto_key_free(s->key);
+    s->key = key;
+    if (key == NULL)
+        return;
+    char id[CRYPTO_KEY_ID_HEX];
+    crypto_key_id_hex(key, id);
+    json_object_set_new(s->manifest, "encrypted", json_true());
+    json_object_set_new(s->manifest, "encryption",
+                        json_pack("{s:s, s:s, s:s, s:i, s:s}", "format", CRYPTO_FORMAT, "mode",
+                                  crypto_mode_name(key->mode), "key_id", id, "chunk_bytes",
+                                  (int)CRYPTO_CHUNK, "suffix", CRYPTO_SUFFIX));
+}
+
+const struct crypto_key *set_key(const struct set *s)
+{
+    return s->key;
+}
+
 json_t *set_begin_source(struct set *s, const char *name, const char *kind)
 {
     json_t *entry =
@@ -141,15 +231,30 @@ char *set_file_path(struct set *s, const char *relpath, sc_err *err)
     return path;
 }
 
-void set_record_file(struct set *s, const char *relpath, uint64_t bytes, const char *b2hex)
+static json_t *file_entry(struct set *s, const char *relpath, uint64_t bytes, const char *b2hex)
 {
-    json_array_append_new(
-        json_object_get(s->manifest, "files"),
-        json_pack("{s:s, s:I, s:s, s:s?}", "path", relpath, "bytes", (json_int_t)bytes, "blake2b",
-                  b2hex, "source",
-                  s->cur_entry ? json_string_value(json_object_get(s->cur_entry, "name")) : NULL));
+    json_t *f = json_pack(
+        "{s:s, s:I, s:s, s:s?}", "path", relpath, "bytes", (json_int_t)bytes, "blake2b", b2hex,
+        "source", s->cur_entry ? json_string_value(json_object_get(s->cur_entry, "name")) : NULL);
+    json_array_append_new(json_object_get(s->manifest, "files"), f);
     if (s->cur_entry)
         json_array_append_new(json_object_get(s->cur_entry, "files"), json_string(relpath));
+    return f;
+}
+
+void set_record_file(struct set *s, const char *relpath, uint64_t bytes, const char *b2hex)
+{
+    file_entry(s, relpath, bytes, b2hex);
+}
+
+void set_record_sealed_file(struct set *s, const char *relpath, uint64_t bytes, const char *b2hex,
+                            const char *plain_relpath, uint64_t plain_bytes,
+                            const char *plain_b2hex)
+{
+    json_t *f = file_entry(s, relpath, bytes, b2hex);
+    json_object_set_new(f, "plaintext",
+                        json_pack("{s:s, s:I, s:s}", "path", plain_relpath, "bytes",
+                                  (json_int_t)plain_bytes, "blake2b", plain_b2hex));
 }
 
 int hash_file(const char *path, char hex[129], uint64_t *bytes, sc_err *err)
@@ -184,8 +289,55 @@ int hash_file(const char *path, char hex[129], uint64_t *bytes, sc_err *err)
     return 0;
 }
 
+/* Stream a finished plaintext file through an encrypting sink. */
+static int encrypt_file(struct set *s, const char *relpath, const char *path, sc_err *err)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return sc_fail_errno(err, SC_ESTAGING, "cannot read %s", path);
+    struct sink k;
+    int rc = sink_open(&k, s, relpath, err);
+    if (rc != 0) {
+        close(fd);
+        return rc;
+    }
+    unsigned char *buf = xmalloc(CRYPTO_CHUNK * 16);
+    for (;;) {
+        ssize_t r = read(fd, buf, CRYPTO_CHUNK * 16);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            rc = sc_fail_errno(err, SC_ESTAGING, "cannot read %s", path);
+        if (r <= 0)
+            break;
+        if ((rc = sink_write(&k, buf, (size_t)r, err)) != 0)
+            break;
+    }
+    sodium_memzero(buf, CRYPTO_CHUNK * 16);
+    free(buf);
+    close(fd);
+    if (rc == 0)
+        return sink_close(&k, err);
+    sink_abort(&k);
+    return rc;
+}
+
+static int add_file_encrypted(struct set *s, const char *relpath, sc_err *err)
+{
+    char *path = path_join(s->tmpdir, relpath);
+    int rc = encrypt_file(s, relpath, path, err);
+    /* Whatever happened, the plaintext goes now (its blocks are freed, not
+     * wiped: see docs/encryption.md). */
+    if (unlink(path) != 0 && errno != ENOENT && rc == 0)
+        rc = sc_fail_errno(err, SC_ESTAGING, "cannot remove the plaintext %s", path);
+    free(path);
+    return rc;
+}
+
 int set_add_file(struct set *s, const char *relpath, sc_err *err)
 {
+    if (s->key != NULL)
+        return add_file_encrypted(s, relpath, err);
     char *path = path_join(s->tmpdir, relpath);
     int rc = 0;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -310,6 +462,7 @@ void set_free(struct set *s)
     free(s->tmpdir);
     free(s->finaldir);
     json_decref(s->manifest);
+    crypto_key_free(s->key);
     memset(s, 0, sizeof *s);
 }
 

@@ -1,4 +1,8 @@
-/* The one path for bytes into a set: write + BLAKE2b-512 in one pass. */
+/* The one path for bytes into a set: write + BLAKE2b-512 in one pass, and
+ * when the set is encrypted, encryption in the same pass: the plaintext is
+ * hashed, encrypted chunk by chunk (stagecoach-enc/1) and the stored bytes
+ * hashed as they are written to <relpath>.enc. Memory use is bounded by the
+ * chunk size, whatever the size of the file. */
 #ifndef SC_SINK_H
 #define SC_SINK_H
 
@@ -6,22 +10,29 @@
 #include <stdint.h>
 #include <sodium.h>
 #include "../core/err.h"
+#include "crypto.h"
 
 struct set;
 
 struct sink {
     struct set *set;
-    char *relpath;
+    char *relpath; /* as stored: <name> or <name>.enc */
     char *path;
     int fd;
-    uint64_t bytes;
-    crypto_generichash_state h;
+    uint64_t bytes;             /* stored bytes */
+    crypto_generichash_state h; /* of the stored bytes */
+    /* Encrypted sets only (enc != NULL): */
+    struct crypto_writer *enc;
+    char *plain_relpath;
+    uint64_t plain_bytes;
+    crypto_generichash_state plain_h;
 };
 
-/* Create relpath (0600) inside the set being built. */
+/* Create relpath (0600) inside the set being built; relpath.enc when the
+ * set is encrypted. */
 int sink_open(struct sink *k, struct set *set, const char *relpath, sc_err *err);
 int sink_write(struct sink *k, const void *buf, size_t len, sc_err *err);
-/* fsync, close, record in the manifest. */
+/* Finish the encryption, fsync, close, record in the manifest. */
 int sink_close(struct sink *k, sc_err *err);
 /* Close and unlink after a failure. */
 void sink_abort(struct sink *k);

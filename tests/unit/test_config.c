@@ -263,7 +263,7 @@ static void test_every_key_type(void **state)
     assert_string_equal(c->retention.keep_within, "30d");
     assert_int_equal(c->check.every_s, 14 * 86400);
     assert_string_equal(c->check.read_data_subset, "1/12");
-    assert_string_equal(c->hooks.before_stage, "/usr/bin/systemctl stop tracker");
+    assert_string_equal(c->hooks.cmd[0], "/usr/bin/systemctl stop tracker");
     assert_int_equal(c->hooks.timeout_s, 45);
     assert_string_equal(c->run.mode, "continuous");
     assert_int_equal(c->run.interval_s, 6 * 3600);

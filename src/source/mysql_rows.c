@@ -1,0 +1,467 @@
+/* One table's rows as SQL, exactly.
+ *
+ * Rows stream with mysql_use_result (constant memory whatever the table
+ * size) on the data connection, which holds the snapshot. Values:
+ *   - NULL is NULL; '' is '' (a non-NULL pointer of length 0);
+ *   - numbers go out as the server's text, unquoted. FLOAT columns are
+ *     selected as CAST(... AS DOUBLE): the server prints a FLOAT with 6
+ *     digits (3.40282e38, 16777200), which does not round-trip, while the
+ *     shortest text of the same value as a DOUBLE does (tested: 20000
+ *     random bit patterns of each, tests/integration/mysql.bats);
+ *   - binary strings, BLOBs, BIT and spatial values (charset 63 and a
+ *     string/blob/bit/geometry type; BINARY_FLAG is not the test: *_bin
+ *     text and TIMESTAMP carry it too) as 0x hex, so the dump is valid UTF-8
+ *     and NUL or 0xFF bytes survive any client;
+ *   - everything else (text, dates in UTC, ENUM/SET, JSON, INET6/UUID) as a
+ *     quoted string escaped by mysql_real_escape_string on the utf8mb4
+ *     connection; lengths always from mysql_fetch_lengths, never strlen.
+ * Generated columns are left out of the column list (the server computes
+ * them); invisible ones are named explicitly (SELECT * would miss them).
+ * Rows come in primary-key order (else a unique NOT NULL key) so an
+ * unchanged table dumps to the same bytes and restic stores it once. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "../core/log.h"
+#include "../core/spawn.h"
+#include "../core/xalloc.h"
+#include "mysql.h"
+
+#define PROGRESS_EVERY_ROWS 4096
+#define PROGRESS_EVERY_MS 250
+
+/* ---- values --------------------------------------------------------------- */
+
+enum my_enc my_encoding_of(const MYSQL_FIELD *f)
+{
+    switch (f->type) {
+    case MYSQL_TYPE_TINY:
+    case MYSQL_TYPE_SHORT:
+    case MYSQL_TYPE_LONG:
+    case MYSQL_TYPE_INT24:
+    case MYSQL_TYPE_LONGLONG:
+    case MYSQL_TYPE_DECIMAL:
+    case MYSQL_TYPE_NEWDECIMAL:
+    case MYSQL_TYPE_FLOAT:
+    case MYSQL_TYPE_DOUBLE:
+    case MYSQL_TYPE_YEAR:
+        if (f->flags & NUM_FLAG)
+            return ENC_NUMBER;
+        return ENC_TEXT;
+    case MYSQL_TYPE_BIT:
+    case MYSQL_TYPE_STRING:
+    case MYSQL_TYPE_VAR_STRING:
+    case MYSQL_TYPE_VARCHAR:
+    case MYSQL_TYPE_TINY_BLOB:
+    case MYSQL_TYPE_BLOB:
+    case MYSQL_TYPE_MEDIUM_BLOB:
+    case MYSQL_TYPE_LONG_BLOB:
+    case MYSQL_TYPE_GEOMETRY:
+        return f->charsetnr == 63 ? ENC_HEX : ENC_TEXT;
+    default:
+        return ENC_TEXT;
+    }
+}
+
+/* A number as the server prints it: digits, sign, point, exponent. Anything
+ * else ("inf", "nan") is refused rather than written as something else. */
+static bool is_number(const char *v, unsigned long n)
+{
+    if (n == 0)
+        return false;
+    for (unsigned long i = 0; i < n; i++) {
+        char c = v[i];
+        if (!((c >= '0' && c <= '9') || c == '-' || c == '+' || c == '.' || c == 'e' || c == 'E'))
+            return false;
+    }
+    return true;
+}
+
+static size_t hex(char *o, const unsigned char *v, size_t n)
+{
+    static const char digits[] = "0123456789ABCDEF";
+    for (size_t i = 0; i < n; i++) {
+        o[2 * i] = digits[v[i] >> 4];
+        o[2 * i + 1] = digits[v[i] & 0x0f];
+    }
+    return 2 * n;
+}
+
+/* mysql_real_escape_string for a utf8mb4 connection, without its per-byte
+ * multibyte checks: no byte of a UTF-8 sequence but its first is below
+ * 0x80, so escaping byte by byte gives the same text (tested against the
+ * library in test_mysql_server.c), at a fraction of the cost. The dump sets
+ * sql_mode itself, so backslash escapes always apply when it loads. */
+static size_t escape(char *o, const char *v, size_t n)
+{
+    /* The escape letter of each byte that needs one, else 0. */
+    static const char code[256] = {['\0'] = '0',  ['\n'] = 'n',  ['\r'] = 'r', ['\032'] = 'Z',
+                                   ['\\'] = '\\', ['\''] = '\'', ['"'] = '"'};
+    size_t k = 0, run = 0;
+    for (size_t i = 0; i < n; i++) {
+        char e = code[(unsigned char)v[i]];
+        if (e == 0)
+            continue;
+        /* the plain bytes before this one, in one copy */
+        memcpy(o + k, v + run, i - run);
+        k += i - run;
+        o[k++] = '\\';
+        o[k++] = e;
+        run = i + 1;
+    }
+    memcpy(o + k, v + run, n - run);
+    return k + n - run;
+}
+
+static void reserve(char **buf, size_t *len, size_t *cap, size_t more)
+{
+    if (*len + more <= *cap)
+        return;
+    size_t want = *cap ? *cap : 256;
+    while (want < *len + more)
+        want *= 2;
+    *buf = xrealloc(*buf, want);
+    *cap = want;
+}
+
+int my_encode_value(enum my_enc enc, const char *v, unsigned long vlen, char **buf, size_t *len,
+                    size_t *cap)
+{
+    reserve(buf, len, cap, 2 * (size_t)vlen + 3);
+    char *o = *buf + *len;
+    switch (enc) {
+    case ENC_NUMBER:
+        if (!is_number(v, vlen))
+            return -1;
+        memcpy(o, v, vlen);
+        *len += vlen;
+        return 0;
+    case ENC_HEX:
+        if (vlen == 0) {
+            memcpy(o, "''", 2);
+            *len += 2;
+            return 0;
+        }
+        o[0] = '0';
+        o[1] = 'x';
+        *len += 2 + hex(o + 2, (const unsigned char *)v, vlen);
+        return 0;
+    case ENC_TEXT:
+        o[0] = '\'';
+        size_t k = escape(o + 1, v, vlen);
+        o[k + 1] = '\'';
+        *len += k + 2;
+        return 0;
+    }
+    return -1;
+}
+
+/* ---- the plan: columns and order ----------------------------------------- */
+
+/* Extra of SHOW COLUMNS: values the server computes cannot be inserted. */
+static bool is_generated(const char *extra)
+{
+    static const char *const marks[] = {"VIRTUAL GENERATED", "STORED GENERATED",
+                                        "PERSISTENT GENERATED", "ROW START", "ROW END"};
+    if (extra == NULL)
+        return false;
+    for (size_t i = 0; i < sizeof marks / sizeof marks[0]; i++)
+        if (strstr(extra, marks[i]) != NULL)
+            return true;
+    return false;
+}
+
+static void append(char **s, const char *piece)
+{
+    size_t a = *s ? strlen(*s) : 0, b = strlen(piece);
+    *s = xrealloc(*s, a + b + 1);
+    memcpy(*s + a, piece, b + 1);
+}
+
+/* Build the select and insert column lists from SHOW FULL COLUMNS. */
+static int plan_columns(MYSQL *meta, const struct source_cfg *cfg, const char *qname,
+                        struct my_rows_plan *p, char **select_cols, char **insert_cols, sc_err *err)
+{
+    char *sql = xasprintf("SHOW FULL COLUMNS FROM %s", qname);
+    MYSQL_RES *res;
+    int rc = my_query(meta, cfg, sql, &res, err);
+    free(sql);
+    if (rc != 0)
+        return rc;
+    /* Field, Type, Collation, Null, Key, Default, Extra, ... */
+    MYSQL_ROW row;
+    while ((row = mysql_fetch_row(res)) != NULL) {
+        if (row[0] == NULL || is_generated(row[6]))
+            continue;
+        char *id = my_ident(row[0]);
+        char *sel = row[1] != NULL && strncmp(row[1], "float", 5) == 0
+                        ? xasprintf("CAST(%s AS DOUBLE)", id)
+                        : xstrdup(id);
+        if (p->ncols > 0) {
+            append(select_cols, ",");
+            append(insert_cols, ",");
+        }
+        append(select_cols, sel);
+        append(insert_cols, id);
+        free(sel);
+        free(id);
+        p->ncols++;
+    }
+    mysql_free_result(res);
+    return 0;
+}
+
+/* One index from SHOW INDEX rows: name, columns in order, usable. */
+struct key {
+    char *name;
+    char *cols; /* `a`,`b` */
+    bool unique, nullable, hash;
+};
+
+static void key_free(struct key *k)
+{
+    free(k->name);
+    free(k->cols);
+    memset(k, 0, sizeof *k);
+}
+
+/* The best key to order by: PRIMARY, else the first (by name) unique key
+ * over NOT NULL columns that is not a hash of a long value. */
+static bool better_key(const struct key *k, const struct key *best)
+{
+    if (!k->unique || k->nullable || (k->hash && strcmp(k->name, "PRIMARY") != 0))
+        return false;
+    if (best->name == NULL)
+        return true;
+    if (strcmp(best->name, "PRIMARY") == 0)
+        return false;
+    return strcmp(k->name, "PRIMARY") == 0 || strcmp(k->name, best->name) < 0;
+}
+
+static void consider(struct key *cur, struct key *best)
+{
+    if (cur->name != NULL && better_key(cur, best)) {
+        key_free(best);
+        *best = *cur;
+    } else {
+        key_free(cur);
+    }
+    memset(cur, 0, sizeof *cur);
+}
+
+static int plan_order(MYSQL *meta, const struct source_cfg *cfg, const char *qname,
+                      struct my_rows_plan *p, char **order_cols, sc_err *err)
+{
+    char *sql = xasprintf("SHOW INDEX FROM %s", qname);
+    MYSQL_RES *res;
+    int rc = my_query(meta, cfg, sql, &res, err);
+    free(sql);
+    if (rc != 0)
+        return rc;
+    /* Table, Non_unique, Key_name, Seq_in_index, Column_name, Collation,
+     * Cardinality, Sub_part, Packed, Null, Index_type, ... (by key, seq) */
+    struct key cur = {0}, best = {0};
+    MYSQL_ROW row;
+    while ((row = mysql_fetch_row(res)) != NULL) {
+        if (row[2] == NULL || row[4] == NULL)
+            continue;
+        if (cur.name == NULL || strcmp(cur.name, row[2]) != 0) {
+            consider(&cur, &best);
+            cur.name = xstrdup(row[2]);
+            cur.unique = row[1] != NULL && strcmp(row[1], "0") == 0;
+            cur.hash = row[10] != NULL && strcmp(row[10], "HASH") == 0;
+        }
+        char *id = my_ident(row[4]);
+        if (cur.cols != NULL)
+            append(&cur.cols, ",");
+        append(&cur.cols, id);
+        free(id);
+        cur.nullable |= row[9] != NULL && strcmp(row[9], "YES") == 0;
+    }
+    consider(&cur, &best);
+    mysql_free_result(res);
+    if (best.name != NULL) {
+        p->order = strcmp(best.name, "PRIMARY") == 0 ? xstrdup("PRIMARY KEY")
+                                                     : xasprintf("unique key %s", best.name);
+        *order_cols = best.cols;
+        best.cols = NULL;
+    }
+    key_free(&best);
+    return 0;
+}
+
+int my_rows_plan(MYSQL *meta, const struct source_cfg *cfg, const char *db, const char *table,
+                 struct my_rows_plan *p, sc_err *err)
+{
+    memset(p, 0, sizeof *p);
+    char *qname = my_qualified(db, table), *tid = my_ident(table);
+    char *select_cols = NULL, *insert_cols = NULL, *order_cols = NULL;
+    int rc = plan_columns(meta, cfg, qname, p, &select_cols, &insert_cols, err);
+    if (rc == 0)
+        rc = plan_order(meta, cfg, qname, p, &order_cols, err);
+    if (rc == 0 && p->ncols > 0) {
+        p->select_sql =
+            xasprintf("SELECT /*!40001 SQL_NO_CACHE */ %s FROM %s%s%s", select_cols, qname,
+                      order_cols ? " ORDER BY " : "", order_cols ? order_cols : "");
+        p->insert_head = xasprintf("INSERT INTO %s (%s) VALUES\n", tid, insert_cols);
+    }
+    free(select_cols);
+    free(insert_cols);
+    free(order_cols);
+    free(qname);
+    free(tid);
+    if (rc != 0)
+        my_rows_plan_free(p);
+    return rc;
+}
+
+void my_rows_plan_free(struct my_rows_plan *p)
+{
+    free(p->select_sql);
+    free(p->insert_head);
+    free(p->order);
+    memset(p, 0, sizeof *p);
+}
+
+/* ---- streaming ------------------------------------------------------------ */
+
+static long long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Encode one row as "(v1,v2,...)" into *buf. */
+static int encode_row(struct my_rows_job *j, MYSQL_ROW row, const unsigned long *lengths,
+                      const enum my_enc *enc, unsigned n, char **buf, size_t *len, size_t *cap,
+                      const MYSQL_FIELD *fields)
+{
+    *len = 0;
+    reserve(buf, len, cap, 2);
+    (*buf)[(*len)++] = '(';
+    for (unsigned i = 0; i < n; i++) {
+        if (i > 0) {
+            reserve(buf, len, cap, 1);
+            (*buf)[(*len)++] = ',';
+        }
+        if (row[i] == NULL) {
+            reserve(buf, len, cap, 4);
+            memcpy(*buf + *len, "NULL", 4);
+            *len += 4;
+            continue;
+        }
+        if (my_encode_value(enc[i], row[i], lengths[i], buf, len, cap) != 0)
+            return sc_fail(j->err, SC_ESOURCE,
+                           "mysql %s: %s: column %s holds '%.40s', which is not a number",
+                           j->cfg->name, j->label, fields[i].name, row[i]);
+    }
+    reserve(buf, len, cap, 1);
+    (*buf)[(*len)++] = ')';
+    return 0;
+}
+
+/* Append a row to the INSERT being built, starting a new one when this row
+ * would take it past max_insert. *stmt is the open statement's length. */
+static int emit_row(struct my_rows_job *j, const char *rowtext, size_t rowlen, size_t *stmt)
+{
+    static const char end[] = ";\n", sep[] = ",\n";
+    struct my_out *o = j->out;
+    if (*stmt > 0 && *stmt + 2 + rowlen + 2 > j->max_insert) {
+        if (my_out_write(o, end, 2) != 0)
+            return j->err->code;
+        if (*stmt + 2 > j->max_stmt)
+            j->max_stmt = *stmt + 2;
+        *stmt = 0;
+    }
+    int rc;
+    if (*stmt == 0) {
+        rc = my_out_puts(o, j->plan->insert_head);
+        *stmt = strlen(j->plan->insert_head);
+    } else {
+        rc = my_out_write(o, sep, 2);
+        *stmt += 2;
+    }
+    if (rc == 0)
+        rc = my_out_write(o, rowtext, rowlen);
+    *stmt += rowlen;
+    return rc;
+}
+
+static void progress(struct my_rows_job *j, long long *last)
+{
+    if (!log_progress_enabled() || j->rows % PROGRESS_EVERY_ROWS != 0)
+        return;
+    long long t = now_ms();
+    if (t - *last < PROGRESS_EVERY_MS)
+        return;
+    *last = t;
+    log_progress("mysql %s: %s: %lld rows", j->cfg->name, j->label, j->rows);
+}
+
+/* The fetch loop. Returns 0, or an error with the result still open. */
+static int fetch_rows(struct my_rows_job *j, MYSQL_RES *res)
+{
+    unsigned n = mysql_num_fields(res);
+    const MYSQL_FIELD *fields = mysql_fetch_fields(res);
+    enum my_enc *enc = xmalloc(n * sizeof *enc);
+    for (unsigned i = 0; i < n; i++)
+        enc[i] = my_encoding_of(&fields[i]);
+    char *buf = NULL;
+    size_t len = 0, cap = 0, stmt = 0;
+    long long last = 0;
+    int rc = 0;
+    MYSQL_ROW row;
+    while (rc == 0 && (row = mysql_fetch_row(res)) != NULL) {
+        const unsigned long *lengths = mysql_fetch_lengths(res);
+        rc = encode_row(j, row, lengths, enc, n, &buf, &len, &cap, fields);
+        if (rc == 0)
+            rc = emit_row(j, buf, len, &stmt);
+        if (rc == 0 && sc_stop_requested)
+            rc = sc_fail(j->err, SC_EINTR, "mysql %s: interrupted while reading %s", j->cfg->name,
+                         j->label);
+        if (rc == 0) {
+            j->rows++;
+            progress(j, &last);
+        }
+    }
+    /* NULL ends the rows and also reports a failure: a lost connection, a
+     * net_write_timeout, a killed query. Any of them is fatal. */
+    if (rc == 0 && mysql_errno(j->data) != 0)
+        rc = my_fail(j->data, j->cfg, j->err, "reading %s (after %lld rows)", j->label, j->rows);
+    if (rc == 0 && stmt > 0) {
+        rc = my_out_write(j->out, ";\n", 2);
+        if (stmt + 2 > j->max_stmt)
+            j->max_stmt = stmt + 2;
+    }
+    if (rc == 0 && (unsigned long long)j->rows != mysql_num_rows(res))
+        rc = sc_fail(j->err, SC_ESOURCE, "mysql %s: %s: %llu rows fetched but %lld written",
+                     j->cfg->name, j->label, (unsigned long long)mysql_num_rows(res), j->rows);
+    free(buf);
+    free(enc);
+    return rc;
+}
+
+int my_rows_dump(struct my_rows_job *j)
+{
+    j->rows = 0;
+    const char *sql = j->plan->select_sql;
+    if (sql == NULL)
+        return 0; /* no column to insert */
+    if (mysql_real_query(j->data, sql, strlen(sql)) != 0)
+        return my_fail(j->data, j->cfg, j->err, "reading %s", j->label);
+    MYSQL_RES *res = mysql_use_result(j->data);
+    if (res == NULL)
+        return my_fail(j->data, j->cfg, j->err, "reading %s", j->label);
+    int rc = fetch_rows(j, res);
+    /* After a failure the rest of the rows must not be drained (that
+     * could mean reading a whole table): cancel the connection first, the
+     * dump fails anyway. */
+    if (rc != 0)
+        mariadb_cancel(j->data);
+    mysql_free_result(res);
+    log_progress_done();
+    return rc;
+}

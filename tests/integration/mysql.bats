@@ -1,0 +1,777 @@
+#!/usr/bin/env bats
+# [mysql NAME] against real MariaDB servers started by scripts/test-mariadb.sh:
+# SRC (the live server, binary log on) and DST (an empty one that the dumps
+# are loaded into with the stock `mariadb` client). Covers every column type,
+# Chinook, views using views, triggers, routines, events, consistency under a
+# concurrent writer, the lock window for MyISAM/Aria, identical bytes for an
+# unchanged database, and the failures (wrong password, no server, server
+# killed mid-dump).
+
+load helpers
+
+MARIADB_SCRIPT="$SC_ROOT/scripts/test-mariadb.sh"
+CHINOOK="$SC_ROOT/../shared/fixtures/chinook/Chinook_MySql.sql"
+[ -f "$CHINOOK" ] || CHINOOK=/work/shared/fixtures/chinook/Chinook_MySql.sql
+SC_PASSWORD='sc-Pa55-w0rd-!x'
+
+setup_file() {
+    command -v mariadbd >/dev/null || [ -x /usr/sbin/mariadbd ] || skip "mariadbd not installed"
+    # Short paths: a unix socket path is limited to 107 bytes.
+    SRC_DIR="$(mktemp -d /tmp/scmy-src.XXXXXX)"
+    DST_DIR="$(mktemp -d /tmp/scmy-dst.XXXXXX)"
+    export SRC_DIR DST_DIR
+    "$MARIADB_SCRIPT" start "$SRC_DIR"
+    "$MARIADB_SCRIPT" start "$DST_DIR"
+    my_src <<SQL
+CREATE USER 'sc'@'localhost' IDENTIFIED BY '$SC_PASSWORD';
+GRANT ALL ON *.* TO 'sc'@'localhost';
+CREATE USER 'sc'@'127.0.0.1' IDENTIFIED BY '$SC_PASSWORD';
+GRANT ALL ON *.* TO 'sc'@'127.0.0.1';
+-- only SELECT and SHOW VIEW on one database: triggers, routines and events
+-- are hidden from it
+CREATE USER 'mini'@'localhost' IDENTIFIED BY '$SC_PASSWORD';
+GRANT SELECT, SHOW VIEW ON sc_types.* TO 'mini'@'localhost';
+-- what a dump needs, without RELOAD (so no lock window)
+CREATE USER 'noreload'@'localhost' IDENTIFIED BY '$SC_PASSWORD';
+GRANT SELECT, SHOW VIEW, TRIGGER, EVENT, LOCK TABLES ON *.* TO 'noreload'@'localhost';
+SQL
+    my_src <"$CHINOOK"
+    types_sql | my_src
+    floats_sql | my_src
+}
+
+teardown_file() {
+    "$MARIADB_SCRIPT" stop "$SRC_DIR" || true
+    "$MARIADB_SCRIPT" stop "$DST_DIR" || true
+    rm -rf "$SRC_DIR" "$DST_DIR"
+}
+
+setup() {
+    sc_setup
+    printf '%s\n' "$SC_PASSWORD" >"$T/my.pass"
+    chmod 600 "$T/my.pass"
+    write_conf "database = sc_types"
+}
+
+teardown() {
+    sc_teardown
+    if [ -n "${KILL_DIR:-}" ]; then
+        "$MARIADB_SCRIPT" stop "$KILL_DIR" || true
+        rm -rf "$KILL_DIR"
+    fi
+}
+
+# ---- helpers ------------------------------------------------------------------
+
+my_src() { mariadb --no-defaults --default-character-set=utf8mb4 -S "$SRC_DIR/sock" -uroot "$@"; }
+my_dst() { mariadb --no-defaults --default-character-set=utf8mb4 -S "$DST_DIR/sock" -uroot "$@"; }
+
+# The config: [staging], one [mysql db] section with the given extra lines,
+# [restic] (required by validation even for stage).
+write_conf() {
+    {
+        printf '[staging]\ndir = staging\n\n[mysql db]\nsocket = %s\nuser = sc\n' "$SRC_DIR/sock"
+        printf 'password_file = my.pass\n'
+        printf '%s\n' "$@"
+        printf '\n[restic]\nrepository = %s\npassword_file = restic.pass\n' "$REPO"
+    } >"$CONF"
+}
+
+stage_ok() {
+    run --separate-stderr sc stage "$@"
+    if [ "$status" -ne 0 ]; then
+        echo "stage failed ($status): $stderr" >&2
+        return 1
+    fi
+    SET="$(last_line)"
+    DUMP="$SET/mysql/db/dump.sql"
+}
+
+manifest() {
+    pyjson "$SET/MANIFEST.json" "[s for s in j['sources'] if s['name'] == 'db'][0]$1"
+}
+
+# Base tables of a database, one a line.
+tables_of() {
+    my_src -N -e "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = '$1' AND TABLE_TYPE IN ('BASE TABLE', 'SYSTEM VERSIONED') ORDER BY TABLE_NAME"
+}
+
+# CHECKSUM TABLE ... EXTENDED and COUNT(*) of every table of db on one server.
+fingerprint() {
+    local server=$1 db=$2 t q
+    while IFS= read -r t; do
+        q="\`$db\`.\`${t//\`/\`\`}\`"
+        printf '%s\t%s\t%s\n' "$t" \
+            "$($server -N -e "CHECKSUM TABLE $q EXTENDED" | cut -f2)" \
+            "$($server -N -e "SELECT COUNT(*) FROM $q")"
+    done < <(tables_of "$db")
+}
+
+# Definitions of views, routines, triggers and events (SHOW CREATE's text).
+objects_of() {
+    local server=$1 db=$2 kind name col
+    $server -N -e "
+        SELECT 'VIEW', TABLE_NAME FROM information_schema.VIEWS WHERE TABLE_SCHEMA = '$db'
+        UNION ALL SELECT ROUTINE_TYPE, ROUTINE_NAME FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = '$db'
+        UNION ALL SELECT 'TRIGGER', TRIGGER_NAME FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = '$db'
+        UNION ALL SELECT 'EVENT', EVENT_NAME FROM information_schema.EVENTS WHERE EVENT_SCHEMA = '$db'
+        ORDER BY 1, 2" |
+        while IFS=$'\t' read -r kind name; do
+            case $kind in
+            VIEW) col=2 ;; TRIGGER) col=3 ;; EVENT) col=4 ;; *) col=3 ;;
+            esac
+            printf '%s %s: ' "$kind" "$name"
+            $server -N -e "SHOW CREATE $kind \`$db\`.\`$name\`" | cut -f"$col"
+        done
+}
+
+# Load a dump into DST with the stock client, the databases dropped first.
+load_into_dst() {
+    local db
+    for db in "$@"; do my_dst -e "DROP DATABASE IF EXISTS \`$db\`"; done
+    my_dst <"$DUMP"
+}
+
+# ---- fixtures -----------------------------------------------------------------
+
+# Every type of the issue, in a session whose time zone is not UTC.
+types_sql() {
+    cat <<'SQL'
+CREATE DATABASE sc_types CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;
+USE sc_types;
+SET time_zone = '+05:30';
+SET sql_mode = 'NO_ENGINE_SUBSTITUTION';
+
+CREATE TABLE ints (
+  id INT PRIMARY KEY,
+  ti TINYINT, tu TINYINT UNSIGNED, si SMALLINT, su SMALLINT UNSIGNED,
+  mi MEDIUMINT, mu MEDIUMINT UNSIGNED, i INT, iu INT UNSIGNED,
+  bi BIGINT, bu BIGINT UNSIGNED, z INT(6) ZEROFILL, bo BOOLEAN,
+  b1 BIT(1), b5 BIT(5), b64 BIT(64));
+INSERT INTO ints VALUES
+ (1, -128, 0, -32768, 0, -8388608, 0, -2147483648, 0, -9223372036854775808, 0, 0, 0, b'0', b'00000', 0),
+ (2, 127, 255, 32767, 65535, 8388607, 16777215, 2147483647, 4294967295, 9223372036854775807, 18446744073709551615, 42, 1, b'1', b'10101', 0xFFFFFFFFFFFFFFFF),
+ (3, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
+ (4, 0, 1, -1, 2, -3, 4, -5, 6, -7, 8, 9, 0, b'0', b'11111', 0x0000000000000001);
+
+CREATE TABLE nums (
+  id INT PRIMARY KEY,
+  dec1 DECIMAL(65,30), dec2 DECIMAL(10,2) UNSIGNED, dec3 DECIMAL(5,0),
+  f FLOAT, d DOUBLE, fp FLOAT(7,3), dp DOUBLE(20,10));
+INSERT INTO nums VALUES
+ (1, 12345678901234567890123456789012345.123456789012345678901234567890, 99999999.99, -99999, 3.402823466e38, 1.7976931348623157e308, 9999.999, 1234567890.0123456789),
+ (2, -0.000000000000000000000000000001, 0, 0, -3.402823466e38, -1.7976931348623157e308, -9999.999, -0.0000000001),
+ (3, 0, 0.01, 1, 1.175494351e-38, 2.2250738585072014e-308, 0.001, 0),
+ (4, 1, 1, 1, 1.401298464e-45, 4.9406564584124654e-324, 1, 1),
+ (5, NULL, NULL, NULL, 0.1, 0.1, NULL, NULL),
+ (6, 2, 2, 2, 16777217, 9007199254740993, 2, 2),
+ (7, 3, 3, 3, 1e0/3e0, 1e0/3e0, 3, 3),
+ (8, 4, 4, 4, -0.5, 1e-300, 4, 4),
+ (9, 5, 5, 5, 123456.789, 0.30000000000000004, 5, 5);
+
+CREATE TABLE times (
+  id INT PRIMARY KEY,
+  d DATE, t TIME, t6 TIME(6), dt DATETIME, dt6 DATETIME(6),
+  ts TIMESTAMP NULL DEFAULT NULL, ts6 TIMESTAMP(6) NULL DEFAULT NULL, y YEAR);
+INSERT INTO times VALUES
+ (1, '1000-01-01', '-838:59:59', '-838:59:59.000000', '1000-01-01 00:00:00', '1000-01-01 00:00:00.000000', '1970-01-01 05:30:01', '1970-01-01 05:30:01.000001', 1901),
+ (2, '9999-12-31', '838:59:59', '838:59:59.000000', '9999-12-31 23:59:59', '9999-12-31 23:59:59.999999', '2038-01-19 08:44:07', '2038-01-19 08:44:07.999999', 2155),
+ (3, '0000-00-00', '00:00:00', '00:00:00.000001', '0000-00-00 00:00:00', '2024-02-29 12:34:56.789012', '2024-03-31 02:30:00', '2024-10-27 02:30:00.5', 0),
+ (4, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
+
+CREATE TABLE texts (
+  id INT PRIMARY KEY,
+  u VARCHAR(100) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin,
+  l VARCHAR(100) CHARACTER SET latin1,
+  a VARCHAR(100) CHARACTER SET ascii,
+  c CHAR(10), t TEXT, lt LONGTEXT,
+  e ENUM('a', 'b', 'c d', 'é'), s SET('x', 'y', 'z'),
+  j JSON);
+INSERT INTO texts VALUES
+ (1, 'emoji 😀🎉 and 中文 and Ελληνικά', 'Ærøskøbing © ½ ÿ', 'plain', 'char', 'naïve café', 'long', 'a', 'x,z', '{"a": [1, 2.5, {"b": null}], "ü": "😀", "s": "q\\"uote"}'),
+ (2, '', '', '', '', '', '', 'c d', '', '[]'),
+ (3, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
+ (4, 'a''b\\c\nd\re\tf\0g\Zh"i', 'x''y\\z', 'semi;colon -- not a comment', '  pad', '/* not a comment */ # nor this', 'line1\nline2\n', 'é', 'y', 'null'),
+ (5, 'DELIMITER ;;', ';;', '$$', 'x', REPEAT('ab', 40000), REPEAT('ü', 300000), 'b', 'x,y,z', '{"k": "v"}');
+
+CREATE TABLE bins (
+  id INT PRIMARY KEY,
+  b BINARY(4), vb VARBINARY(20), tb TINYBLOB, bl BLOB, mb MEDIUMBLOB, lb LONGBLOB,
+  txt_bin VARCHAR(10) CHARACTER SET binary);
+INSERT INTO bins VALUES
+ (1, 0x00FF27, 0x005C27220A0D1A, 0x00, 0xFFFEFD00010203, 0x27, 0x5C, 0x00),
+ (2, '', '', '', '', '', '', ''),
+ (3, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
+ (4, 'abcd', 'text as bytes', 'x', REPEAT(0x00FF, 30000), RANDOM_BYTES(1024), REPEAT(0xAB00CD, 700000), 'ok');
+
+CREATE TABLE geo (
+  id INT PRIMARY KEY,
+  p POINT NOT NULL, g GEOMETRY, ls LINESTRING, poly POLYGON,
+  SPATIAL INDEX (p));
+INSERT INTO geo VALUES
+ (1, ST_GeomFromText('POINT(1 2)'), ST_GeomFromText('POINT(-71.064544 42.28787)', 4326),
+     ST_GeomFromText('LINESTRING(0 0, 1 1, 2 3)'), ST_GeomFromText('POLYGON((0 0, 10 0, 10 10, 0 10, 0 0))')),
+ (2, ST_GeomFromText('POINT(0 0)'), NULL, NULL, NULL);
+
+CREATE TABLE gen (
+  id INT PRIMARY KEY,
+  a INT,
+  v INT AS (a * 2) VIRTUAL,
+  p VARCHAR(20) AS (CONCAT('x', a)) PERSISTENT,
+  h INT INVISIBLE DEFAULT 7,
+  INDEX (v));
+INSERT INTO gen (id, a, h) VALUES (1, 10, 1), (2, NULL, 2), (3, -4, NULL);
+
+CREATE TABLE nets (id INT PRIMARY KEY, ip INET6, ip4 INET4, u UUID);
+INSERT INTO nets VALUES (1, '::1', '127.0.0.1', '123e4567-e89b-12d3-a456-426655440000'),
+ (2, '2001:db8::ff00:42:8329', '10.0.0.255', '00000000-0000-0000-0000-000000000000'), (3, NULL, NULL, NULL);
+
+CREATE TABLE parts (id INT, y INT, v VARCHAR(10), PRIMARY KEY (id, y))
+  PARTITION BY RANGE (y) (PARTITION p0 VALUES LESS THAN (2000), PARTITION p1 VALUES LESS THAN MAXVALUE);
+INSERT INTO parts VALUES (1, 1999, 'old'), (2, 2024, 'new'), (3, 2000, 'edge');
+
+-- child sorts before parent: the load must not check foreign keys
+CREATE TABLE parent (id INT PRIMARY KEY, name VARCHAR(10)) ENGINE=InnoDB;
+CREATE TABLE a_child (id INT PRIMARY KEY, pid INT, FOREIGN KEY (pid) REFERENCES parent (id) ON DELETE CASCADE);
+INSERT INTO parent VALUES (1, 'one'), (2, 'two');
+INSERT INTO a_child VALUES (10, 1), (11, 2), (12, NULL);
+
+-- reserved word, backtick, non-ASCII identifiers
+CREATE TABLE `select` (`from` INT PRIMARY KEY, `we``ird` VARCHAR(10), `größe` INT, `key` INT);
+INSERT INTO `select` VALUES (1, 'a`b', 180, 7);
+CREATE TABLE `tab``le` (`id` INT PRIMARY KEY);
+INSERT INTO `tab``le` VALUES (1), (2);
+CREATE TABLE `ñandú ü` (`ñ` INT PRIMARY KEY);
+INSERT INTO `ñandú ü` VALUES (5);
+
+-- no primary key: natural order, duplicates kept
+CREATE TABLE nopk (a INT, b VARCHAR(10));
+INSERT INTO nopk VALUES (2, 'x'), (1, 'y'), (2, 'x'), (NULL, NULL);
+-- a unique NOT NULL key instead of a primary key
+CREATE TABLE uniq (a INT NOT NULL, b INT, UNIQUE KEY ua (a));
+INSERT INTO uniq VALUES (3, 1), (1, 2), (2, 3);
+
+-- not transactional
+CREATE TABLE legacy (id INT PRIMARY KEY, v VARCHAR(20)) ENGINE=MyISAM;
+INSERT INTO legacy VALUES (1, 'myisam'), (2, 'rows');
+CREATE TABLE aria_t (id INT PRIMARY KEY, v VARCHAR(20)) ENGINE=Aria;
+INSERT INTO aria_t VALUES (1, 'aria');
+CREATE TABLE empty_t (id INT PRIMARY KEY);
+
+CREATE SEQUENCE seq1 START WITH 100 INCREMENT BY 5;
+SELECT NEXTVAL(seq1), NEXTVAL(seq1);
+
+-- a view that uses a view that sorts after it
+CREATE VIEW z_base AS SELECT id, u, e FROM texts WHERE id < 5;
+CREATE VIEW a_top AS SELECT z_base.id, z_base.e, ints.bi FROM z_base JOIN ints ON ints.id = z_base.id;
+
+DELIMITER ;;
+CREATE TRIGGER a_child_bi BEFORE INSERT ON a_child FOR EACH ROW
+BEGIN
+  IF NEW.pid IS NULL THEN SET NEW.pid = 1; END IF;
+  SET @last_child = NEW.id; -- a comment; with a semicolon
+END ;;
+CREATE TRIGGER a_child_bi2 BEFORE INSERT ON a_child FOR EACH ROW FOLLOWS a_child_bi SET @second = 'x;y' ;;
+CREATE PROCEDURE p_count(OUT n INT)
+BEGIN
+  SELECT COUNT(*) INTO n FROM ints;
+  SELECT 'a;b' AS s;
+END ;;
+CREATE FUNCTION f_add(a INT, b INT) RETURNS INT DETERMINISTIC RETURN a + b ;;
+CREATE EVENT ev_tidy ON SCHEDULE EVERY 1 DAY STARTS '2030-01-01 00:00:00' DISABLE
+DO BEGIN DELETE FROM nopk WHERE a < 0; END ;;
+DELIMITER ;
+SQL
+}
+
+# 20000 random FLOAT and DOUBLE bit patterns: the text the dump writes must
+# give back the same bits.
+floats_sql() {
+    python3 - <<'PY'
+import math, random, struct
+random.seed(7)
+rows = []
+for i in range(20000):
+    while True:
+        d = struct.unpack('<d', struct.pack('<Q', random.getrandbits(64)))[0]
+        if math.isfinite(d):
+            break
+    while True:
+        f = struct.unpack('<f', struct.pack('<I', random.getrandbits(32)))[0]
+        if math.isfinite(f):
+            break
+    rows.append("(%d,%r,%r)" % (i, d, f))
+print("USE sc_types;")
+print("CREATE TABLE floats (id INT PRIMARY KEY, d DOUBLE, f FLOAT);")
+for k in range(0, len(rows), 2000):
+    print("INSERT INTO floats VALUES " + ",".join(rows[k:k + 2000]) + ";")
+PY
+}
+
+# ---- tests --------------------------------------------------------------------
+
+@test "every type round-trips: the stock client loads the dump and every checksum matches" {
+    stage_ok
+    [ -f "$DUMP" ]
+    [ "$(sc_tree "$SET")" = "$(printf '%s\n' B2SUMS MANIFEST.json mysql/db/dump.sql)" ]
+    b2sum_check "$SET"
+    # valid UTF-8 (binary is hex) and no raw NUL
+    iconv -f UTF-8 -t UTF-8 "$DUMP" >/dev/null
+    [ "$(tr -cd '\000' <"$DUMP" | wc -c)" -eq 0 ]
+    load_into_dst sc_types
+    fingerprint my_src sc_types >"$T/src.fp"
+    fingerprint my_dst sc_types >"$T/dst.fp"
+    cat "$T/src.fp"
+    diff "$T/src.fp" "$T/dst.fp"
+    [ "$(wc -l <"$T/src.fp")" -ge 20 ]
+    # the checksums are stable on the source (so equality above means something)
+    fingerprint my_src sc_types | diff "$T/src.fp" -
+    # views, routines, triggers and the event exist again, defined the same
+    objects_of my_src sc_types >"$T/src.obj"
+    objects_of my_dst sc_types >"$T/dst.obj"
+    cat "$T/src.obj"
+    diff "$T/src.obj" "$T/dst.obj"
+    [ "$(grep -c '' "$T/src.obj")" -ge 7 ]
+    # trigger order survives (FOLLOWS is not in SHOW CREATE TRIGGER)
+    [ "$(my_dst -N -e "SELECT GROUP_CONCAT(TRIGGER_NAME ORDER BY ACTION_ORDER) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = 'sc_types'")" = "a_child_bi,a_child_bi2" ]
+    # the sequence continues where it was
+    [ "$(my_dst -N -e 'SELECT NEXTVAL(sc_types.seq1)')" = "$(my_src -N -e 'SELECT NEXTVAL(sc_types.seq1)')" ]
+    # the database keeps its charset and collation
+    [ "$(my_dst -N -e "SELECT CONCAT(DEFAULT_CHARACTER_SET_NAME, ' ', DEFAULT_COLLATION_NAME) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = 'sc_types'")" = "utf8mb4 utf8mb4_unicode_ci" ]
+    # the views work after the load (a view over a view)
+    [ "$(my_dst -N -e 'SELECT COUNT(*) FROM sc_types.a_top')" = "$(my_src -N -e 'SELECT COUNT(*) FROM sc_types.a_top')" ]
+    # invisible and generated columns: values kept, computed ones recomputed
+    [ "$(my_dst -N -e 'SELECT GROUP_CONCAT(CONCAT_WS(":", id, a, v, p, h) ORDER BY id) FROM sc_types.gen')" = "1:10:20:x10:1,2:2,3:-4:-8:x-4" ]
+}
+
+@test "the manifest states method, consistency, counts, binlog position and load command" {
+    stage_ok
+    [ "$(manifest '["kind"]')" = mysql ]
+    [ "$(manifest '["consistency"]')" = "single-transaction+backup-stage" ]
+    [[ "$(manifest '["server_version"]')" == *MariaDB* ]]
+    [ "$(manifest '["load_command"]')" = "mariadb < mysql/db/dump.sql" ]
+    [ "$(manifest '["databases"]')" = '["sc_types"]' ]
+    # row counts: every table, equal to COUNT(*) on the source
+    local t
+    while IFS= read -r t; do
+        [ "$(pyjson "$SET/MANIFEST.json" "[s for s in j['sources'] if s['name'] == 'db'][0]['tables']['sc_types'][a[0]]" "$t")" = \
+            "$(my_src -N -e "SELECT COUNT(*) FROM sc_types.\`${t//\`/\`\`}\`")" ]
+    done < <(tables_of sc_types | grep -vx seq1)
+    [ "$(manifest '["tables"]["sc_types"]["floats"]')" = 20000 ]
+    [ "$(manifest '["objects"]')" = '{"views": 2, "triggers": 2, "routines": 2, "events": 1}' ]
+    # binary logging is on in the test server: file, position and GTID
+    [[ "$(manifest '["binlog"]["file"]')" == binlog.* ]]
+    [ "$(manifest '["binlog"]["position"]')" -gt 0 ]
+    [ -n "$(manifest '["binlog"]["gtid"]')" ]
+    # the lock window was short and the MyISAM/Aria tables are not warned about
+    run -0 manifest '["lock_seconds"]'
+    [ "$(manifest '["warnings"]')" = "[]" ]
+    [ "$(manifest '["files"]')" = '["mysql/db/dump.sql"]' ]
+}
+
+@test "Chinook round-trips through the stock client" {
+    write_conf "database = Chinook"
+    stage_ok
+    load_into_dst Chinook
+    fingerprint my_src Chinook >"$T/src.fp"
+    fingerprint my_dst Chinook >"$T/dst.fp"
+    cat "$T/src.fp"
+    diff "$T/src.fp" "$T/dst.fp"
+    [ "$(wc -l <"$T/src.fp")" -eq 11 ]
+    [ "$(manifest '["tables"]["Chinook"]["Track"]')" = 3503 ]
+    local total=0 n
+    while IFS=$'\t' read -r _ _ n; do total=$((total + n)); done <"$T/src.fp"
+    [ "$(manifest '["rows_total"]')" = "$total" ]
+}
+
+@test "an unchanged database dumps to identical bytes" {
+    write_conf "database = sc_types" "database = Chinook"
+    stage_ok
+    local first=$DUMP
+    sleep 1 # a new set id
+    stage_ok
+    [ "$DUMP" != "$first" ]
+    cmp "$first" "$DUMP"
+}
+
+@test "no database named: every non-system database is dumped" {
+    write_conf
+    stage_ok
+    run -0 manifest '["databases"]'
+    [[ "$output" == *'"Chinook"'* ]]
+    [[ "$output" == *'"sc_types"'* ]]
+    [[ "$output" != *'"mysql"'* ]]
+    [[ "$output" != *information_schema* ]]
+    [[ "$output" != *performance_schema* ]]
+}
+
+@test "include_tables and exclude_tables select tables by db.table pattern" {
+    write_conf "database = sc_types" "include_tables = sc_types.n*" "include_tables = sc_types.ints" \
+        "exclude_tables = sc_types.nopk"
+    stage_ok
+    [ "$(manifest '["tables"]["sc_types"]' | python3 -c 'import json,sys; print(" ".join(sorted(json.load(sys.stdin))))')" = "ints nets nums" ]
+    ! grep -q 'CREATE TABLE `nopk`' "$DUMP"
+}
+
+@test "definer = strip removes DEFINER from views, triggers, routines and events" {
+    write_conf "database = sc_types" "definer = strip"
+    stage_ok
+    grep -q 'CREATE TRIGGER' "$DUMP"
+    ! grep -q 'DEFINER=' "$DUMP"
+    write_conf "database = sc_types"
+    stage_ok
+    [ "$(grep -c 'DEFINER=`root`@`localhost`' "$DUMP")" -ge 7 ]
+}
+
+@test "max_insert_bytes bounds every multi-row INSERT (a longer row stands alone)" {
+    write_conf "database = sc_types" "max_insert_bytes = 4096"
+    stage_ok
+    python3 - "$DUMP" <<'PY'
+import sys
+data = open(sys.argv[1], 'rb').read().decode()
+stmts, cur = [], None
+for line in data.split('\n'):
+    if line.startswith('INSERT INTO '):
+        cur = [line]
+    elif cur is not None:
+        cur.append(line)
+    if cur is not None and line.endswith(';') and (line.startswith('(') or line.startswith('INSERT')):
+        stmts.append('\n'.join(cur) + '\n')
+        cur = None
+assert len(stmts) > 10, len(stmts)
+for s in stmts:
+    rows = s.count('\n(')
+    assert len(s.encode()) <= 4096 or rows == 1, (len(s), rows)
+print(len(stmts), "statements checked")
+PY
+    # and it still loads to the same data
+    load_into_dst sc_types
+    diff <(fingerprint my_src sc_types) <(fingerprint my_dst sc_types)
+}
+
+@test "consistency: a concurrent writer's transactions are all in or all out" {
+    my_src <<'SQL'
+CREATE DATABASE IF NOT EXISTS sc_busy;
+USE sc_busy;
+DROP TABLE IF EXISTS c_a, c_m_big, c_z, acct;
+CREATE TABLE c_a (id INT AUTO_INCREMENT PRIMARY KEY, v INT);
+CREATE TABLE c_z (id INT AUTO_INCREMENT PRIMARY KEY, v INT);
+CREATE TABLE acct (id INT PRIMARY KEY, bal BIGINT NOT NULL);
+INSERT INTO acct SELECT seq, 1000 FROM seq_1_to_100;
+-- sorts between c_a and c_z and takes a while to read
+CREATE TABLE c_m_big (id INT PRIMARY KEY, pad VARCHAR(200));
+INSERT INTO c_m_big SELECT seq, REPEAT('p', 200) FROM seq_1_to_300000;
+SQL
+    # One session, many small transactions: a row in c_a and in c_z, and a
+    # transfer between two accounts (the sum stays 100000), in each. The
+    # client runs directly (not through a function) so that $! is its pid.
+    python3 -c '
+import random
+random.seed(3)
+for i in range(150000):
+    a, b = random.randint(1, 100), random.randint(1, 100)
+    print("START TRANSACTION; INSERT INTO c_a (v) VALUES (%d); UPDATE acct SET bal = bal - 7 WHERE id = %d; "
+          "INSERT INTO c_z (v) VALUES (%d); UPDATE acct SET bal = bal + 7 WHERE id = %d; COMMIT;" % (i, a, i, b))
+' >"$T/writer.sql"
+    mariadb --no-defaults -S "$SRC_DIR/sock" -uroot sc_busy <"$T/writer.sql" &
+    local writer=$!
+    sc_track "$writer"
+    # wait until the writer is busy
+    local i
+    for ((i = 0; i < 100; i++)); do
+        [ "$(my_src -N -e 'SELECT COUNT(*) FROM sc_busy.c_z')" -gt 100 ] && break
+        sleep 0.05
+    done
+    local before after
+    before=$(my_src -N -e 'SELECT COUNT(*) FROM sc_busy.c_z')
+    write_conf "database = sc_busy"
+    stage_ok
+    after=$(my_src -N -e 'SELECT COUNT(*) FROM sc_busy.c_z')
+    kill "$writer" 2>/dev/null || true
+    wait "$writer" 2>/dev/null || true
+    echo "c_z rows: $before before, $after after the dump"
+    [ "$after" -gt "$before" ] # the writer really wrote during the dump
+    load_into_dst sc_busy
+    local a z sum
+    a=$(my_dst -N -e 'SELECT COUNT(*) FROM sc_busy.c_a')
+    z=$(my_dst -N -e 'SELECT COUNT(*) FROM sc_busy.c_z')
+    sum=$(my_dst -N -e 'SELECT SUM(bal) FROM sc_busy.acct')
+    echo "restored: c_a $a, c_z $z, sum $sum"
+    [ "$a" -eq "$z" ]
+    [ "$a" -ge "$before" ]
+    [ "$a" -le "$after" ]
+    [ "$sum" -eq 100000 ]
+    [ "$(manifest '["tables"]["sc_busy"]["c_a"]')" -eq "$a" ]
+}
+
+@test "without RELOAD, the non-transactional tables are named in the warnings" {
+    write_conf "database = sc_types"
+    sed -i 's/^user = sc$/user = noreload/' "$CONF"
+    stage_ok
+    [ "$(manifest '["consistency"]')" = "single-transaction" ]
+    run -0 manifest '["warnings"]'
+    echo "$output"
+    [[ "$output" == *'`sc_types`.`legacy` (MyISAM) is not transactional'* ]]
+    [[ "$output" == *'`sc_types`.`aria_t` (Aria) is not transactional'* ]]
+    [[ "$output" == *RELOAD* ]]
+    [[ "$output" != *'`ints`'* ]]
+    # and the data is complete all the same
+    load_into_dst sc_types
+    diff <(fingerprint my_src sc_types) <(fingerprint my_dst sc_types)
+}
+
+@test "objects the account cannot see are named in the warnings, not silently missing" {
+    write_conf "database = sc_types"
+    sed -i 's/^user = sc$/user = mini/' "$CONF"
+    stage_ok
+    run -0 manifest '["warnings"]'
+    echo "$output"
+    [[ "$output" == *'events of `sc_types` are not in the dump: the account lacks the EVENT privilege'* ]]
+    [[ "$output" == *'triggers of `sc_types` may be missing'* ]]
+    [[ "$output" == *'routines of `sc_types` that the account did not define may be missing'* ]]
+    # the full account sees everything and warns about nothing
+    write_conf "database = sc_types"
+    stage_ok
+    [ "$(manifest '["warnings"]')" = "[]" ]
+}
+
+@test "only InnoDB tables: no lock is taken at all" {
+    write_conf "database = Chinook"
+    stage_ok
+    [ "$(manifest '["consistency"]')" = "single-transaction" ]
+    run -1 manifest '["lock_seconds"]'
+    [ "$(manifest '["warnings"]')" = "[]" ]
+}
+
+@test "TCP to 127.0.0.1 works as well as the socket" {
+    local port
+    port=$(cat "$SRC_DIR/port")
+    {
+        printf '[staging]\ndir = staging\n\n[mysql db]\nhost = 127.0.0.1\nport = %s\nuser = sc\n' "$port"
+        printf 'password_file = my.pass\ndatabase = Chinook\n'
+        printf '\n[restic]\nrepository = %s\npassword_file = restic.pass\n' "$REPO"
+    } >"$CONF"
+    stage_ok
+    [ "$(manifest '["tables"]["Chinook"]["Track"]')" = 3503 ]
+}
+
+@test "TLS: ssl_ca with ssl_verify connects to the right server and refuses the wrong CA" {
+    local port
+    port=$(cat "$SRC_DIR/port")
+    tls_conf() {
+        {
+            printf '[staging]\ndir = staging\n\n[mysql db]\nhost = 127.0.0.1\nport = %s\n' "$port"
+            printf 'user = sc\npassword_file = my.pass\ndatabase = Chinook\nssl_verify = yes\n'
+            printf 'ssl_ca = %s\n' "$1"
+            printf '\n[restic]\nrepository = %s\npassword_file = restic.pass\n' "$REPO"
+        } >"$CONF"
+    }
+    tls_conf "$SRC_DIR/tls/ca.pem"
+    stage_ok
+    [[ "$(manifest '["tls"]')" == TLS* ]]
+    tls_conf "$SRC_DIR/tls/other-ca.pem"
+    run --separate-stderr sc stage
+    echo "$stderr"
+    [ "$status" -eq 4 ]
+    [[ "$stderr" == *"cannot connect"* ]]
+    # without TLS options over the socket: plain, and the manifest says so
+    write_conf "database = Chinook"
+    stage_ok
+    [ "$(manifest '["tls"]')" = false ]
+}
+
+@test "the Torrust POC's MYSQL_* variables work without a config file" {
+    local port
+    port=$(cat "$SRC_DIR/port")
+    run --separate-stderr env -i PATH="$PATH" HOME="$T" BACKUP_MYSQL_ENABLED=true MYSQL_HOST=127.0.0.1 \
+        MYSQL_PORT="$port" MYSQL_DATABASE=Chinook MYSQL_USER=sc MYSQL_PASSWORD="$SC_PASSWORD" \
+        RESTIC_REPOSITORY="$REPO" RESTIC_PASSWORD_FILE="$PASS" STAGECOACH_STAGING_DIR="$STAGING" \
+        "$SC" stage
+    echo "$stderr"
+    [ "$status" -eq 0 ]
+    SET="$(last_line)"
+    [ "$(pyjson "$SET/MANIFEST.json" "[s for s in j['sources'] if s['name'] == 'tracker'][0]['tables']['Chinook']['Track']")" = 3503 ]
+    [[ "$stderr" != *"$SC_PASSWORD"* ]]
+    ! grep -rq -- "$SC_PASSWORD" "$SET"
+}
+
+@test "an option file works instead of user and password_file" {
+    printf '[client]\nuser = sc\npassword = %s\nsocket = %s\n' "$SC_PASSWORD" "$SRC_DIR/sock" >"$T/my.cnf"
+    chmod 600 "$T/my.cnf"
+    printf '[staging]\ndir = staging\n\n[mysql db]\noption_file = my.cnf\ndatabase = Chinook\n\n[restic]\nrepository = %s\npassword_file = restic.pass\n' "$REPO" >"$CONF"
+    stage_ok
+    [ "$(manifest '["tables"]["Chinook"]["Genre"]')" = 25 ]
+    # a group of its own
+    printf '[backup]\nuser = sc\npassword = %s\nsocket = %s\n' "$SC_PASSWORD" "$SRC_DIR/sock" >"$T/my.cnf"
+    printf '[staging]\ndir = staging\n\n[mysql db]\noption_file = my.cnf\ngroup = backup\ndatabase = Chinook\n\n[restic]\nrepository = %s\npassword_file = restic.pass\n' "$REPO" >"$CONF"
+    stage_ok
+}
+
+@test "a wrong password: exit 4, the server's reason, and the password is never shown" {
+    printf 'Wr0ng-Secret-Value\n' >"$T/my.pass"
+    run --separate-stderr sc stage
+    echo "$stderr"
+    [ "$status" -eq 4 ]
+    [[ "$stderr" == *"Access denied for user 'sc'"* ]]
+    [[ "$stderr" != *Wr0ng-Secret-Value* ]]
+    [[ "$output" != *Wr0ng-Secret-Value* ]]
+    [ -z "$(sc_sets)" ]
+    refute sc_tmp_left
+    # nor in the JSON report
+    run sc --json stage
+    [ "$status" -eq 4 ]
+    [[ "$output" != *Wr0ng-Secret-Value* ]]
+}
+
+@test "no server: exit 4 quickly, for a missing socket and for a closed port" {
+    write_conf "database = x"
+    sed -i "s|^socket = .*|socket = $T/no.sock|" "$CONF"
+    run --separate-stderr sc stage
+    echo "$stderr"
+    [ "$status" -eq 4 ]
+    [[ "$stderr" == *"cannot connect"* ]]
+    [[ "$stderr" == *"$T/no.sock"* ]]
+    local port
+    port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    {
+        printf '[staging]\ndir = staging\n\n[mysql db]\nhost = 127.0.0.1\nport = %s\nuser = sc\n' "$port"
+        printf 'password_file = my.pass\nconnect_timeout = 3s\n'
+        printf '\n[restic]\nrepository = %s\npassword_file = restic.pass\n' "$REPO"
+    } >"$CONF"
+    SECONDS=0
+    run --separate-stderr sc stage
+    [ "$status" -eq 4 ]
+    [ "$SECONDS" -le 5 ]
+    [[ "$stderr" == *"127.0.0.1:$port"* ]]
+    [ -z "$(sc_sets)" ]
+}
+
+@test "a server that never answers: exit 4 within connect_timeout" {
+    # Accepts TCP connections (the kernel does) but never sends a greeting.
+    python3 -c '
+import socket, sys, time
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+s.listen(8)
+print(s.getsockname()[1], flush=True)
+time.sleep(60)
+' >"$T/silent.port" &
+    sc_track $!
+    sc_wait_for_file "$T/silent.port"
+    local port=""
+    while [ -z "$port" ]; do port=$(cat "$T/silent.port"); done
+    {
+        printf '[staging]\ndir = staging\n\n[mysql db]\nhost = 127.0.0.1\nport = %s\nuser = sc\n' "$port"
+        printf 'password_file = my.pass\nconnect_timeout = 2s\n'
+        printf '\n[restic]\nrepository = %s\npassword_file = restic.pass\n' "$REPO"
+    } >"$CONF"
+    SECONDS=0
+    run --separate-stderr sc stage
+    echo "$stderr ($SECONDS s)"
+    [ "$status" -eq 4 ]
+    [ "$SECONDS" -le 4 ]
+    [[ "$stderr" == *"127.0.0.1:$port"*handshake* ]]
+}
+
+@test "a database that does not exist: exit 4 naming it" {
+    write_conf "database = no_such_db"
+    run --separate-stderr sc stage
+    [ "$status" -eq 4 ]
+    [[ "$stderr" == *no_such_db* ]]
+    [[ "$stderr" == *"Unknown database"* ]]
+}
+
+@test "config: user or option_file required; secrets must be private; values checked" {
+    printf '[mysql db]\nsocket = /x\n\n[restic]\nrepository = %s\npassword_file = restic.pass\n' "$REPO" >"$CONF"
+    run -3 sc config check
+    [[ "$output" == *"[mysql db] user: missing"* ]]
+    write_conf "definer = maybe" "include_tables = notable" "max_insert_bytes = 10"
+    run -3 sc config check
+    [[ "$output" == *"definer: expected keep or strip"* ]]
+    [[ "$output" == *"include_tables: expected a pattern database.table"* ]]
+    [[ "$output" == *"max_insert_bytes: must be between"* ]]
+    write_conf
+    chmod 644 "$T/my.pass"
+    run --separate-stderr sc stage
+    [ "$status" -eq 3 ]
+    [[ "$stderr" == *"password_file"*"chmod 600"* ]]
+}
+
+@test "the server killed in the middle of a dump: exit 4 and no set" {
+    local dir
+    dir="$(mktemp -d /tmp/scmy-kill.XXXXXX)"
+    KILL_DIR=$dir # teardown stops it if the test fails early
+    "$MARIADB_SCRIPT" start "$dir"
+    mariadb --no-defaults --default-character-set=utf8mb4 -S "$dir/sock" -uroot <<SQL
+CREATE USER 'sc'@'localhost' IDENTIFIED BY '$SC_PASSWORD';
+GRANT ALL ON *.* TO 'sc'@'localhost';
+CREATE DATABASE big;
+USE big;
+CREATE TABLE t (id INT PRIMARY KEY, pad VARCHAR(300));
+INSERT INTO t SELECT seq, REPEAT(CHAR(65 + seq % 26), 300) FROM seq_1_to_1500000;
+SQL
+    write_conf "database = big"
+    sed -i "s|^socket = .*|socket = $dir/sock|" "$CONF"
+    sc stage >"$T/out" 2>"$T/err" &
+    local pid=$! f i size=0
+    for ((i = 0; i < 600; i++)); do
+        f=$(compgen -G "$STAGING/.tmp-*/mysql/db/dump.sql" | head -n 1 || true)
+        if [ -n "$f" ]; then
+            size=$(stat -c %s "$f" 2>/dev/null || echo 0)
+            [ "$size" -gt 20000000 ] && break
+        fi
+        sleep 0.02
+    done
+    echo "dump.sql had $size bytes when the server was killed"
+    kill -9 "$(cat "$dir/mariadbd.pid")"
+    local rc=0
+    wait "$pid" || rc=$?
+    cat "$T/err"
+    "$MARIADB_SCRIPT" stop "$dir" || true
+    rm -rf "$dir"
+    [ "$size" -gt 20000000 ]
+    [ "$rc" -eq 4 ]
+    grep -q 'reading `big`.`t`' "$T/err"
+    [ -z "$(sc_sets)" ]
+    refute sc_tmp_left
+}
+
+@test "restore --apply --into loads a set into another database, refusing a non-empty one" {
+    write_conf "database = sc_types" "definer = keep"
+    stage_ok
+    my_src -e 'DROP DATABASE IF EXISTS sc_drill'
+    run --separate-stderr sc restore --set latest --to "$T/r1" --apply --source db --into sc_drill
+    echo "$output $stderr"
+    [ "$status" -eq 0 ]
+    [[ "$output" == *'put back mysql db: database `sc_drill`'* ]]
+    diff <(fingerprint my_src sc_types | cut -f2-) <(tables_of sc_types | while IFS= read -r t; do
+        printf '%s\t%s\n' "$(my_src -N -e "CHECKSUM TABLE \`sc_drill\`.\`${t//\`/\`\`}\` EXTENDED" | cut -f2)" \
+            "$(my_src -N -e "SELECT COUNT(*) FROM \`sc_drill\`.\`${t//\`/\`\`}\`")"
+    done)
+    objects_of my_src sc_types | sed 's/sc_types/DB/g' >"$T/a.obj"
+    objects_of my_src sc_drill | sed 's/sc_drill/DB/g' >"$T/b.obj"
+    diff "$T/a.obj" "$T/b.obj"
+    # a second time: the target is not empty
+    run --separate-stderr sc restore --set latest --to "$T/r2" --apply --source db --into sc_drill
+    [ "$status" -eq 1 ]
+    [[ "$stderr" == *"is not empty"*"--force"* ]]
+    run --separate-stderr sc restore --set latest --to "$T/r3" --apply --source db --into sc_drill --force
+    [ "$status" -eq 0 ]
+    my_src -e 'DROP DATABASE sc_drill'
+}
+
+@test "restore --apply without --into puts the databases back under their names" {
+    my_src -e 'CREATE DATABASE sc_small; CREATE TABLE sc_small.t (id INT PRIMARY KEY, v BLOB); INSERT INTO sc_small.t VALUES (1, 0x00FF), (2, NULL)'
+    write_conf "database = sc_small"
+    stage_ok
+    local before
+    before=$(my_src -N -e 'CHECKSUM TABLE sc_small.t EXTENDED')
+    run --separate-stderr sc restore --set latest --to "$T/r1" --apply --source db
+    [ "$status" -eq 1 ] # it exists and is not empty
+    my_src -e 'DROP DATABASE sc_small'
+    run --separate-stderr sc restore --set latest --to "$T/r2" --apply --source db
+    echo "$stderr"
+    [ "$status" -eq 0 ]
+    [ "$(my_src -N -e 'CHECKSUM TABLE sc_small.t EXTENDED')" = "$before" ]
+    my_src -e 'DROP DATABASE sc_small'
+}
