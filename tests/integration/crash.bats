@@ -35,10 +35,7 @@ SQL
 }
 
 teardown() {
-    local g
-    for g in "${PGIDS[@]}"; do
-        kill -KILL -- "-$g" 2>/dev/null || true
-    done
+    stop_orphans
     sc_teardown
 }
 
@@ -63,11 +60,17 @@ kill_run() {
 }
 
 # Stop what a killed run left behind (an orphaned restic), once the next
-# run has proved it can work beside it.
+# run has proved it can work beside it: the processes of the killed runs'
+# groups, and only restic or stagecoach ones (never a process that reused
+# a number).
 stop_orphans() {
-    local g
+    local g p
     for g in "${PGIDS[@]}"; do
-        kill -KILL -- "-$g" 2>/dev/null || true
+        for p in $(pgrep -g "$g" || true); do
+            case "$(cat "/proc/$p/comm" 2>/dev/null)" in
+            restic | stagecoach) kill -KILL "$p" 2>/dev/null || true ;;
+            esac
+        done
     done
     PGIDS=()
 }
@@ -247,7 +250,7 @@ recover() {
 }
 
 @test "SIGKILL of stagecoach alone while its restic creates the repository: the orphaned init does not break the next run" {
-    skip "BUG: a SIGKILLed stagecoach leaves its restic running and its lock released: the next run's restic init races the orphaned one (see docs/security.md, crash safety)"
+    skip "BUG: a SIGKILLed stagecoach leaves its restic running and its lock released: the next run's restic init races the orphaned one, and the repository stays broken (exit 7 on every later run); see docs/security.md, open findings"
     # What a fix must give: the next run fails cleanly (exit 8: the orphan
     # still holds the lock) or succeeds; once the orphan is gone, runs
     # succeed and the repository is sound (one key decrypts its config).
@@ -293,7 +296,6 @@ recover() {
 }
 
 @test "a verify --snapshot in progress is not disturbed by a run that starts meanwhile" {
-    skip "BUG: staging_prepare (src/stage/set.c) removes every .verify-* as if left by a crash, also one that a running verify --snapshot (src/cmd/verify.c, no lock) is restoring into: verify fails with exit 6"
     fast_repo
     # a database big enough that the restore lasts a moment
     sqlite3 "$DB" "INSERT INTO blobs (body, tag) SELECT randomblob(100), hex(randomblob(20)) FROM blobs;"
@@ -307,6 +309,9 @@ recover() {
         [ -n "$(find "$STAGING" -path '*/.verify-*' -name '*.db' 2>/dev/null)" ] && break
         sleep 0.005
     done
+    # the verify is in the middle of its restore when the run starts
+    kill -0 "$vp"
+    compgen -G "$STAGING/.verify-*" >/dev/null
     run --separate-stderr sc run
     [ "$status" -eq 0 ]
     local vs=0

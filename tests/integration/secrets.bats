@@ -192,14 +192,19 @@ no_secret_in() {
     return $bad
 }
 
-# The sampled processes obeyed the rules in this file's header.
+# The sampled processes obeyed the rules in this file's header. $1: yes
+# (restic ran and must have had the env_file secret), ran (restic ran),
+# none (the run failed before restic).
 check_scan() {
-    local expect_restic_env=$1
+    local expect_restic=$1
     # never on any argv
     [ -z "$(grep '^hit needle=[A-Z]* where=cmdline' "$T/scan.out" | grep -v 'needle=HOOKMARK')" ]
-    # the passwords read from files: nowhere
+    # the passwords read from files (and any other needle not named
+    # below): nowhere
     [ -z "$(hits RPASS)" ]
     [ -z "$(hits MYPASS)" ]
+    [ -z "$(grep '^hit ' "$T/scan.out" |
+        grep -vE '^hit needle=(URLSECRET|URLUSER|ENVSECRET|INHERITED|HOOKMARK) ')" ]
     # the URL credential and the env_file secret: restic's environment only
     [ -z "$(hits URLSECRET | grep -v '^environ restic$')" ]
     [ -z "$(hits URLUSER | grep -v '^environ restic$')" ]
@@ -207,10 +212,12 @@ check_scan() {
     # an inherited secret: stagecoach's own environment only
     [ -z "$(hits INHERITED | grep -v '^environ stagecoach$')" ]
     # the sampler saw the processes that matter
-    grep -q '^seen argv0=restic$' "$T/scan.out"
     grep -q '^seen argv0=stagecoach$' "$T/scan.out"
     [ "$(hits HOOKMARK)" = "cmdline sh" ]
-    if [ "$expect_restic_env" = yes ]; then
+    if [ "$expect_restic" != none ]; then
+        grep -q '^seen argv0=restic$' "$T/scan.out"
+    fi
+    if [ "$expect_restic" = yes ]; then
         # restic did get its backend credentials
         [ "$(hits ENVSECRET)" = "environ restic" ]
     fi
@@ -277,7 +284,7 @@ sampled() {
     sampled run
     [ "$status" -eq 6 ]
     [[ "$stderr" == *"wrong password"* ]]
-    check_scan no
+    check_scan ran
     no_secret_in "$T/out.json" "$T/err.log" "$STAGING/state.json"
     printf '%s\n' "$good" >"$PASS"
 
@@ -287,7 +294,7 @@ sampled() {
     sampled run
     [ "$status" -eq 6 ]
     [[ "$stderr" == *"127.0.0.1:9"* ]]
-    check_scan no
+    check_scan ran
     no_secret_in "$T/out.json" "$T/err.log" "$STAGING/state.json"
 
     # MySQL with a wrong password: exit 4
@@ -298,7 +305,7 @@ sampled() {
         sampled run
         [ "$status" -eq 4 ]
         [[ "$stderr" == *"scsec"* ]]
-        check_scan no
+        check_scan none
         no_secret_in "$T/out.json" "$T/err.log" "$STAGING/state.json"
     fi
 }
