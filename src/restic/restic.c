@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../core/env.h"
 #include "../core/fs.h"
 #include "../core/log.h"
 #include "../core/spawn.h"
@@ -34,17 +35,6 @@ extern char **environ;
 /* ------------------------------------------------------------------------ */
 /* Environment */
 
-/* Inherited variables that must not reach restic: a stray RESTIC_REPOSITORY
- * next to our RESTIC_REPOSITORY_FILE is fatal in restic, a stray password
- * variable could select another key, and database passwords have no
- * business there. */
-static const char *const scrubbed_vars[] = {
-    "RESTIC_REPOSITORY",       "RESTIC_REPOSITORY_FILE",
-    "RESTIC_PASSWORD",         "RESTIC_PASSWORD_FILE",
-    "RESTIC_PASSWORD_COMMAND", "MYSQL_PWD",
-    "MYSQL_PASSWORD",          NULL,
-};
-
 /* What the configuration sets itself: an env_file may not override it
  * (two sources of the repository or the password make restic fail). */
 static const char *const reserved_vars[] = {
@@ -52,51 +42,12 @@ static const char *const reserved_vars[] = {
     "RESTIC_PASSWORD_FILE", "RESTIC_PASSWORD_COMMAND", NULL,
 };
 
-/* Does the environment entry "NAME=value" have this name? */
-static bool env_entry_is(const char *entry, const char *name, size_t name_len)
-{
-    return strncmp(entry, name, name_len) == 0 && entry[name_len] == '=';
-}
-
 static bool in_list(const char *const *list, const char *name, size_t name_len)
 {
     for (size_t i = 0; list[i]; i++)
         if (strlen(list[i]) == name_len && strncmp(list[i], name, name_len) == 0)
             return true;
     return false;
-}
-
-static void env_unset(struct strvec *env, const char *name, size_t name_len)
-{
-    size_t out = 0;
-    for (size_t i = 0; i < env->n; i++) {
-        if (env_entry_is(env->v[i], name, name_len))
-            free(env->v[i]);
-        else
-            env->v[out++] = env->v[i];
-    }
-    env->n = out;
-    if (env->v)
-        env->v[out] = NULL;
-}
-
-static void env_set(struct strvec *env, const char *name, const char *value)
-{
-    env_unset(env, name, strlen(name));
-    strvec_pushf(env, "%s=%s", name, value);
-}
-
-/* Our environment without the scrubbed variables, and without our own
- * STAGECOACH_* settings (they may carry secrets and are not restic's). */
-static void env_inherit(struct strvec *env)
-{
-    for (char **e = environ; e && *e; e++) {
-        const char *eq = strchr(*e, '=');
-        if (eq == NULL || in_list(scrubbed_vars, *e, (size_t)(eq - *e)) ||
-            strncmp(*e, "STAGECOACH_", 11) == 0)
-            continue;
-        strvec_push(env, *e);
-    }
 }
 
 static bool is_blank(char c)
@@ -193,7 +144,9 @@ int restic_parse_env_file(const char *path, struct strvec *env, sc_err *err)
 static int build_env(struct restic *r, sc_err *err)
 {
     const struct config *cfg = r->cfg;
-    env_inherit(&r->env);
+    /* Inherited repository/password variables would conflict with ours
+     * (both REPOSITORY and REPOSITORY_FILE is fatal in restic). */
+    env_inherit_scrubbed(&r->env);
     if (cfg->restic.password_file) {
         int rc = fs_check_private(cfg->restic.password_file, "restic password_file", err);
         if (rc != 0)
