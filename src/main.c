@@ -32,6 +32,7 @@ static const struct command commands[] = {
     {"check", cmd_check, "check", true},
     {"forget", cmd_forget, "forget", true},
     {"status", cmd_status, "status", true},
+    {"doctor", cmd_doctor, "doctor", true},
     {"config", cmd_config, "config check|show", false},
     {"keygen", cmd_keygen,
      "keygen --out FILE [--symmetric] [--passphrase-file F | --ask-passphrase]", false},
@@ -172,7 +173,7 @@ int main(int argc, char **argv)
     if (setlocale(LC_CTYPE, "C.UTF-8") == NULL)
         setlocale(LC_CTYPE, "");
     if (sodium_init() < 0) {
-        fprintf(stderr, "stagecoach: error: libsodium cannot initialise\n");
+        log_error("libsodium cannot initialise");
         return SC_EFAIL;
     }
     install_signal_handlers();
@@ -201,6 +202,9 @@ int main(int argc, char **argv)
             return rc;
         }
     }
+    /* From here on, messages also go to syslog when [run] syslog = yes. */
+    if (c.config_loaded)
+        log_syslog(c.cfg.run.syslog, c.cfg.run.syslog_facility);
     /* The configuration has taken what it needs from the environment. */
     env_wipe_secrets();
     c.command = cmd->name;
@@ -214,5 +218,6 @@ int main(int argc, char **argv)
     if (c.config_loaded || cmd->needs_config)
         config_free(&c.cfg);
     json_decref(c.report);
+    log_syslog(false, NULL);
     return rc;
 }

@@ -96,6 +96,8 @@ int cmd_status(struct ctx *c, int argc, char **argv, sc_err *err);
 int cmd_check(struct ctx *c, int argc, char **argv, sc_err *err);
 int cmd_forget(struct ctx *c, int argc, char **argv, sc_err *err);
 int cmd_config(struct ctx *c, int argc, char **argv, sc_err *err);
+/* Pre-flight checks, changing nothing (doctor.c). */
+int cmd_doctor(struct ctx *c, int argc, char **argv, sc_err *err);
 
 /* Sealed staging, restore and restore drills (keygen.c, restore.c, drill.c). */
 int cmd_keygen(struct ctx *c, int argc, char **argv, sc_err *err);

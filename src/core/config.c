@@ -51,6 +51,11 @@ static const char *check_tag(const char *value)
     return strpbrk(value, ", \t") ? "a tag cannot contain ',' or blanks" : NULL;
 }
 
+static const char *check_facility(const char *value)
+{
+    return log_facility_parse(value) < 0 ? "expected daemon, user or local0..local7" : NULL;
+}
+
 static const struct cfg_key staging_keys[] = {
     {"dir", CFG_PATH, G(staging.dir), false, NULL},
     {"keep", CFG_INT, G(staging.keep), false, NULL},
@@ -110,6 +115,8 @@ static const struct cfg_key run_keys[] = {
     {"interval", CFG_DURATION, G(run.interval_s), false, NULL},
     {"timeout", CFG_DURATION, G(run.timeout_s), false, NULL},
     {"metrics_file", CFG_PATH, G(run.metrics_file), false, NULL},
+    {"syslog", CFG_BOOL, G(run.syslog), false, NULL},
+    {"syslog_facility", CFG_STR, G(run.syslog_facility), false, check_facility},
     {NULL, 0, 0, false, NULL},
 };
 

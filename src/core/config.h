@@ -102,6 +102,8 @@ struct config {
         long interval_s;
         long timeout_s;
         char *metrics_file;
+        bool syslog;           /* copy log messages to syslog(3) */
+        char *syslog_facility; /* daemon (default), user, local0..local7 */
     } run;
 };
 

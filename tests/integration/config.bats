@@ -36,12 +36,12 @@ teardown() {
             failed+=("${f##*/}: exit $status, expected 3")
             continue
         fi
-        # one of the problem lines is "stagecoach: error: FILE:LINE: ..." with
+        # one of the problem lines is "[DATE TIME] ERROR FILE:LINE: ..." with
         # LINE one of the expected lines, and names the key (or section)
         alts="${want_lines//,/|}"
         ok=0
         while IFS= read -r line; do
-            if [[ "$line" =~ ^stagecoach:\ error:\ "$f":($alts):\  ]] &&
+            if [[ "$line" =~ ^\[[0-9-]{10}\ [0-9:]{8}\]\ ERROR\ "$f":($alts):\  ]] &&
                 [[ "$line" == *"$want_name"* ]]; then
                 ok=1
             fi

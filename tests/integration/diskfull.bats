@@ -87,7 +87,7 @@ earlier_set_intact() {
     # one clear line that names where it could not write, and why
     [[ "$stderr" == *"$STAGING/"* ]]
     [[ "$stderr" == *"full"* || "$stderr" == *"No space left"* ]]
-    [ "$(grep -c 'error:' <<<"$stderr")" -eq 1 ]
+    [ "$(grep -c '] ERROR ' <<<"$stderr")" -eq 1 ]
     [ -z "$output" ]
     refute sc_tmp_left
     [ "$(sc_sets)" = "${first##*/}" ]

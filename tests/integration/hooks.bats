@@ -89,7 +89,7 @@ event() { sed -n "${1}p" "$LOG"; }
     printf 'on_success_on_error = warn\n' >>"$CONF"
     HOOK_FAILS=success run sc run
     [ "$status" -eq 0 ]
-    [[ "$output" == *"warning: hook on_success failed: exit 7 (policy: warn)"* ]]
+    [[ "$output" == *"WARN hook on_success failed: exit 7 (policy: warn)"* ]]
 }
 
 @test "a hung hook is stopped at [hooks] timeout" {

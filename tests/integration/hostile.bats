@@ -30,7 +30,7 @@ stage_fails() {
     echo "exit $status: $stderr"
     [ "$status" -eq "$code" ]
     [[ "$stderr" == *"$what"* ]]
-    [ "$(grep -c 'error:' <<<"$stderr")" -eq 1 ]
+    [ "$(grep -c '] ERROR ' <<<"$stderr")" -eq 1 ]
     [ -z "$output" ]
     [ "$(sc_sets)" = "$before" ]
     refute sc_tmp_left

@@ -152,7 +152,7 @@ run_ok() {
     wait "$pid" || rc=$?
     cat "$T/run1.err"
     [ "$rc" -eq 6 ]
-    grep -q 'stagecoach: error: restic backup' "$T/run1.err"
+    grep -q '] ERROR restic backup' "$T/run1.err"
     # the set stays, unshipped; the run is recorded as failed
     local first
     first="$(sc_sets)"

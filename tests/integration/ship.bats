@@ -213,7 +213,7 @@ PY
     [ "$status" -eq 6 ]
     # -q: only the failure, on one line, that says what is wrong
     [ "$(printf '%s\n' "$stderr" | grep -c .)" -eq 1 ]
-    [[ "$stderr" == "stagecoach: error: "* ]]
+    [[ "$stderr" =~ ^\[[0-9-]{10}\ [0-9:]{8}\]\ ERROR\  ]]
     [[ "${stderr,,}" == *password* ]]
     [[ "$stderr" != *not-the-password* ]]
     # nothing was shipped: the staged set stays, unshipped
@@ -229,8 +229,8 @@ PY
     echo "$stderr"
     [ "$status" -eq 6 ]
     [ ! -e "$REPO" ]
-    [[ "$stderr" == *"stagecoach: error: "* ]]
-    [ "$(printf '%s\n' "$stderr" | grep -c 'stagecoach: error: ')" -eq 1 ]
+    [[ "$stderr" == *"] ERROR "* ]]
+    [ "$(printf '%s\n' "$stderr" | grep -c '] ERROR ')" -eq 1 ]
 }
 
 @test "restic missing (binary = /nonexistent/restic): exit 6" {

@@ -1,0 +1,557 @@
+/* doctor: pre-flight checks that change nothing (design §5). One line per
+ * check, OK / WARN / FAIL with the reason and, when something is wrong,
+ * what to do about it. The exit code is 0 when nothing FAILs, else the
+ * code of the first failing check's kind (design §6): permissions 3,
+ * restic and the repository 6, sources 4, staging and disk space 5.
+ *
+ * Nothing is created or written: no repository init, no staging
+ * directory, no lock, no -wal file next to a SQLite database. */
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <sqlite3.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include "../core/fs.h"
+#include "../core/log.h"
+#include "../core/report.h"
+#include "../restic/restic.h"
+#include "../source/mysql.h"
+#include "../source/pathlist.h"
+#include "../stage/set.h"
+#include "cmd.h"
+
+enum verdict { V_OK, V_WARN, V_FAIL };
+
+struct doctor {
+    struct ctx *c;
+    json_t *checks; /* [{check, status, message, exit_code?}] */
+    int nok, nwarn, nfail;
+    int first_code;        /* exit code of the first FAIL */
+    char first_msg[1024];  /* its line, for the error */
+    bool restic_available; /* the binary answered `version` */
+};
+
+__attribute__((format(printf, 4, 5))) static void verdict(struct doctor *d, enum verdict v,
+                                                          int code, const char *fmt, ...)
+{
+    static const char *const names[] = {"OK", "WARN", "FAIL"};
+    static const char *const lower[] = {"ok", "warn", "fail"};
+    char line[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    /* "name: message": the name is what precedes the first ": ". */
+    const char *sep = strstr(line, ": ");
+    char name[128];
+    snprintf(name, sizeof name, "%.*s", sep ? (int)(sep - line) : (int)strlen(line), line);
+    const char *msg = sep ? sep + 2 : "";
+    if (v == V_OK)
+        d->nok++;
+    else if (v == V_WARN)
+        d->nwarn++;
+    else if (d->nfail++ == 0) {
+        d->first_code = code;
+        snprintf(d->first_msg, sizeof d->first_msg, "%s", line);
+    }
+    json_t *o = json_pack("{s:s, s:s, s:s}", "check", name, "status", lower[v], "message", msg);
+    if (v == V_FAIL)
+        json_object_set_new(o, "exit_code", json_integer(code));
+    json_array_append_new(d->checks, o);
+    if (!d->c->json)
+        printf("%-4s %s\n", names[v], line);
+}
+
+/* ---- permissions of secret files ------------------------------------------ */
+
+static void check_secret(struct doctor *d, const char *path, const char *what)
+{
+    if (path == NULL)
+        return;
+    sc_err e = {0};
+    if (fs_check_private(path, what, &e) != 0)
+        verdict(d, V_FAIL, SC_ECONFIG, "secret %s: %s", what, e.msg);
+    else
+        verdict(d, V_OK, 0, "secret %s: %s is private", what, path);
+}
+
+static void check_secrets(struct doctor *d)
+{
+    const struct config *cfg = &d->c->cfg;
+    check_secret(d, cfg->restic.password_file, "restic password_file");
+    check_secret(d, cfg->restic.env_file, "restic env_file");
+    check_secret(d, cfg->staging.key_file, "staging key_file");
+    check_secret(d, cfg->staging.identity, "staging identity");
+    check_secret(d, cfg->staging.passphrase_file, "staging passphrase_file");
+    char what[300];
+    for (size_t i = 0; i < cfg->nsources; i++) {
+        const struct source_cfg *s = &cfg->sources[i];
+        if (strcmp(s->kind, "mysql") != 0)
+            continue;
+        snprintf(what, sizeof what, "mysql %s option_file", s->name);
+        check_secret(d, s->option_file, what);
+        snprintf(what, sizeof what, "mysql %s password_file", s->name);
+        check_secret(d, s->password_file, what);
+        snprintf(what, sizeof what, "mysql %s ssl_key", s->name);
+        check_secret(d, s->ssl_key, what);
+    }
+}
+
+/* ---- restic and the repository --------------------------------------------- */
+
+static void check_restic(struct doctor *d)
+{
+    /* The version alone: without the password and env files, so that a
+     * permission problem there does not hide whether restic runs. */
+    struct config bare = d->c->cfg;
+    bare.restic.password_file = NULL;
+    bare.restic.env_file = NULL;
+    struct restic r;
+    sc_err e = {0};
+    int rc = restic_open(&r, &bare, &e);
+    if (rc == 0) {
+        d->restic_available = true;
+        verdict(d, V_OK, 0, "restic: restic %d.%d.%d (%s)", r.major, r.minor, r.patch, r.binary);
+    } else {
+        verdict(d, V_FAIL, rc, "restic: %s", e.msg);
+    }
+    restic_close(&r);
+}
+
+static void check_repository(struct doctor *d)
+{
+    const struct config *cfg = &d->c->cfg;
+    if (!d->restic_available) {
+        verdict(d, V_FAIL, SC_ERESTIC, "repository: not checked: restic does not run (see above)");
+        return;
+    }
+    struct restic r;
+    sc_err e = {0};
+    int rc = restic_open(&r, cfg, &e);
+    if (rc == 0) {
+        r.retry.tries = 1; /* a pre-flight answers now; a run retries */
+        rc = restic_ensure_repo(&r, false, &e);
+    }
+    restic_close(&r);
+    if (rc == 0)
+        verdict(d, V_OK, 0, "repository: reachable, password accepted");
+    else if (rc == SC_ERESTIC && cfg->restic.init &&
+             strncmp(e.msg, "repository not found", 20) == 0)
+        verdict(d, V_WARN, 0, "repository: %s; the next run creates it (init = yes)", e.msg);
+    else
+        verdict(d, V_FAIL, rc, "repository: %s", e.msg);
+}
+
+/* ---- sources --------------------------------------------------------------- */
+
+/* The 100-byte header: "SQLite format 3\0", and the file format bytes
+ * (offsets 18, 19) that say 2 for WAL. */
+static int sqlite_header(const char *path, bool *wal, char *why, size_t n)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    if (fd < 0) {
+        snprintf(why, n, "cannot open %s: %s", path, strerror(errno));
+        return -1;
+    }
+    struct stat st;
+    unsigned char h[100];
+    ssize_t got = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) ? read(fd, h, sizeof h) : -2;
+    close(fd);
+    if (got == -2) {
+        snprintf(why, n, "%s is not a regular file", path);
+        return -1;
+    }
+    if (got < 0) {
+        snprintf(why, n, "cannot read %s: %s", path, strerror(errno));
+        return -1;
+    }
+    if (got < (ssize_t)sizeof h || memcmp(h, "SQLite format 3", 16) != 0) {
+        snprintf(why, n, "%s is not a SQLite database (no SQLite header)", path);
+        return -1;
+    }
+    *wal = h[18] == 2 || h[19] == 2;
+    return 0;
+}
+
+/* A URI path: every byte but unreserved ones and '/' percent-encoded. */
+static char *uri_path(const char *path)
+{
+    size_t n = strlen(path);
+    char *out = xmalloc(3 * n + 1);
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)path[i];
+        if ((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
+            strchr("/-._~", ch) != NULL) {
+            out[o++] = (char)ch;
+        } else {
+            snprintf(out + o, 4, "%%%02X", ch);
+            o += 3;
+        }
+    }
+    out[o] = '\0';
+    return out;
+}
+
+static void check_sqlite(struct doctor *d, const struct source_cfg *s)
+{
+    char why[1200];
+    bool wal = false;
+    if (sqlite_header(s->path, &wal, why, sizeof why) != 0) {
+        verdict(d, V_FAIL, SC_ESOURCE, "sqlite %s: %s", s->name, why);
+        return;
+    }
+    /* A reader of a WAL database creates -wal and -shm when they are
+     * missing: with neither there, nothing is in the log, and the file
+     * alone is read as it is (immutable=1: no lock, no side files). */
+    char *walf = xasprintf("%s-wal", s->path);
+    char *shmf = xasprintf("%s-shm", s->path);
+    bool immutable = wal && (!fs_exists(walf) || !fs_exists(shmf));
+    free(walf);
+    free(shmf);
+    sqlite3 *db = NULL;
+    int rc;
+    if (immutable) {
+        char *p = uri_path(s->path);
+        char *uri = xasprintf("file:%s?immutable=1", p);
+        rc = sqlite3_open_v2(uri, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, NULL);
+        free(uri);
+        free(p);
+    } else {
+        rc = sqlite3_open_v2(s->path, &db, SQLITE_OPEN_READONLY, NULL);
+    }
+    sqlite3_stmt *st = NULL;
+    long long tables = -1;
+    if (rc == SQLITE_OK) {
+        sqlite3_busy_timeout(db, s->busy_timeout_ms > 0 ? (int)s->busy_timeout_ms : 5000);
+        rc = sqlite3_prepare_v2(db, "SELECT count(*) FROM sqlite_schema WHERE type = 'table'", -1,
+                                &st, NULL);
+    }
+    if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        tables = sqlite3_column_int64(st, 0);
+        rc = SQLITE_OK;
+    }
+    if (rc != SQLITE_OK)
+        verdict(d, V_FAIL, SC_ESOURCE, "sqlite %s: %s: cannot read it: %s", s->name, s->path,
+                db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+    else
+        verdict(d, V_OK, 0, "sqlite %s: %s opens read-only, %lld table%s, %s journal", s->name,
+                s->path, tables, tables == 1 ? "" : "s", wal ? "WAL" : "rollback");
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+}
+
+/* Can the account lock non-transactional tables (FLUSH TABLES WITH READ
+ * LOCK / BACKUP STAGE need RELOAD)? 1 yes, 0 no, -1 unknown. */
+static int mysql_has_reload(MYSQL *m, const struct source_cfg *s)
+{
+    static const char sql[] =
+        "SELECT COUNT(*) FROM information_schema.USER_PRIVILEGES WHERE PRIVILEGE_TYPE = 'RELOAD' "
+        "AND GRANTEE = CONCAT('''', SUBSTRING_INDEX(CURRENT_USER(), '@', 1), '''@''', "
+        "SUBSTRING_INDEX(CURRENT_USER(), '@', -1), '''')";
+    char *v = NULL;
+    sc_err e = {0};
+    if (my_query_value(m, s, sql, &v, &e) != 0 || v == NULL) {
+        free(v);
+        return -1;
+    }
+    int yes = atoll(v) > 0;
+    free(v);
+    return yes;
+}
+
+static void check_mysql(struct doctor *d, const struct source_cfg *s)
+{
+    sc_err e = {0};
+    char *pw = NULL;
+    MYSQL *m = NULL;
+    char *one = NULL;
+    if (my_check_files(s, &e) != 0 || my_read_password(s, &pw, &e) != 0) {
+        verdict(d, V_FAIL, e.code, "mysql %s: %s", s->name, e.msg);
+        return;
+    }
+    int rc = my_connect(s, pw, "doctor", &m, &e);
+    my_free_password(pw);
+    if (rc == 0)
+        rc = my_query_value(m, s, "SELECT 1", &one, &e);
+    free(one);
+    if (rc != 0) {
+        verdict(d, V_FAIL, e.code ? e.code : SC_ESOURCE, "mysql %s: %s", s->name, e.msg);
+        my_close(&m);
+        return;
+    }
+    /* Every configured database is there and visible to the account. */
+    for (size_t i = 0; i < s->databases.n; i++) {
+        char *lit = my_string(m, s->databases.v[i]);
+        char *sql = xasprintf("SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE "
+                              "SCHEMA_NAME = %s",
+                              lit);
+        char *n = NULL;
+        sc_err qe = {0};
+        int qrc = my_query_value(m, s, sql, &n, &qe);
+        bool found = qrc == 0 && n != NULL && atoll(n) > 0;
+        free(n);
+        free(sql);
+        free(lit);
+        if (qrc != 0) {
+            verdict(d, V_FAIL, SC_ESOURCE, "mysql %s: %s", s->name, qe.msg);
+            my_close(&m);
+            return;
+        }
+        if (!found) {
+            verdict(d, V_FAIL, SC_ESOURCE,
+                    "mysql %s: database '%s' does not exist or the account cannot see it "
+                    "(create it, or grant SELECT on it)",
+                    s->name, s->databases.v[i]);
+            my_close(&m);
+            return;
+        }
+    }
+    int reload = mysql_has_reload(m, s);
+    my_close(&m);
+    if (reload == 0)
+        verdict(d, V_WARN, 0,
+                "mysql %s: connects and reads, but the account lacks RELOAD: "
+                "non-transactional (MyISAM, Aria) tables would not be locked during the dump "
+                "(GRANT RELOAD ON *.* to it)",
+                s->name);
+    else
+        verdict(d, V_OK, 0, "mysql %s: connects and reads%s", s->name,
+                reload < 0 ? " (RELOAD privilege not determined)" : ", RELOAD granted");
+}
+
+/* A path and everything needed to archive it: readable, and a directory
+ * searchable too. Only the path itself is looked at, not its tree. */
+static void check_paths(struct doctor *d, const struct source_cfg *s)
+{
+    struct strvec all = {0};
+    for (size_t i = 0; i < s->paths.n; i++)
+        strvec_push(&all, s->paths.v[i]);
+    if (s->from_file != NULL) {
+        sc_err e = {0};
+        if (pathlist_read_file(s->from_file, &all, &e) != 0) {
+            verdict(d, V_FAIL, SC_ESOURCE, "paths %s: from_file: %s", s->name, e.msg);
+            strvec_free(&all);
+            return;
+        }
+    }
+    size_t bad = 0;
+    char first[1200] = "";
+    for (size_t i = 0; i < all.n; i++) {
+        const char *p = all.v[i];
+        char *full = NULL;
+        if (p[0] != '/' && i >= s->paths.n && s->from_file) { /* relative to from_file's dir */
+            const char *slash = strrchr(s->from_file, '/');
+            full = slash ? xasprintf("%.*s/%s", (int)(slash - s->from_file), s->from_file, p)
+                         : xstrdup(p);
+            p = full;
+        }
+        struct stat st;
+        const char *why = NULL;
+        int saved = 0;
+        if (lstat(p, &st) != 0) {
+            saved = errno;
+            why = (saved == ENOENT || saved == ENOTDIR) && s->missing_ok ? NULL : "";
+        } else if (!S_ISLNK(st.st_mode) &&
+                   access(p, S_ISDIR(st.st_mode) ? (R_OK | X_OK) : R_OK) != 0) {
+            saved = errno;
+            why = "";
+        }
+        if (why != NULL && bad++ == 0)
+            snprintf(first, sizeof first, "%s: %s", p, strerror(saved));
+        free(full);
+    }
+    if (bad > 0)
+        verdict(d, V_FAIL, SC_ESOURCE, "paths %s: %zu of %zu path%s not readable, first %s",
+                s->name, bad, all.n, all.n == 1 ? "" : "s", first);
+    else
+        verdict(d, V_OK, 0, "paths %s: %zu path%s readable", s->name, all.n, all.n == 1 ? "" : "s");
+    strvec_free(&all);
+}
+
+static void check_sources(struct doctor *d)
+{
+    const struct config *cfg = &d->c->cfg;
+    for (size_t i = 0; i < cfg->nsources; i++) {
+        const struct source_cfg *s = &cfg->sources[i];
+        if (strcmp(s->kind, "sqlite") == 0)
+            check_sqlite(d, s);
+        else if (strcmp(s->kind, "mysql") == 0)
+            check_mysql(d, s);
+        else if (strcmp(s->kind, "paths") == 0)
+            check_paths(d, s);
+        else
+            verdict(d, V_WARN, 0, "%s %s: no pre-flight check for this kind", s->kind, s->name);
+    }
+}
+
+/* ---- staging and free space ---------------------------------------------- */
+
+static void check_staging(struct doctor *d)
+{
+    const char *dir = d->c->cfg.staging.dir;
+    struct stat st;
+    if (stat(dir, &st) != 0) {
+        if (errno != ENOENT) {
+            verdict(d, V_FAIL, SC_ESTAGING, "staging: %s: %s", dir, strerror(errno));
+            return;
+        }
+        /* The first run makes it (0700): its nearest existing parent must let it. */
+        char *parent = xstrdup(dir);
+        char *slash;
+        while ((slash = strrchr(parent, '/')) != NULL && slash != parent) {
+            *slash = '\0';
+            if (fs_exists(parent))
+                break;
+        }
+        if (slash == parent)
+            parent[1] = '\0';
+        if (access(parent, W_OK | X_OK) != 0)
+            verdict(d, V_FAIL, SC_ESTAGING,
+                    "staging: %s does not exist and cannot be created in %s: %s (create it, "
+                    "mode 0700, owned by the user that runs stagecoach)",
+                    dir, parent, strerror(errno));
+        else
+            verdict(d, V_WARN, 0, "staging: %s does not exist yet; the first run creates it (0700)",
+                    dir);
+        free(parent);
+        return;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        verdict(d, V_FAIL, SC_ESTAGING, "staging: %s is not a directory", dir);
+        return;
+    }
+    if (access(dir, W_OK | X_OK) != 0) {
+        verdict(d, V_FAIL, SC_ESTAGING, "staging: %s is not writable by this user: %s", dir,
+                strerror(errno));
+        return;
+    }
+    unsigned mode = (unsigned)(st.st_mode & 07777);
+    if (st.st_uid != geteuid())
+        verdict(d, V_WARN, 0,
+                "staging: %s belongs to uid %u, not to this user (uid %u); chown it to the user "
+                "that runs stagecoach",
+                dir, (unsigned)st.st_uid, (unsigned)geteuid());
+    else if (mode & 077)
+        verdict(d, V_WARN, 0,
+                "staging: %s has mode %04o: group or others can reach the staged copies; "
+                "chmod 700 %s",
+                dir, mode, dir);
+    else
+        verdict(d, V_OK, 0, "staging: %s, mode %04o, owned by this user", dir, mode);
+}
+
+static unsigned long long tree_bytes;
+
+static int add_file(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)path;
+    (void)ftw;
+    if (flag == FTW_F)
+        tree_bytes += (unsigned long long)st->st_size;
+    return 0;
+}
+
+static void human(unsigned long long b, char *buf, size_t n)
+{
+    if (b >= 10ULL << 30)
+        snprintf(buf, n, "%.1f GiB", (double)b / (1ULL << 30));
+    else if (b >= 10ULL << 20)
+        snprintf(buf, n, "%.1f MiB", (double)b / (1ULL << 20));
+    else
+        snprintf(buf, n, "%llu KiB", (b + 1023) / 1024);
+}
+
+static void check_disk(struct doctor *d)
+{
+    const char *dir = d->c->cfg.staging.dir;
+    /* The file system the staging directory is (or will be) on. */
+    char *at = xstrdup(dir);
+    struct statvfs vfs;
+    int rc;
+    while ((rc = statvfs(at, &vfs)) != 0 && errno == ENOENT) {
+        char *slash = strrchr(at, '/');
+        if (slash == NULL)
+            break;
+        slash[slash == at ? 1 : 0] = '\0';
+    }
+    if (rc != 0) {
+        verdict(d, V_FAIL, SC_ESTAGING, "disk: cannot see the file system of %s: %s", dir,
+                strerror(errno));
+        free(at);
+        return;
+    }
+    free(at);
+    unsigned long long avail = (unsigned long long)vfs.f_bavail * vfs.f_frsize;
+    char **ids = NULL;
+    size_t n = 0;
+    sc_err e = {0};
+    char a[32], s[32];
+    human(avail, a, sizeof a);
+    if (set_list(dir, &ids, &n, &e) != 0) {
+        verdict(d, V_WARN, 0, "disk: %s free; cannot list the local sets: %s", a, e.msg);
+        return;
+    }
+    if (n == 0) {
+        verdict(d, V_OK, 0,
+                "disk: %s free on the staging file system; no local set yet to "
+                "compare with",
+                a);
+        set_list_free(ids, n);
+        return;
+    }
+    char *sets = path_join(dir, "sets");
+    char *latest = path_join(sets, ids[n - 1]);
+    tree_bytes = 0;
+    if (nftw(latest, add_file, 16, FTW_PHYS) != 0)
+        tree_bytes = 0;
+    unsigned long long need = tree_bytes;
+    human(need, s, sizeof s);
+    if (avail < need)
+        verdict(d, V_FAIL, SC_ESTAGING,
+                "disk: %s free (%llu bytes) on the staging file system, less than the latest set "
+                "%s (%s, %llu bytes): the next set will not fit; free space or lower [staging] "
+                "keep",
+                a, avail, ids[n - 1], s, need);
+    else if ((double)avail < 1.2 * (double)need)
+        verdict(d, V_WARN, 0,
+                "disk: %s free (%llu bytes), less than 1.2 x the latest set %s (%s, %llu bytes): "
+                "a slightly bigger next set will not fit",
+                a, avail, ids[n - 1], s, need);
+    else
+        verdict(d, V_OK, 0, "disk: %s free, latest set %s is %s (at least 1.2 x needed)", a,
+                ids[n - 1], s);
+    free(latest);
+    free(sets);
+    set_list_free(ids, n);
+}
+
+int cmd_doctor(struct ctx *c, int argc, char **argv, sc_err *err)
+{
+    if (cmd_parse_opts(argc, argv, NULL, err) != 0)
+        return err->code;
+    struct doctor d = {.c = c, .checks = json_array()};
+    check_secrets(&d);
+    check_restic(&d);
+    check_repository(&d);
+    check_sources(&d);
+    check_staging(&d);
+    check_disk(&d);
+    if (!c->json)
+        printf("doctor: %d OK, %d WARN, %d FAIL\n", d.nok, d.nwarn, d.nfail);
+    report_set(c->report, "checks", d.checks);
+    report_set(c->report, "summary",
+               json_pack("{s:i, s:i, s:i}", "ok", d.nok, "warn", d.nwarn, "fail", d.nfail));
+    if (d.nfail == 0)
+        return 0;
+    return sc_fail(err, d.first_code ? d.first_code : SC_EFAIL,
+                   "doctor: %d check%s failed; first: %s", d.nfail, d.nfail == 1 ? "" : "s",
+                   d.first_msg);
+}
