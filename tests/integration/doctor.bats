@@ -22,6 +22,10 @@ setup() {
 
 teardown() {
     sc_teardown
+    if [ -n "${MY_DIR:-}" ]; then
+        "$SC_ROOT/scripts/test-mariadb.sh" stop "$MY_DIR" || true
+        rm -rf "$MY_DIR"
+    fi
 }
 
 # The line of check $1 in $output ("STATUS NAME: message").
@@ -207,4 +211,62 @@ tree_state() {
 @test "doctor takes no options but the global ones" {
     run --separate-stderr sc doctor --bogus
     [ "$status" -eq 2 ]
+}
+
+# ---- MySQL: a private MariaDB server (scripts/test-mariadb.sh) -------------------
+
+my_root() { mariadb --no-defaults -S "$MY_DIR/sock" -uroot "$@"; }
+
+# Replace the config's sources by one [mysql db] section as USER ($1).
+mysql_conf() {
+    sed -i '/^\[sqlite app\]\|^\[mysql db\]/,/^\[restic\]/{/^\[restic\]/!d}' "$CONF"
+    sed -i "s|^\[restic\]|[mysql db]\nsocket = $MY_DIR/sock\nuser = $1\npassword_file = my.pass\ndatabase = ${2:-app}\n\n[restic]|" "$CONF"
+}
+
+@test "mysql: connects and reads; an account without RELOAD warns; wrong password or database fail with 4" {
+    command -v mariadbd >/dev/null || [ -x /usr/sbin/mariadbd ] || skip "mariadbd not installed"
+    MY_DIR="$(mktemp -d /tmp/scdoc.XXXXXX)" # short: a socket path is limited to 107 bytes
+    "$SC_ROOT/scripts/test-mariadb.sh" start "$MY_DIR"
+    local pw='doc-Pa55-w0rd'
+    my_root <<SQL
+CREATE DATABASE app;
+CREATE TABLE app.t (id INT PRIMARY KEY) ENGINE=InnoDB;
+CREATE USER 'full'@'localhost' IDENTIFIED BY '$pw';
+GRANT ALL ON *.* TO 'full'@'localhost';
+CREATE USER 'noreload'@'localhost' IDENTIFIED BY '$pw';
+GRANT SELECT, SHOW VIEW, LOCK TABLES ON app.* TO 'noreload'@'localhost';
+SQL
+    (umask 077 && printf '%s\n' "$pw" >"$T/my.pass")
+    mysql_conf full
+    cat "$CONF"
+    run --separate-stderr sc doctor
+    echo "$output"
+    echo "$stderr"
+    [ "$status" -eq 0 ]
+    [[ "$(check_line 'secret mysql db password_file')" == "OK "* ]]
+    [[ "$(check_line 'mysql db')" == "OK "*"connects and reads, RELOAD granted"* ]]
+
+    mysql_conf noreload
+    run --separate-stderr sc doctor
+    echo "$output"
+    [ "$status" -eq 0 ]
+    [[ "$(check_line 'mysql db')" == "WARN "*"lacks RELOAD"*"would not be locked"* ]]
+
+    mysql_conf full nosuchdb
+    run --separate-stderr sc doctor
+    [ "$status" -eq 4 ]
+    [[ "$(check_line 'mysql db')" == "FAIL "*"database 'nosuchdb' does not exist"* ]]
+
+    mysql_conf full
+    (umask 077 && echo wrong >"$T/my.pass")
+    run --separate-stderr sc doctor
+    echo "$output"
+    [ "$status" -eq 4 ]
+    [[ "$(check_line 'mysql db')" == "FAIL "*"cannot connect"*"Access denied"* ]]
+    [[ "$output" != *"$pw"* ]]
+
+    chmod 644 "$T/my.pass"
+    run --separate-stderr sc doctor
+    [ "$status" -eq 3 ]
+    [[ "$(check_line 'secret mysql db password_file')" == "FAIL "*"mode 0644"* ]]
 }
