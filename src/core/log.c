@@ -76,8 +76,6 @@ static void stamp(char *buf, size_t n)
 __attribute__((format(printf, 3, 0))) static void emit(const char *name, int prio, const char *fmt,
                                                        va_list ap)
 {
-    if (progress_shown)
-        log_progress_done();
     char small[1024];
     char *msg = small;
     va_list ap2;
@@ -98,8 +96,13 @@ __attribute__((format(printf, 3, 0))) static void emit(const char *name, int pri
     va_end(ap2);
     char when[40];
     stamp(when, sizeof when);
+    /* stderr's lock keeps "clear the progress line, write ours" together
+     * when several threads log (and guards progress_shown). */
+    flockfile(stderr);
+    log_progress_done();
     fprintf(stderr, "%s%s %s\n", when, name, msg);
     fflush(stderr);
+    funlockfile(stderr);
     if (to_syslog)
         syslog(prio, "%s", msg);
     if (msg != small)
@@ -129,18 +132,22 @@ void log_progress(const char *fmt, ...)
         return;
     va_list ap;
     va_start(ap, fmt);
+    flockfile(stderr);
     fputs("\r\033[2K", stderr);
     vfprintf(stderr, fmt, ap);
-    va_end(ap);
     fflush(stderr);
     progress_shown = 1;
+    funlockfile(stderr);
+    va_end(ap);
 }
 
 void log_progress_done(void)
 {
-    if (!progress_shown)
-        return;
-    progress_shown = 0;
-    fputs("\r\033[2K", stderr);
-    fflush(stderr);
+    flockfile(stderr); /* recursive: emit holds it already */
+    if (progress_shown) {
+        progress_shown = 0;
+        fputs("\r\033[2K", stderr);
+        fflush(stderr);
+    }
+    funlockfile(stderr);
 }

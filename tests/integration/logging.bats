@@ -106,7 +106,8 @@ all_log_lines() {
 # A syslog of our own: a mount namespace where /dev is a fresh tmpfs (with
 # the device nodes stagecoach needs bound in) and /dev/log is a datagram
 # socket of a small python3 listener that writes each message to a file.
-# Runs "$@" (a stagecoach command line) there.
+# Runs "$@" (a stagecoach command line) there, then stops the listener once
+# it has written every message.
 with_private_syslog() {
     cat >"$T/listen.py" <<'EOF'
 import socket, sys
@@ -114,7 +115,10 @@ s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
 s.bind(sys.argv[1])
 with open(sys.argv[2], "ab", buffering=0) as f:
     while True:
-        f.write(s.recv(65536).replace(b"\n", b" ") + b"\n")
+        d = s.recv(65536)
+        if d == b"--end--":  # datagrams arrive in order: all before it are written
+            break
+        f.write(d.replace(b"\n", b" ") + b"\n")
 EOF
     : >"$T/syslog.out"
     # shellcheck disable=SC2016
@@ -135,8 +139,8 @@ EOF
         while [ ! -S /dev/log ]; do sleep 0.05; done
         rc=0
         "$@" >"$T/cmd.out" 2>"$T/cmd.err" || rc=$?
-        kill "$p"
-        wait "$p" || true
+        python3 -c "import socket; socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM).sendto(b\"--end--\", \"/dev/log\")"
+        wait "$p"
         exit "$rc"
     ' sh "$T" "$@"
 }
