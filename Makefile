@@ -7,7 +7,7 @@ PKGS       := sqlite3 libmariadb libarchive libsodium inih jansson
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS))
 CFLAGS     ?= -O2 -g
-override CFLAGS += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wformat=2 \
+override CFLAGS += -std=c11 -pthread -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wformat=2 \
               -DSC_VERSION='"$(VERSION)"' $(PKG_CFLAGS)
 override LDLIBS += $(PKG_LIBS)
 

@@ -47,6 +47,7 @@ struct source_cfg {
     long connect_timeout_s, read_timeout_s, write_timeout_s;
     char *definer;         /* keep | strip */
     long max_insert_bytes; /* bound on one multi-row INSERT */
+    long threads;          /* connections reading rows in parallel (0: default) */
     char *password; /* only from the POC's MYSQL_PASSWORD (not a key): in memory, never logged */
 };
 

@@ -77,6 +77,7 @@ static const struct cfg_key mysql_keys[] = {
     {"write_timeout", CFG_DURATION, O(write_timeout_s), false, NULL},
     {"definer", CFG_STR, O(definer), false, check_definer},
     {"max_insert_bytes", CFG_INT, O(max_insert_bytes), false, NULL},
+    {"threads", CFG_INT, O(threads), false, NULL},
     {NULL, 0, 0, false, NULL},
 };
 
@@ -112,6 +113,11 @@ static int mysql_validate(const struct source_cfg *src, struct config_problems *
                        MY_MAX_MAX_INSERT_BYTES);
         bad = 1;
     }
+    if (src->threads < 0 || src->threads > MY_MAX_THREADS) {
+        config_problem(probs, file, src->line, section, "threads", "must be between 1 and %d",
+                       MY_MAX_THREADS);
+        bad = 1;
+    }
     return bad;
 }
 
@@ -143,6 +149,10 @@ struct dump {
     size_t max_stmt;
     long long rows_total;
     size_t ntables;
+    unsigned threads; /* connections that read rows: 1, or the pool's */
+    char *single_why; /* why threads > 1 was not used (owned), or NULL */
+    struct my_pool pool;
+    size_t nchunks;
 };
 
 static long long now_ms(void)
@@ -190,11 +200,18 @@ static int connect_meta(struct dump *d)
 /* Give up the lock connection, naming why in the warnings. */
 static void lock_unavailable(struct dump *d, const char *why)
 {
-    source_warn(d->entry,
-                "could not lock the non-transactional tables (%s): they were read without a "
-                "lock, outside the snapshot",
-                why);
-    log_warn("mysql %s: could not lock the non-transactional tables (%s)", d->cfg->name, why);
+    if (d->nontrans > 0) {
+        source_warn(d->entry,
+                    "could not lock the non-transactional tables (%s): they were read without a "
+                    "lock, outside the snapshot",
+                    why);
+        log_warn("mysql %s: could not lock the non-transactional tables (%s)", d->cfg->name, why);
+    }
+    if (d->st.threads > 1) {
+        free(d->single_why);
+        d->single_why = xasprintf("connections can share one snapshot only under a lock (%s)", why);
+        log_info("mysql %s: reading with one connection: %s", d->cfg->name, d->single_why);
+    }
     my_close(&d->lock);
     d->lock_kind = LOCK_NONE;
 }
@@ -239,8 +256,10 @@ static int take_lock(struct dump *d)
     }
     if (rc == 0 && d->lock != NULL) {
         d->lock_started_ms = now_ms();
-        log_info("mysql %s: %s held while %zu non-transactional table(s) are read", d->cfg->name,
-                 stages ? "BACKUP STAGE BLOCK_COMMIT" : "FLUSH TABLES WITH READ LOCK", d->nontrans);
+        log_info("mysql %s: %s held while %u connection(s) start their snapshot and %zu "
+                 "non-transactional table(s) are read",
+                 d->cfg->name, stages ? "BACKUP STAGE BLOCK_COMMIT" : "FLUSH TABLES WITH READ LOCK",
+                 d->st.threads > 1 ? d->st.threads + 1 : 1, d->nontrans);
     }
     return rc;
 }
@@ -259,14 +278,13 @@ static int release_lock(struct dump *d)
 
 /* ---- the snapshot -------------------------------------------------------- */
 
-static int start_snapshot(struct dump *d)
+static int start_snapshot(struct dump *d, MYSQL *m)
 {
-    int rc =
-        my_exec(d->data, d->cfg, "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ", d->err);
+    int rc = my_exec(m, d->cfg, "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ", d->err);
     if (rc == 0)
-        rc = my_exec(d->data, d->cfg, "START TRANSACTION WITH CONSISTENT SNAPSHOT", d->err);
+        rc = my_exec(m, d->cfg, "START TRANSACTION WITH CONSISTENT SNAPSHOT", d->err);
     if (rc == 0)
-        rc = my_exec(d->data, d->cfg, "SAVEPOINT stagecoach", d->err);
+        rc = my_exec(m, d->cfg, "SAVEPOINT stagecoach", d->err);
     return rc;
 }
 
@@ -347,30 +365,101 @@ static int record_binlog(struct dump *d)
 
 /* ---- rows ---------------------------------------------------------------- */
 
+/* Columns, order and key ranges of every table, before the snapshot (the
+ * lock window stays short). */
+static int plan_rows(struct dump *d)
+{
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < d->plan.ntables; i++) {
+        struct my_table *t = &d->plan.tables[i];
+        if (t->kind != MY_TABLE)
+            continue;
+        if (sc_stop_requested)
+            return interrupted(d);
+        rc = my_rows_plan(d->meta, d->cfg, t->db, t->name, &t->rows_plan, d->err);
+        if (rc == 0)
+            rc = my_chunks_of(d->meta, d->cfg, &t->rows_plan, &t->chunks, d->err);
+        t->planned = rc == 0;
+        d->nchunks += t->chunks.n;
+    }
+    return rc;
+}
+
+/* A table's rows on the data connection, chunk after chunk (the same
+ * chunks as the workers read: the same bytes whatever `threads` is). */
 static int dump_rows(struct dump *d, struct my_table *t, struct my_out *out)
 {
-    struct my_rows_plan plan;
     char *label = my_qualified(t->db, t->name);
-    int rc = my_rows_plan(d->meta, d->cfg, t->db, t->name, &plan, d->err);
-    if (rc == 0) {
+    int rc = 0;
+    t->rows = 0;
+    for (size_t i = 0; rc == 0 && i < t->chunks.n; i++) {
+        char *sql = my_chunk_select(&t->rows_plan, &t->chunks, i);
         struct my_rows_job j = {.cfg = d->cfg,
                                 .data = d->data,
-                                .plan = &plan,
+                                .plan = &t->rows_plan,
+                                .select_sql = sql,
                                 .label = label,
                                 .max_insert = d->st.max_insert,
                                 .out = out,
                                 .max_stmt = d->max_stmt,
                                 .err = d->err};
         rc = my_rows_dump(&j);
-        t->rows = j.rows;
+        t->rows += j.rows;
         d->max_stmt = j.max_stmt;
-        my_rows_plan_free(&plan);
+        free(sql);
     }
     /* Let go of the table's metadata lock: DDL on it may proceed now. */
     if (rc == 0)
         rc = my_exec(d->data, d->cfg, "ROLLBACK TO SAVEPOINT stagecoach", d->err);
     free(label);
     return rc;
+}
+
+/* A table's rows from the workers, chunk by chunk in order. */
+static int take_rows(struct dump *d, struct my_table *t, struct my_out *out)
+{
+    char *label = my_qualified(t->db, t->name);
+    int rc = 0;
+    t->rows = 0;
+    for (size_t i = 0; rc == 0 && i < t->chunks.n; i++) {
+        rc = my_pool_take(&d->pool, t, out, &t->rows, &d->max_stmt, d->err);
+        if (rc == 0 && log_progress_enabled())
+            log_progress("mysql %s: %s: %lld rows", d->cfg->name, label, t->rows);
+    }
+    log_progress_done();
+    free(label);
+    return rc;
+}
+
+/* The worker connections, connected before the lock is taken. */
+static int connect_workers(struct dump *d, MYSQL **conns)
+{
+    int rc = 0;
+    for (unsigned i = 0; rc == 0 && i < d->st.threads; i++) {
+        rc = my_connect(d->cfg, d->password, "worker", &conns[i], d->err);
+        if (rc == 0)
+            rc = session_setup(d, conns[i]);
+    }
+    return rc;
+}
+
+/* Hand the workers to the pool with every table still to read. */
+static int start_workers(struct dump *d, MYSQL **conns)
+{
+    for (unsigned i = 0; i < d->st.threads; i++) {
+        my_pool_add_conn(&d->pool, conns[i]);
+        conns[i] = NULL;
+    }
+    for (size_t i = 0; i < d->plan.ndbs; i++) {
+        const struct my_db *db = &d->plan.dbs[i];
+        for (size_t k = db->first; k < db->first + db->n; k++) {
+            struct my_table *t = &d->plan.tables[k];
+            if (t->kind == MY_TABLE && !t->spooled)
+                my_pool_add_table(&d->pool, t);
+        }
+    }
+    d->threads = d->st.threads;
+    return my_pool_start(&d->pool, d->err);
 }
 
 /* Read the non-transactional tables while the lock holds, into a spool
@@ -432,22 +521,38 @@ static int snapshot(struct dump *d)
             free(q);
         }
     }
-    int rc = my_connect(d->cfg, d->password, "data", &d->data, d->err);
+    d->threads = 1;
+    bool parallel = d->st.threads > 1;
+    MYSQL *conns[MY_MAX_THREADS] = {0};
+    int rc = plan_rows(d);
+    if (rc == 0)
+        rc = my_connect(d->cfg, d->password, "data", &d->data, d->err);
     if (rc == 0)
         rc = session_setup(d, d->data);
-    if (rc == 0 && d->nontrans > 0)
+    if (rc == 0 && parallel)
+        rc = connect_workers(d, conns);
+    if (rc == 0 && (d->nontrans > 0 || parallel))
         rc = take_lock(d);
+    parallel = parallel && d->lock != NULL;
     if (rc == 0)
-        rc = start_snapshot(d);
+        rc = start_snapshot(d, d->data);
+    /* Every worker's snapshot starts while no commit can happen: they all
+     * see the same data as the data connection. */
+    for (unsigned i = 0; rc == 0 && parallel && i < d->st.threads; i++)
+        rc = start_snapshot(d, conns[i]);
     if (rc == 0)
         rc = record_binlog(d);
-    if (rc == 0 && d->lock != NULL)
+    if (rc == 0 && d->lock != NULL && d->nontrans > 0)
         rc = spool_nontransactional(d);
     int lrc = release_lock(d);
     if (rc == 0)
         rc = lrc;
     if (rc == 0 && d->nontrans > 0 && d->lock_kind == LOCK_NONE)
         warn_unlocked(d);
+    if (rc == 0 && parallel)
+        rc = start_workers(d, conns);
+    for (unsigned i = 0; i < MY_MAX_THREADS; i++)
+        my_close(&conns[i]);
     return rc;
 }
 
@@ -486,6 +591,8 @@ static int write_table(struct dump *d, struct my_table *t)
         return my_write_sequence_value(&d->w, d->data, t);
     if (rc == 0 && t->spooled)
         rc = my_out_copy_from(&d->out, d->spool_fd, t->spool_off, t->spool_len);
+    else if (rc == 0 && d->threads > 1)
+        rc = take_rows(d, t, &d->out);
     else if (rc == 0)
         rc = dump_rows(d, t, &d->out);
     if (rc == 0)
@@ -599,7 +706,21 @@ static void describe(struct dump *d)
 {
     json_t *e = d->entry;
     json_object_set_new(e, "consistency", json_string(consistency_of(d)));
-    json_object_set_new(e, "method", json_string("logical SQL dump over libmariadb (in-process)"));
+    char *method =
+        d->threads > 1
+            ? xasprintf("logical SQL dump over libmariadb (in-process), %u connections sharing one "
+                        "snapshot (started under %s)",
+                        d->threads,
+                        d->lock_kind == LOCK_BACKUP_STAGE ? "BACKUP STAGE BLOCK_COMMIT"
+                                                          : "FLUSH TABLES WITH READ LOCK")
+        : d->single_why != NULL
+            ? xasprintf("logical SQL dump over libmariadb (in-process), one connection: %s",
+                        d->single_why)
+            : xstrdup("logical SQL dump over libmariadb (in-process), one connection");
+    json_object_set_new(e, "method", json_string(method));
+    free(method);
+    json_object_set_new(e, "threads", json_integer(d->threads));
+    json_object_set_new(e, "chunks", json_integer((json_int_t)d->nchunks));
     json_object_set_new(e, "server_version", json_string(d->server));
     const char *cipher = mysql_get_ssl_cipher(d->meta);
     json_object_set_new(e, "tls", cipher ? json_string(cipher) : json_false());
@@ -639,6 +760,8 @@ static void describe(struct dump *d)
 
 static void cleanup(struct dump *d)
 {
+    my_pool_stop(&d->pool);
+    free(d->single_why);
     if (d->sink_open)
         sink_abort(&d->sink);
     my_out_free(&d->out);
@@ -657,8 +780,15 @@ static int mysql_stage(const struct source_cfg *src, struct set *set, json_t *en
 {
     struct dump d = {.cfg = src, .set = set, .entry = entry, .err = err, .spool_fd = -1};
     my_settings_of(src, &d.st);
+    my_pool_init(&d.pool, src, set->tmpdir, d.st.max_insert);
     long long t0 = now_ms();
-    int rc = my_check_files(src, err);
+    /* Before any thread: the client library's global state. */
+    int rc =
+        mysql_library_init(0, NULL, NULL) != 0
+            ? sc_fail(err, SC_ESOURCE, "mysql %s: cannot initialise the client library", src->name)
+            : 0;
+    if (rc == 0)
+        rc = my_check_files(src, err);
     if (rc == 0)
         rc = my_read_password(src, &d.password, err);
     if (rc == 0)

@@ -18,6 +18,8 @@
 #ifndef SC_SOURCE_MYSQL_H
 #define SC_SOURCE_MYSQL_H
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -42,6 +44,14 @@
 #define MY_CLIENT_DEFAULT_PACKET (16UL * 1024UL * 1024UL)
 /* How long the lock window may wait for running statements (s). */
 #define MY_LOCK_WAIT_TIMEOUT_S 60
+/* Connections reading rows at once (`threads`). */
+#define MY_DEFAULT_THREADS 2
+#define MY_MAX_THREADS 16
+/* A table keyed by one integer column is read in ranges of this many key
+ * values (at most MY_MAX_CHUNKS ranges): a pure function of MIN and MAX of
+ * the key, so the same data gives the same bytes whatever `threads` is. */
+#define MY_CHUNK_KEYS 50000ULL
+#define MY_MAX_CHUNKS 1000
 
 /* The dump's one file, inside the set: mysql/<NAME>/dump.sql. */
 #define MY_DUMP_FILE "dump.sql"
@@ -51,6 +61,7 @@ struct my_settings {
     unsigned connect_s, read_s, write_s;
     size_t max_insert;
     bool strip_definer;
+    unsigned threads;
 };
 void my_settings_of(const struct source_cfg *cfg, struct my_settings *out);
 
@@ -137,7 +148,29 @@ struct my_rows_plan {
     char *insert_head; /* INSERT INTO `t` (`a`,`b`) VALUES\n */
     char *order;       /* "PRIMARY KEY", "unique key `k`" or NULL (natural order) */
     size_t ncols;
+    char *qname;         /* `db`.`t` */
+    char *select_head;   /* SELECT ... FROM `db`.`t` (no WHERE, no ORDER BY) */
+    char *order_by;      /* " ORDER BY ..." or "" */
+    char *range_col;     /* `c`: the key is this one integer column, else NULL */
+    bool range_unsigned; /* ... and it is UNSIGNED */
 };
+/* The key ranges a table is read in, from MIN and MAX of its integer key
+ * (NULL: an empty table). n >= 1; lo[i] (1 <= i < n) is the first key of
+ * range i; range 0 has no lower bound, range n-1 no upper bound, so rows
+ * added outside [min, max] are still read. Pure; unit-tested. */
+struct my_chunks {
+    size_t n;
+    char **lo; /* lo[0] is NULL */
+};
+void my_chunk_plan(const char *min, const char *max, bool is_unsigned, uint64_t keys_per_chunk,
+                   size_t max_chunks, struct my_chunks *c);
+void my_chunks_free(struct my_chunks *c);
+/* The SELECT of chunk i of p (owned). */
+char *my_chunk_select(const struct my_rows_plan *p, const struct my_chunks *c, size_t i);
+/* Plan the chunks of a table on the metadata connection (MIN/MAX of the
+ * key); one chunk when the key is not a single integer column. */
+int my_chunks_of(MYSQL *meta, const struct source_cfg *cfg, const struct my_rows_plan *p,
+                 struct my_chunks *c, sc_err *err);
 int my_rows_plan(MYSQL *meta, const struct source_cfg *cfg, const char *db, const char *table,
                  struct my_rows_plan *p, sc_err *err);
 void my_rows_plan_free(struct my_rows_plan *p);
@@ -149,7 +182,10 @@ struct my_rows_job {
     const struct source_cfg *cfg;
     MYSQL *data;
     const struct my_rows_plan *plan;
-    const char *label; /* `db`.`t`, for messages */
+    const char *select_sql; /* one chunk's SELECT; NULL: plan->select_sql */
+    bool quiet;             /* a worker thread: no progress lines */
+    atomic_int *cancel;     /* set by another thread: stop reading (may be NULL) */
+    const char *label;      /* `db`.`t`, for messages */
     size_t max_insert;
     struct my_out *out;
     long long rows;
@@ -157,6 +193,62 @@ struct my_rows_job {
     sc_err *err;
 };
 int my_rows_dump(struct my_rows_job *j);
+
+/* ---- parallel reading (mysql_par.c) -------------------------------------- */
+
+struct my_table;
+struct my_pool;
+
+/* One chunk of a table, read by some worker into an unlinked spool. */
+struct my_job {
+    struct my_table *table;
+    size_t chunk;
+    int fd; /* the spool, -1 */
+    uint64_t len;
+    long long rows;
+    size_t max_stmt;
+    int state;
+    sc_err err; /* this chunk's failure */
+};
+
+struct my_worker {
+    struct my_pool *pool;
+    MYSQL *conn;
+};
+
+struct my_pool {
+    const struct source_cfg *cfg;
+    const char *tmpdir;
+    size_t max_insert;
+    MYSQL **conns; /* one a worker, owned; each in the shared snapshot */
+    size_t nconns;
+    struct my_job *jobs; /* every chunk, in the order of the dump */
+    size_t njobs;
+    size_t next, taken, window; /* handed out, copied into the dump, bound */
+    pthread_t *tids;
+    struct my_worker *args;
+    size_t nthreads;
+    pthread_mutex_t mu;
+    pthread_cond_t work, done;
+    bool sync_ready;
+    atomic_int cancel;
+    bool failed, thread_failure;
+    size_t failed_job;
+};
+void my_pool_init(struct my_pool *p, const struct source_cfg *cfg, const char *tmpdir,
+                  size_t max_insert);
+/* Give the pool a connection (its transaction already started). */
+void my_pool_add_conn(struct my_pool *p, MYSQL *conn);
+/* Queue every chunk of t (in dump order). */
+void my_pool_add_table(struct my_pool *p, struct my_table *t);
+/* One thread per connection. */
+int my_pool_start(struct my_pool *p, sc_err *err);
+/* Wait for the next chunk (it must be t's), copy it into out; add its rows
+ * and longest statement. The first failure of any worker is returned. */
+int my_pool_take(struct my_pool *p, struct my_table *t, struct my_out *out, long long *rows,
+                 size_t *max_stmt, sc_err *err);
+/* Cancel, join, close every connection and spool. Idempotent. */
+void my_pool_stop(struct my_pool *p);
 
 /* ---- schema objects (mysql_plan.c, mysql_schema.c) ----------------------- */
 
@@ -171,6 +263,9 @@ struct my_table {
     bool spooled;   /* rows already read, under the lock, into the spool */
     uint64_t spool_off, spool_len;
     long long rows;
+    struct my_rows_plan rows_plan; /* planned before the rows are read */
+    struct my_chunks chunks;
+    bool planned;
 };
 
 struct my_db {

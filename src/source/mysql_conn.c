@@ -30,6 +30,7 @@ void my_settings_of(const struct source_cfg *cfg, struct my_settings *out)
     out->max_insert =
         cfg->max_insert_bytes > 0 ? (size_t)cfg->max_insert_bytes : MY_DEFAULT_MAX_INSERT_BYTES;
     out->strip_definer = cfg->definer != NULL && strcmp(cfg->definer, "strip") == 0;
+    out->threads = cfg->threads > 0 ? (unsigned)cfg->threads : MY_DEFAULT_THREADS;
 }
 
 /* ---- credentials -------------------------------------------------------- */

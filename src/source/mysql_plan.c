@@ -181,6 +181,8 @@ void my_plan_free(struct my_plan *p)
         free(p->tables[i].db);
         free(p->tables[i].name);
         free(p->tables[i].engine);
+        my_rows_plan_free(&p->tables[i].rows_plan);
+        my_chunks_free(&p->tables[i].chunks);
     }
     free(p->dbs);
     free(p->tables);

@@ -19,6 +19,7 @@
  * them); invisible ones are named explicitly (SELECT * would miss them).
  * Rows come in primary-key order (else a unique NOT NULL key) so an
  * unchanged table dumps to the same bytes and restic stores it once. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -81,11 +82,18 @@ static bool is_number(const char *v, unsigned long n)
 
 static size_t hex(char *o, const unsigned char *v, size_t n)
 {
-    static const char digits[] = "0123456789ABCDEF";
-    for (size_t i = 0; i < n; i++) {
-        o[2 * i] = digits[v[i] >> 4];
-        o[2 * i + 1] = digits[v[i] & 0x0f];
-    }
+    /* the two digits of every byte value, one copy a byte */
+    static const char pairs[513] =
+        "000102030405060708090A0B0C0D0E0F101112131415161718191A1B1C1D1E1F"
+        "202122232425262728292A2B2C2D2E2F303132333435363738393A3B3C3D3E3F"
+        "404142434445464748494A4B4C4D4E4F505152535455565758595A5B5C5D5E5F"
+        "606162636465666768696A6B6C6D6E6F707172737475767778797A7B7C7D7E7F"
+        "808182838485868788898A8B8C8D8E8F909192939495969798999A9B9C9D9E9F"
+        "A0A1A2A3A4A5A6A7A8A9AAABACADAEAFB0B1B2B3B4B5B6B7B8B9BABBBCBDBEBF"
+        "C0C1C2C3C4C5C6C7C8C9CACBCCCDCECFD0D1D2D3D4D5D6D7D8D9DADBDCDDDEDF"
+        "E0E1E2E3E4E5E6E7E8E9EAEBECEDEEEFF0F1F2F3F4F5F6F7F8F9FAFBFCFDFEFF";
+    for (size_t i = 0; i < n; i++)
+        memcpy(o + 2 * i, pairs + 2 * v[i], 2);
     return 2 * n;
 }
 
@@ -180,9 +188,24 @@ static void append(char **s, const char *piece)
     memcpy(*s + a, piece, b + 1);
 }
 
-/* Build the select and insert column lists from SHOW FULL COLUMNS. */
+/* An integer column type of SHOW COLUMNS: "int(11)", "bigint unsigned". */
+static bool is_integer_type(const char *type)
+{
+    static const char *const names[] = {"tinyint", "smallint", "mediumint", "int", "bigint"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        size_t n = strlen(names[i]);
+        if (strncmp(type, names[i], n) == 0 &&
+            (type[n] == '\0' || type[n] == '(' || type[n] == ' '))
+            return true;
+    }
+    return false;
+}
+
+/* Build the select and insert column lists from SHOW FULL COLUMNS; note
+ * whether key_col (the ordering key's one column, or NULL) is an integer. */
 static int plan_columns(MYSQL *meta, const struct source_cfg *cfg, const char *qname,
-                        struct my_rows_plan *p, char **select_cols, char **insert_cols, sc_err *err)
+                        const char *key_col, struct my_rows_plan *p, char **select_cols,
+                        char **insert_cols, sc_err *err)
 {
     char *sql = xasprintf("SHOW FULL COLUMNS FROM %s", qname);
     MYSQL_RES *res;
@@ -193,6 +216,11 @@ static int plan_columns(MYSQL *meta, const struct source_cfg *cfg, const char *q
     /* Field, Type, Collation, Null, Key, Default, Extra, ... */
     MYSQL_ROW row;
     while ((row = mysql_fetch_row(res)) != NULL) {
+        if (row[0] != NULL && row[1] != NULL && key_col != NULL && strcmp(row[0], key_col) == 0 &&
+            is_integer_type(row[1])) {
+            p->range_col = my_ident(row[0]);
+            p->range_unsigned = strstr(row[1], "unsigned") != NULL;
+        }
         if (row[0] == NULL || is_generated(row[6]))
             continue;
         char *id = my_ident(row[0]);
@@ -216,7 +244,9 @@ static int plan_columns(MYSQL *meta, const struct source_cfg *cfg, const char *q
 /* One index from SHOW INDEX rows: name, columns in order, usable. */
 struct key {
     char *name;
-    char *cols; /* `a`,`b` */
+    char *cols;  /* `a`,`b` */
+    char *first; /* the first column, unquoted */
+    size_t ncols;
     bool unique, nullable, hash;
 };
 
@@ -224,6 +254,7 @@ static void key_free(struct key *k)
 {
     free(k->name);
     free(k->cols);
+    free(k->first);
     memset(k, 0, sizeof *k);
 }
 
@@ -252,7 +283,7 @@ static void consider(struct key *cur, struct key *best)
 }
 
 static int plan_order(MYSQL *meta, const struct source_cfg *cfg, const char *qname,
-                      struct my_rows_plan *p, char **order_cols, sc_err *err)
+                      struct my_rows_plan *p, char **order_cols, char **key_col, sc_err *err)
 {
     char *sql = xasprintf("SHOW INDEX FROM %s", qname);
     MYSQL_RES *res;
@@ -274,6 +305,9 @@ static int plan_order(MYSQL *meta, const struct source_cfg *cfg, const char *qna
             cur.hash = row[10] != NULL && strcmp(row[10], "HASH") == 0;
         }
         char *id = my_ident(row[4]);
+        if (cur.first == NULL)
+            cur.first = xstrdup(row[4]);
+        cur.ncols++;
         if (cur.cols != NULL)
             append(&cur.cols, ",");
         append(&cur.cols, id);
@@ -287,6 +321,10 @@ static int plan_order(MYSQL *meta, const struct source_cfg *cfg, const char *qna
                                                      : xasprintf("unique key %s", best.name);
         *order_cols = best.cols;
         best.cols = NULL;
+        if (best.ncols == 1) {
+            *key_col = best.first;
+            best.first = NULL;
+        }
     }
     key_free(&best);
     return 0;
@@ -297,16 +335,19 @@ int my_rows_plan(MYSQL *meta, const struct source_cfg *cfg, const char *db, cons
 {
     memset(p, 0, sizeof *p);
     char *qname = my_qualified(db, table), *tid = my_ident(table);
-    char *select_cols = NULL, *insert_cols = NULL, *order_cols = NULL;
-    int rc = plan_columns(meta, cfg, qname, p, &select_cols, &insert_cols, err);
+    char *select_cols = NULL, *insert_cols = NULL, *order_cols = NULL, *key_col = NULL;
+    int rc = plan_order(meta, cfg, qname, p, &order_cols, &key_col, err);
     if (rc == 0)
-        rc = plan_order(meta, cfg, qname, p, &order_cols, err);
+        rc = plan_columns(meta, cfg, qname, key_col, p, &select_cols, &insert_cols, err);
     if (rc == 0 && p->ncols > 0) {
-        p->select_sql =
-            xasprintf("SELECT /*!40001 SQL_NO_CACHE */ %s FROM %s%s%s", select_cols, qname,
-                      order_cols ? " ORDER BY " : "", order_cols ? order_cols : "");
+        p->qname = xstrdup(qname);
+        p->select_head =
+            xasprintf("SELECT /*!40001 SQL_NO_CACHE */ %s FROM %s", select_cols, qname);
+        p->order_by = order_cols ? xasprintf(" ORDER BY %s", order_cols) : xstrdup("");
+        p->select_sql = xasprintf("%s%s", p->select_head, p->order_by);
         p->insert_head = xasprintf("INSERT INTO %s (%s) VALUES\n", tid, insert_cols);
     }
+    free(key_col);
     free(select_cols);
     free(insert_cols);
     free(order_cols);
@@ -322,7 +363,110 @@ void my_rows_plan_free(struct my_rows_plan *p)
     free(p->select_sql);
     free(p->insert_head);
     free(p->order);
+    free(p->select_head);
+    free(p->order_by);
+    free(p->range_col);
+    free(p->qname);
     memset(p, 0, sizeof *p);
+}
+
+/* ---- chunks: key ranges ---------------------------------------------------- */
+
+/* Keys as offsets from the smallest value of their type, so signed and
+ * unsigned ranges are the same unsigned arithmetic. */
+static bool key_offset(const char *v, bool is_unsigned, uint64_t *off)
+{
+    char *end;
+    errno = 0;
+    if (is_unsigned) {
+        if (*v == '-')
+            return false;
+        unsigned long long u = strtoull(v, &end, 10);
+        *off = (uint64_t)u;
+    } else {
+        long long l = strtoll(v, &end, 10);
+        *off = (uint64_t)l ^ (UINT64_C(1) << 63);
+    }
+    return errno == 0 && end != v && *end == '\0';
+}
+
+static char *key_text(uint64_t off, bool is_unsigned)
+{
+    if (is_unsigned)
+        return xasprintf("%llu", (unsigned long long)off);
+    return xasprintf("%lld", (long long)(int64_t)(off ^ (UINT64_C(1) << 63)));
+}
+
+void my_chunk_plan(const char *min, const char *max, bool is_unsigned, uint64_t keys_per_chunk,
+                   size_t max_chunks, struct my_chunks *c)
+{
+    c->n = 1;
+    c->lo = xcalloc(1, sizeof *c->lo);
+    uint64_t lo, hi;
+    if (min == NULL || max == NULL || keys_per_chunk == 0 || max_chunks < 2 ||
+        !key_offset(min, is_unsigned, &lo) || !key_offset(max, is_unsigned, &hi) || hi < lo)
+        return;
+    uint64_t span = hi - lo; /* keys in [lo, hi] minus one: no overflow */
+    uint64_t n = span / keys_per_chunk + 1;
+    if (n > max_chunks)
+        n = max_chunks;
+    if (n > span)
+        n = span;
+    if (n < 2)
+        return;
+    /* lo[i] = lo + i * span / n without overflow: q * i <= span, and
+     * r * i < n * n is small. Strictly increasing (q >= 1), all <= hi. */
+    uint64_t q = span / n, r = span % n;
+    c->n = (size_t)n;
+    c->lo = xrealloc(c->lo, c->n * sizeof *c->lo);
+    c->lo[0] = NULL;
+    for (size_t i = 1; i < c->n; i++)
+        c->lo[i] = key_text(lo + q * i + r * i / n, is_unsigned);
+}
+
+void my_chunks_free(struct my_chunks *c)
+{
+    for (size_t i = 0; c->lo != NULL && i < c->n; i++)
+        free(c->lo[i]);
+    free(c->lo);
+    c->lo = NULL;
+    c->n = 0;
+}
+
+char *my_chunk_select(const struct my_rows_plan *p, const struct my_chunks *c, size_t i)
+{
+    if (p->select_head == NULL)
+        return NULL;
+    if (c->n <= 1 || p->range_col == NULL)
+        return xstrdup(p->select_sql);
+    const char *k = p->range_col;
+    if (i == 0)
+        return xasprintf("%s WHERE %s < %s%s", p->select_head, k, c->lo[1], p->order_by);
+    if (i + 1 == c->n)
+        return xasprintf("%s WHERE %s >= %s%s", p->select_head, k, c->lo[i], p->order_by);
+    return xasprintf("%s WHERE %s >= %s AND %s < %s%s", p->select_head, k, c->lo[i], k,
+                     c->lo[i + 1], p->order_by);
+}
+
+int my_chunks_of(MYSQL *meta, const struct source_cfg *cfg, const struct my_rows_plan *p,
+                 struct my_chunks *c, sc_err *err)
+{
+    if (p->range_col == NULL || p->select_head == NULL) {
+        my_chunk_plan(NULL, NULL, false, 0, 0, c);
+        return 0;
+    }
+    char *sql = xasprintf("SELECT MIN(%s), MAX(%s) FROM %s", p->range_col, p->range_col, p->qname);
+    MYSQL_RES *res;
+    int rc = my_query(meta, cfg, sql, &res, err);
+    free(sql);
+    if (rc != 0)
+        return rc;
+    MYSQL_ROW row = mysql_fetch_row(res);
+    my_chunk_plan(row && mysql_num_fields(res) == 2 ? row[0] : NULL,
+                  row && mysql_num_fields(res) == 2 ? row[1] : NULL, p->range_unsigned,
+                  MY_CHUNK_KEYS, MY_MAX_CHUNKS, c);
+    mysql_free_result(res);
+    return 0;
 }
 
 /* ---- streaming ------------------------------------------------------------ */
@@ -392,7 +536,8 @@ static int emit_row(struct my_rows_job *j, const char *rowtext, size_t rowlen, s
 
 static void progress(struct my_rows_job *j, long long *last)
 {
-    if (!log_progress_enabled() || j->rows % PROGRESS_EVERY_ROWS != 0)
+    /* the cheap test first: log_progress_enabled() is a system call */
+    if (j->quiet || j->rows % PROGRESS_EVERY_ROWS != 0 || !log_progress_enabled())
         return;
     long long t = now_ms();
     if (t - *last < PROGRESS_EVERY_MS)
@@ -422,6 +567,10 @@ static int fetch_rows(struct my_rows_job *j, MYSQL_RES *res)
         if (rc == 0 && sc_stop_requested)
             rc = sc_fail(j->err, SC_EINTR, "mysql %s: interrupted while reading %s", j->cfg->name,
                          j->label);
+        if (rc == 0 && j->cancel != NULL && atomic_load_explicit(j->cancel, memory_order_relaxed))
+            rc = sc_fail(j->err, SC_ESOURCE,
+                         "mysql %s: stopped reading %s (another connection failed)", j->cfg->name,
+                         j->label);
         if (rc == 0) {
             j->rows++;
             progress(j, &last);
@@ -447,7 +596,7 @@ static int fetch_rows(struct my_rows_job *j, MYSQL_RES *res)
 int my_rows_dump(struct my_rows_job *j)
 {
     j->rows = 0;
-    const char *sql = j->plan->select_sql;
+    const char *sql = j->select_sql != NULL ? j->select_sql : j->plan->select_sql;
     if (sql == NULL)
         return 0; /* no column to insert */
     if (mysql_real_query(j->data, sql, strlen(sql)) != 0)
@@ -462,6 +611,7 @@ int my_rows_dump(struct my_rows_job *j)
     if (rc != 0)
         mariadb_cancel(j->data);
     mysql_free_result(res);
-    log_progress_done();
+    if (!j->quiet)
+        log_progress_done();
     return rc;
 }

@@ -180,36 +180,51 @@ int my_write_sequence_value(struct my_writer *w, MYSQL *data, const struct my_ta
     return rc;
 }
 
-/* ---- triggers ------------------------------------------------------------ */
+/* Where SHOW CREATE TRIGGER/PROCEDURE/FUNCTION/EVENT puts a program's parts. */
+struct program_cols {
+    int create, sql_mode, charset;
+    int time_zone; /* -1: none (routines) */
+};
 
-static int write_trigger(struct my_writer *w, const char *db, const char *name)
+/* One stored program of db: comment, DROP ... IF EXISTS (not for a trigger:
+ * its table was just created), the session it was defined in, its body.
+ * type is what SHOW CREATE takes (TRIGGER, PROCEDURE, EVENT, ...), label
+ * names it in the comment; *count grows by one when it is written. */
+static int write_program(struct my_writer *w, const char *db, const char *name, const char *type,
+                         const char *label, struct program_cols c, long long *count)
 {
-    char *q = my_qualified(db, name);
-    char *sql = xasprintf("SHOW CREATE TRIGGER %s", q);
-    char *what = xasprintf("trigger %s", q);
+    char *q = my_qualified(db, name), *id = my_ident(name);
+    char *sql = xasprintf("SHOW CREATE %s %s", type, q);
+    char *what = xasprintf("%s %s", type, q);
+    for (char *p = what; *p && p < what + strlen(type); p++)
+        *p = (char)tolower((unsigned char)*p);
     MYSQL_RES *res;
     MYSQL_ROW row;
-    /* Trigger, sql_mode, SQL Original Statement, character_set_client,
-     * collation_connection, Database Collation, Created */
-    int rc = show_create(w, sql, what, 2, &res, &row);
+    int rc = show_create(w, sql, what, c.create, &res, &row);
     if (rc == 0) {
-        char *create = definition(w, row[2], what);
-        rc = comment(w, "Trigger", name);
+        char *create = definition(w, row[c.create], what);
+        rc = comment(w, label, name);
+        if (rc == 0 && strcmp(type, "TRIGGER") != 0)
+            rc = my_out_printf(w->out, "DROP %s IF EXISTS %s;\n", type, id);
+        const char *tz = c.time_zone < 0 ? NULL : row[c.time_zone] ? row[c.time_zone] : "SYSTEM";
         if (rc == 0)
-            rc = program_open(w, row[1], row[4], NULL);
+            rc = program_open(w, row[c.sql_mode], row[c.charset], tz);
         if (rc == 0)
             rc = program_body(w, create);
         if (rc == 0)
-            rc = program_close(w, false);
+            rc = program_close(w, c.time_zone >= 0);
         free(create);
         mysql_free_result(res);
-        w->triggers++;
+        (*count)++;
     }
     free(what);
     free(sql);
     free(q);
+    free(id);
     return rc;
 }
+
+/* ---- triggers ------------------------------------------------------------ */
 
 int my_write_triggers(struct my_writer *w, const struct my_table *t)
 {
@@ -232,7 +247,10 @@ int my_write_triggers(struct my_writer *w, const struct my_table *t)
     while (rc == 0 && (row = mysql_fetch_row(res)) != NULL)
         if (row[0] && row[1] && row[2] && strcmp(row[1], t->db) == 0 &&
             strcmp(row[2], t->name) == 0)
-            rc = write_trigger(w, t->db, row[0]);
+            /* Trigger, sql_mode, SQL Original Statement, character_set_client,
+             * collation_connection, Database Collation, Created */
+            rc = write_program(w, t->db, row[0], "TRIGGER", "Trigger",
+                               (struct program_cols){2, 1, 4, -1}, &w->triggers);
     mysql_free_result(res);
     return rc;
 }
@@ -316,48 +334,12 @@ int my_write_view(struct my_writer *w, const struct my_table *t)
 
 /* ---- routines and events ------------------------------------------------- */
 
-static int write_routine(struct my_writer *w, const char *db, const char *type, const char *name)
-{
-    char *q = my_qualified(db, name), *id = my_ident(name);
-    char *sql = xasprintf("SHOW CREATE %s %s", type, q);
-    char *what = xasprintf("%s %s", type, q);
-    for (char *c = what; *c && *c != ' '; c++)
-        *c = (char)tolower((unsigned char)*c);
-    MYSQL_RES *res;
-    MYSQL_ROW row;
-    /* Name, sql_mode, Create ..., character_set_client,
-     * collation_connection, Database Collation */
-    int rc = show_create(w, sql, what, 2, &res, &row);
-    if (rc == 0) {
-        char *create = definition(w, row[2], what);
-        rc = comment(w, type, name);
-        if (rc == 0)
-            rc = my_out_printf(w->out, "DROP %s IF EXISTS %s;\n", type, id);
-        if (rc == 0)
-            rc = program_open(w, row[1], row[4], NULL);
-        if (rc == 0)
-            rc = program_body(w, create);
-        if (rc == 0)
-            rc = program_close(w, false);
-        free(create);
-        mysql_free_result(res);
-        w->routines++;
-    }
-    free(what);
-    free(sql);
-    free(q);
-    free(id);
-    return rc;
-}
-
-int my_write_routines(struct my_writer *w, const char *db)
+/* The programs a listing query names, in its order: rows of (name, type,
+ * schema), type EVENT or a routine type. */
+static int write_programs(struct my_writer *w, const char *db, const char *head, const char *tail)
 {
     char *lit = my_string(w->meta, db);
-    /* FUNCTION, PACKAGE, PACKAGE BODY, PROCEDURE: a package before its body. */
-    char *sql = xasprintf("SELECT ROUTINE_NAME, ROUTINE_TYPE, ROUTINE_SCHEMA FROM "
-                          "information_schema.ROUTINES WHERE ROUTINE_SCHEMA = %s ORDER BY "
-                          "ROUTINE_TYPE, CAST(ROUTINE_NAME AS BINARY)",
-                          lit);
+    char *sql = xasprintf("%s%s%s", head, lit, tail);
     free(lit);
     MYSQL_RES *res;
     int rc = my_query(w->meta, w->cfg, sql, &res, w->err);
@@ -367,61 +349,34 @@ int my_write_routines(struct my_writer *w, const char *db)
     MYSQL_ROW row;
     while (rc == 0 && (row = mysql_fetch_row(res)) != NULL)
         if (row[0] && row[1] && row[2] && strcmp(row[2], db) == 0)
-            rc = write_routine(w, db, row[1], row[0]);
+            rc = strcmp(row[1], "EVENT") == 0
+                     /* Event, sql_mode, time_zone, Create Event,
+                      * character_set_client, collation_connection, ... */
+                     ? write_program(w, db, row[0], "EVENT", "Event",
+                                     (struct program_cols){3, 1, 5, 2}, &w->events)
+                     /* Name, sql_mode, Create ..., character_set_client,
+                      * collation_connection, Database Collation */
+                     : write_program(w, db, row[0], row[1], row[1],
+                                     (struct program_cols){2, 1, 4, -1}, &w->routines);
     mysql_free_result(res);
     return rc;
 }
 
-static int write_event(struct my_writer *w, const char *db, const char *name)
+int my_write_routines(struct my_writer *w, const char *db)
 {
-    char *q = my_qualified(db, name), *id = my_ident(name);
-    char *sql = xasprintf("SHOW CREATE EVENT %s", q);
-    char *what = xasprintf("event %s", q);
-    MYSQL_RES *res;
-    MYSQL_ROW row;
-    /* Event, sql_mode, time_zone, Create Event, character_set_client,
-     * collation_connection, Database Collation */
-    int rc = show_create(w, sql, what, 3, &res, &row);
-    if (rc == 0) {
-        char *create = definition(w, row[3], what);
-        rc = comment(w, "Event", name);
-        if (rc == 0)
-            rc = my_out_printf(w->out, "DROP EVENT IF EXISTS %s;\n", id);
-        if (rc == 0)
-            rc = program_open(w, row[1], row[5], row[2] ? row[2] : "SYSTEM");
-        if (rc == 0)
-            rc = program_body(w, create);
-        if (rc == 0)
-            rc = program_close(w, true);
-        free(create);
-        mysql_free_result(res);
-        w->events++;
-    }
-    free(what);
-    free(sql);
-    free(q);
-    free(id);
-    return rc;
+    /* FUNCTION, PACKAGE, PACKAGE BODY, PROCEDURE: a package before its body. */
+    return write_programs(w, db,
+                          "SELECT ROUTINE_NAME, ROUTINE_TYPE, ROUTINE_SCHEMA FROM "
+                          "information_schema.ROUTINES WHERE ROUTINE_SCHEMA = ",
+                          " ORDER BY ROUTINE_TYPE, CAST(ROUTINE_NAME AS BINARY)");
 }
 
 int my_write_events(struct my_writer *w, const char *db)
 {
-    char *lit = my_string(w->meta, db);
-    char *sql = xasprintf("SELECT EVENT_NAME, EVENT_SCHEMA FROM information_schema.EVENTS WHERE "
-                          "EVENT_SCHEMA = %s ORDER BY CAST(EVENT_NAME AS BINARY)",
-                          lit);
-    free(lit);
-    MYSQL_RES *res;
-    int rc = my_query(w->meta, w->cfg, sql, &res, w->err);
-    free(sql);
-    if (rc != 0)
-        return rc;
-    MYSQL_ROW row;
-    while (rc == 0 && (row = mysql_fetch_row(res)) != NULL)
-        if (row[0] && row[1] && strcmp(row[1], db) == 0)
-            rc = write_event(w, db, row[0]);
-    mysql_free_result(res);
-    return rc;
+    return write_programs(w, db,
+                          "SELECT EVENT_NAME, 'EVENT', EVENT_SCHEMA FROM information_schema.EVENTS "
+                          "WHERE EVENT_SCHEMA = ",
+                          " ORDER BY CAST(EVENT_NAME AS BINARY)");
 }
 
 /* ---- what the account cannot see ---------------------------------------- */

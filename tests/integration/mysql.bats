@@ -367,6 +367,10 @@ PY
     run -0 manifest '["lock_seconds"]'
     [ "$(manifest '["warnings"]')" = "[]" ]
     [ "$(manifest '["files"]')" = '["mysql/db/dump.sql"]' ]
+    # two connections by default, sharing the snapshot
+    [ "$(manifest '["threads"]')" = 2 ]
+    [[ "$(manifest '["method"]')" == *"2 connections sharing one snapshot (started under BACKUP STAGE BLOCK_COMMIT)"* ]]
+    [ "$(manifest '["chunks"]')" -ge "$(manifest '["tables"]["sc_types"]' | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')" ]
 }
 
 @test "Chinook round-trips through the stock client" {
@@ -484,8 +488,10 @@ for i in range(150000):
     done
     local before after
     before=$(my_src -N -e 'SELECT COUNT(*) FROM sc_busy.c_z')
-    write_conf "database = sc_busy"
+    write_conf "database = sc_busy" "threads = 4"
     stage_ok
+    [ "$(manifest '["threads"]')" = 4 ]
+    [ "$(manifest '["chunks"]')" -gt 3 ] # c_m_big is read in several ranges
     after=$(my_src -N -e 'SELECT COUNT(*) FROM sc_busy.c_z')
     kill "$writer" 2>/dev/null || true
     wait "$writer" 2>/dev/null || true
@@ -504,11 +510,16 @@ for i in range(150000):
     [ "$(manifest '["tables"]["sc_busy"]["c_a"]')" -eq "$a" ]
 }
 
-@test "without RELOAD, the non-transactional tables are named in the warnings" {
-    write_conf "database = sc_types"
+@test "without RELOAD, the non-transactional tables are named in the warnings, and one connection reads" {
+    write_conf "database = sc_types" "threads = 4"
     sed -i 's/^user = sc$/user = noreload/' "$CONF"
     stage_ok
     [ "$(manifest '["consistency"]')" = "single-transaction" ]
+    # no lock, so no snapshot shared by several connections: one reads all
+    [ "$(manifest '["threads"]')" = 1 ]
+    run -0 manifest '["method"]'
+    echo "$output"
+    [[ "$output" == *"one connection: connections can share one snapshot only under a lock"*RELOAD* ]]
     run -0 manifest '["warnings"]'
     echo "$output"
     [[ "$output" == *'`sc_types`.`legacy` (MyISAM) is not transactional'* ]]
@@ -535,9 +546,11 @@ for i in range(150000):
     [ "$(manifest '["warnings"]')" = "[]" ]
 }
 
-@test "only InnoDB tables: no lock is taken at all" {
-    write_conf "database = Chinook"
+@test "only InnoDB tables and threads = 1: no lock is taken at all" {
+    write_conf "database = Chinook" "threads = 1"
     stage_ok
+    [ "$(manifest '["threads"]')" = 1 ]
+    [ "$(manifest '["method"]')" = "logical SQL dump over libmariadb (in-process), one connection" ]
     [ "$(manifest '["consistency"]')" = "single-transaction" ]
     run -1 manifest '["lock_seconds"]'
     [ "$(manifest '["warnings"]')" = "[]" ]
@@ -685,8 +698,9 @@ time.sleep(60)
     printf '[mysql db]\nsocket = /x\n\n[restic]\nrepository = %s\npassword_file = restic.pass\n' "$REPO" >"$CONF"
     run -3 sc config check
     [[ "$output" == *"[mysql db] user: missing"* ]]
-    write_conf "definer = maybe" "include_tables = notable" "max_insert_bytes = 10"
+    write_conf "definer = maybe" "include_tables = notable" "max_insert_bytes = 10" "threads = 17"
     run -3 sc config check
+    [[ "$output" == *"threads: must be between 1 and 16"* ]]
     [[ "$output" == *"definer: expected keep or strip"* ]]
     [[ "$output" == *"include_tables: expected a pattern database.table"* ]]
     [[ "$output" == *"max_insert_bytes: must be between"* ]]
@@ -695,6 +709,82 @@ time.sleep(60)
     run --separate-stderr sc stage
     [ "$status" -eq 3 ]
     [[ "$stderr" == *"password_file"*"chmod 600"* ]]
+}
+
+# Tables read in several key ranges: signed keys across zero and sparse, an
+# unsigned BIGINT key at the top of its range, a composite key (one range).
+chunks_sql() {
+    cat <<'SQL'
+CREATE DATABASE IF NOT EXISTS sc_chunks;
+USE sc_chunks;
+DROP TABLE IF EXISTS s, u, k;
+CREATE TABLE s (id BIGINT PRIMARY KEY, v VARCHAR(40), b BLOB, d DECIMAL(12,3), t DATETIME(3));
+INSERT INTO s SELECT (CAST(seq AS SIGNED) - 70000) * 3, CONCAT('v''', seq), UNHEX(MD5(seq)), seq / 7, '2001-02-03 04:05:06.789' + INTERVAL seq SECOND FROM seq_1_to_140000;
+CREATE TABLE u (id BIGINT UNSIGNED PRIMARY KEY, v INT);
+INSERT INTO u SELECT 18446744073709551615 - seq * 2, seq FROM seq_0_to_99999;
+CREATE TABLE k (a INT, b INT, v TEXT, PRIMARY KEY (a, b));
+INSERT INTO k SELECT seq % 1000, seq, REPEAT('k', seq % 50) FROM seq_1_to_120000;
+SQL
+}
+
+@test "threads = 1 and threads = 4 write identical dumps that restore to the same data" {
+    chunks_sql | my_src
+    write_conf "database = sc_types" "database = Chinook" "database = sc_chunks" "threads = 1"
+    stage_ok
+    [ "$(manifest '["threads"]')" = 1 ]
+    local one=$DUMP chunks
+    chunks=$(manifest '["chunks"]')
+    # s spans 420000 keys, u 200000: several ranges each; k one
+    [ "$chunks" -gt 30 ]
+    sleep 1 # a new set id
+    write_conf "database = sc_types" "database = Chinook" "database = sc_chunks" "threads = 4"
+    stage_ok
+    [ "$(manifest '["threads"]')" = 4 ]
+    [ "$(manifest '["chunks"]')" = "$chunks" ]
+    [[ "$(manifest '["method"]')" == *"4 connections sharing one snapshot"* ]]
+    [ "$(manifest '["tables"]["sc_chunks"]["s"]')" = 140000 ]
+    [ "$(manifest '["tables"]["sc_chunks"]["u"]')" = 100000 ]
+    cmp "$one" "$DUMP"
+    load_into_dst sc_types Chinook sc_chunks
+    local db
+    for db in sc_types Chinook sc_chunks; do
+        fingerprint my_src "$db" >"$T/src.fp"
+        fingerprint my_dst "$db" >"$T/dst.fp"
+        cat "$T/src.fp"
+        diff "$T/src.fp" "$T/dst.fp"
+    done
+    # the chunked rows are in key order, as with one connection
+    [ "$(grep -c '^INSERT INTO `s`' "$DUMP")" -gt 1 ]
+}
+
+@test "a worker's connection killed mid-dump: exit 4, no set, nothing left behind" {
+    my_src <<'SQL'
+CREATE DATABASE IF NOT EXISTS sc_kill;
+USE sc_kill;
+DROP TABLE IF EXISTS t;
+CREATE TABLE t (id INT PRIMARY KEY, pad VARCHAR(300));
+INSERT INTO t SELECT seq, REPEAT(CHAR(65 + seq % 26), 300) FROM seq_1_to_1000000;
+SQL
+    write_conf "database = sc_kill" "threads = 4"
+    sc stage >"$T/out" 2>"$T/err" &
+    local pid=$! i id=""
+    sc_track "$pid"
+    for ((i = 0; i < 1000; i++)); do
+        id=$(my_src -N -e "SELECT ID FROM information_schema.PROCESSLIST WHERE USER = 'sc' AND INFO LIKE 'SELECT /*!40001 SQL_NO_CACHE */%' LIMIT 1")
+        [ -n "$id" ] && break
+        sleep 0.01
+    done
+    echo "killing connection $id"
+    [ -n "$id" ]
+    my_src -e "KILL $id" || true
+    local rc=0
+    wait "$pid" || rc=$?
+    cat "$T/err"
+    my_src -e 'DROP DATABASE sc_kill'
+    [ "$rc" -eq 4 ]
+    grep -q 'reading `sc_kill`.`t`' "$T/err"
+    [ -z "$(sc_sets)" ]
+    refute sc_tmp_left
 }
 
 @test "the server killed in the middle of a dump: exit 4 and no set" {

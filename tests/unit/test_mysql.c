@@ -370,6 +370,128 @@ static void test_settings_defaults(void **state)
     assert_int_equal(st.connect_s, 3);
     assert_int_equal(st.max_insert, 8192);
     assert_true(st.strip_definer);
+    assert_int_equal(st.threads, MY_DEFAULT_THREADS);
+    cfg.threads = 4;
+    my_settings_of(&cfg, &st);
+    assert_int_equal(st.threads, 4);
+}
+
+/* ---- chunks: key ranges --------------------------------------------------- */
+
+/* The ranges cover every key: each bound is above the previous one and
+ * inside (min, max]; the ranges are as even as the arithmetic allows. */
+static void check_ranges(const struct my_chunks *c, bool is_unsigned, const char *min,
+                         const char *max)
+{
+    assert_non_null(c->lo);
+    assert_null(c->lo[0]);
+    for (size_t i = 1; i < c->n; i++) {
+        assert_non_null(c->lo[i]);
+        if (is_unsigned) {
+            unsigned long long v = strtoull(c->lo[i], NULL, 10);
+            assert_true(v > strtoull(min, NULL, 10));
+            assert_true(v <= strtoull(max, NULL, 10));
+            if (i > 1)
+                assert_true(v > strtoull(c->lo[i - 1], NULL, 10));
+        } else {
+            long long v = strtoll(c->lo[i], NULL, 10);
+            assert_true(v > strtoll(min, NULL, 10));
+            assert_true(v <= strtoll(max, NULL, 10));
+            if (i > 1)
+                assert_true(v > strtoll(c->lo[i - 1], NULL, 10));
+        }
+    }
+}
+
+static void test_chunk_plan(void **state)
+{
+    (void)state;
+    struct my_chunks c;
+    /* an empty table, no key, nonsense: one chunk, the whole table */
+    my_chunk_plan(NULL, NULL, false, 100, 10, &c);
+    assert_int_equal(c.n, 1);
+    my_chunks_free(&c);
+    my_chunk_plan("5", "x", false, 100, 10, &c);
+    assert_int_equal(c.n, 1);
+    my_chunks_free(&c);
+    my_chunk_plan("9", "3", false, 1, 10, &c); /* max < min */
+    assert_int_equal(c.n, 1);
+    my_chunks_free(&c);
+    my_chunk_plan("-1", "3", true, 1, 10, &c); /* negative unsigned */
+    assert_int_equal(c.n, 1);
+    my_chunks_free(&c);
+    /* fewer keys than a chunk */
+    my_chunk_plan("1", "100", false, 100, 10, &c);
+    assert_int_equal(c.n, 1);
+    my_chunks_free(&c);
+    /* 1..1000 by 100: 10 even ranges */
+    my_chunk_plan("1", "1000", false, 100, 50, &c);
+    assert_int_equal(c.n, 10);
+    assert_string_equal(c.lo[1], "100");
+    assert_string_equal(c.lo[9], "900");
+    check_ranges(&c, false, "1", "1000");
+    my_chunks_free(&c);
+    /* capped at max_chunks */
+    my_chunk_plan("1", "1000000", false, 10, 7, &c);
+    assert_int_equal(c.n, 7);
+    check_ranges(&c, false, "1", "1000000");
+    my_chunks_free(&c);
+    /* signed across zero */
+    my_chunk_plan("-500", "499", false, 100, 50, &c);
+    assert_int_equal(c.n, 10);
+    assert_string_equal(c.lo[5], "-1");
+    check_ranges(&c, false, "-500", "499");
+    my_chunks_free(&c);
+    /* the extremes of BIGINT and BIGINT UNSIGNED: no overflow */
+    my_chunk_plan("-9223372036854775808", "9223372036854775807", false, 1000, 16, &c);
+    assert_int_equal(c.n, 16);
+    check_ranges(&c, false, "-9223372036854775808", "9223372036854775807");
+    my_chunks_free(&c);
+    my_chunk_plan("0", "18446744073709551615", true, 1000, 16, &c);
+    assert_int_equal(c.n, 16);
+    check_ranges(&c, true, "0", "18446744073709551615");
+    my_chunks_free(&c);
+    my_chunk_plan("18446744073709551600", "18446744073709551615", true, 1, 100, &c);
+    assert_int_equal(c.n, 15); /* never more ranges than keys */
+    check_ranges(&c, true, "18446744073709551600", "18446744073709551615");
+    my_chunks_free(&c);
+    /* deterministic: the same inputs, the same bounds */
+    struct my_chunks d;
+    my_chunk_plan("3", "777777", false, 5000, 100, &c);
+    my_chunk_plan("3", "777777", false, 5000, 100, &d);
+    assert_int_equal(c.n, d.n);
+    for (size_t i = 1; i < c.n; i++)
+        assert_string_equal(c.lo[i], d.lo[i]);
+    my_chunks_free(&c);
+    my_chunks_free(&d);
+}
+
+/* The SELECT of each chunk: open-ended first and last ranges. */
+static void test_chunk_select(void **state)
+{
+    (void)state;
+    struct my_rows_plan p = {.select_sql = "SELECT a FROM `d`.`t` ORDER BY `id`",
+                             .select_head = "SELECT a FROM `d`.`t`",
+                             .order_by = " ORDER BY `id`",
+                             .range_col = "`id`"};
+    struct my_chunks c;
+    my_chunk_plan("1", "300", false, 100, 10, &c);
+    assert_int_equal(c.n, 3);
+    char *s0 = my_chunk_select(&p, &c, 0), *s1 = my_chunk_select(&p, &c, 1),
+         *s2 = my_chunk_select(&p, &c, 2);
+    assert_string_equal(s0, "SELECT a FROM `d`.`t` WHERE `id` < 100 ORDER BY `id`");
+    assert_string_equal(s1, "SELECT a FROM `d`.`t` WHERE `id` >= 100 AND `id` < 200 ORDER BY `id`");
+    assert_string_equal(s2, "SELECT a FROM `d`.`t` WHERE `id` >= 200 ORDER BY `id`");
+    free(s0);
+    free(s1);
+    free(s2);
+    my_chunks_free(&c);
+    /* one chunk: the plain SELECT */
+    my_chunk_plan(NULL, NULL, false, 100, 10, &c);
+    s0 = my_chunk_select(&p, &c, 0);
+    assert_string_equal(s0, p.select_sql);
+    free(s0);
+    my_chunks_free(&c);
 }
 
 /* ---- config --------------------------------------------------------------- */
@@ -437,7 +559,7 @@ static void test_config_problems(void **state)
     struct config_problems probs = {0};
     int rc = load_text("[mysql a]\nsocket = /run/x.sock\ngroup = g\n"
                        "[mysql b]\nuser = u\ndefiner = drop\ninclude_tables = nodot\n"
-                       "max_insert_bytes = 100\nport = 70000\nssl_cert = /c.pem\n"
+                       "max_insert_bytes = 100\nport = 70000\nssl_cert = /c.pem\nthreads = 17\n"
                        "[restic]\nrepository = /r\npassword_file = /p\n",
                        &cfg, &probs);
     assert_int_equal(rc, SC_ECONFIG);
@@ -447,6 +569,7 @@ static void test_config_problems(void **state)
     assert_true(has_problem(&probs, "include_tables: expected a pattern database.table"));
     assert_true(has_problem(&probs, "max_insert_bytes: must be between"));
     assert_true(has_problem(&probs, "port: must be at most 65535"));
+    assert_true(has_problem(&probs, "threads: must be between 1 and 16"));
     assert_true(has_problem(&probs, "ssl_key: ssl_cert and ssl_key go together"));
     config_free(&cfg);
     config_problems_free(&probs);
@@ -499,6 +622,8 @@ int main(void)
         cmocka_unit_test(test_encode_value),
         cmocka_unit_test(test_table_selected),
         cmocka_unit_test(test_settings_defaults),
+        cmocka_unit_test(test_chunk_plan),
+        cmocka_unit_test(test_chunk_select),
         cmocka_unit_test(test_config_keys),
         cmocka_unit_test(test_config_problems),
         cmocka_unit_test(test_password_file),
