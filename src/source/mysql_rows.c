@@ -564,7 +564,9 @@ static int fetch_rows(struct my_rows_job *j, MYSQL_RES *res)
         rc = encode_row(j, row, lengths, enc, n, &buf, &len, &cap, fields);
         if (rc == 0)
             rc = emit_row(j, buf, len, &stmt);
-        if (rc == 0 && sc_stop_requested)
+        /* A worker leaves the signal flag to the main thread, which
+         * passes a stop on through cancel. */
+        if (rc == 0 && j->cancel == NULL && sc_stop_requested)
             rc = sc_fail(j->err, SC_EINTR, "mysql %s: interrupted while reading %s", j->cfg->name,
                          j->label);
         if (rc == 0 && j->cancel != NULL && atomic_load_explicit(j->cancel, memory_order_relaxed))
