@@ -111,3 +111,16 @@ VALGRIND_SUITES ?= stage ship safety config
 .PHONY: valgrind
 valgrind: $(BUILD)/stagecoach $(HELPER_BINS)
 	scripts/valgrind-bats.sh $(VALGRIND_SUITES)
+
+# Benchmarks against what users would otherwise run (scripts/bench/run.py,
+# results in docs/performance.md). Data is generated, cached in build-bench/;
+# results go to build-bench/results.json. BENCH_SCALE=0.05 for a quick run.
+# A second binary without BLAKE2b in the sink measures what hashing costs.
+.PHONY: bench
+bench:
+	$(MAKE) BUILD=build-bench CFLAGS='-O2 -g' build-bench/stagecoach
+	$(MAKE) BUILD=build-bench-nohash CFLAGS='-O2 -g -DSC_BENCH_NO_HASH' build-bench-nohash/stagecoach
+	@mkdir -p build-bench/bench
+	$(CC) -O2 -g -std=c11 -Wall -Wextra -Werror -o build-bench/bench/sqlite_load \
+	  scripts/bench/sqlite_load.c $(shell pkg-config --cflags --libs sqlite3)
+	python3 scripts/bench/run.py

@@ -15,6 +15,7 @@ packages=(
   mariadb-server mariadb-client
   clang cppcheck valgrind shellcheck curl
   rclone python3-cryptography   # REST server (scripts/test-rest.sh); fast test keys
+  time mydumper age             # make bench (scripts/bench): peak RSS, the tools compared
 )
 # The machine image may ship its own Node.js with npm; Debian's npm conflicts with it.
 command -v npm >/dev/null 2>&1 || packages+=(nodejs npm)

@@ -1,0 +1,768 @@
+#!/usr/bin/env python3
+"""make bench: stagecoach side by side with what users would otherwise run.
+
+Everything is generated here, deterministically, and cached under
+build-bench/bench-data (keyed by GEN_VERSION and the scale); results go to
+build-bench/results.json and a table on stdout. See docs/performance.md.
+
+Environment:
+  BENCH_SCALE   fraction of the full sizes (default 1; 0.05 for a smoke run)
+  BENCH_RUNS    runs per tool, alternating A B C A B C ... (default 3)
+  BENCH_ONLY    comma list of parts: sqlite,mysql,hash,incr,mem (default all)
+  BENCH_BACKUP_CAP  seconds `.backup` may run under load (default 20)
+  SC_BENCH_BIN, SC_BENCH_NOHASH_BIN, SC_BENCH_LOAD_BIN: the programs (make sets them)
+
+python3 standard library only.
+"""
+import json
+import os
+import random
+import shutil
+import signal
+import sqlite3
+import statistics
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BUILD = os.path.join(ROOT, "build-bench")
+GEN_VERSION = 1
+SCALE = float(os.environ.get("BENCH_SCALE", "1"))
+RUNS = int(os.environ.get("BENCH_RUNS", "3"))
+ONLY = set(filter(None, os.environ.get("BENCH_ONLY", "sqlite,mysql,hash,incr,mem").split(",")))
+BACKUP_CAP = float(os.environ.get("BENCH_BACKUP_CAP", "20"))
+WRITER_RATE = 200
+SC = os.environ.get("SC_BENCH_BIN", os.path.join(BUILD, "stagecoach"))
+SC_NOHASH = os.environ.get("SC_BENCH_NOHASH_BIN", os.path.join(ROOT, "build-bench-nohash", "stagecoach"))
+LOAD = os.environ.get("SC_BENCH_LOAD_BIN", os.path.join(BUILD, "bench", "sqlite_load"))
+
+SQLITE_MB = 1024 * SCALE          # the database under load (§2), also the "big file" (§4)
+SQLITE_BIG_FACTOR = 4             # §6: one four times larger
+MYSQL_ROWS = int(1_000_000 * SCALE)
+TAG = f"v{GEN_VERSION}-s{SCALE:g}"
+DATA = os.path.join(BUILD, "bench-data", TAG)
+OUT = os.path.join(BUILD, "bench-out")
+MYDIR = os.path.join(BUILD, "my")  # short: the MariaDB socket lives here
+T0 = time.monotonic()
+
+
+def log(msg):
+    print(f"[bench {time.monotonic() - T0:6.1f}s] {msg}", file=sys.stderr, flush=True)
+
+
+def mb(nbytes):
+    return nbytes / 1e6
+
+
+def clean_env(extra=None):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("STAGECOACH_", "RESTIC_"))}
+    env["XDG_CACHE_HOME"] = os.path.join(OUT, "cache")
+    env["LC_ALL"] = "C.UTF-8"
+    env.update(extra or {})
+    return env
+
+
+class Result:
+    def __init__(self, secs, rss_kb, rc, out=b"", err=b""):
+        self.secs, self.rss_kb, self.rc, self.out, self.err = secs, rss_kb, rc, out, err
+
+
+def measure(argv, env=None, timeout=600):
+    """Run argv, capturing stdout; wall time only."""
+    t = time.monotonic()
+    r = subprocess.run(argv, capture_output=True, env=env or clean_env(), timeout=timeout)
+    if r.returncode != 0:
+        raise RuntimeError(f"exit {r.returncode}: {' '.join(argv)}\n{r.stderr.decode(errors='replace')[-2000:]}")
+    return Result(time.monotonic() - t, 0, r.returncode, r.stdout, r.stderr)
+
+
+def measure_rss(argv, stdout=None, env=None, cwd=None, timeout=600, check=True):
+    """Run argv under GNU time for its peak RSS (%M, KiB). Not from Python's
+    own wait4: a child's ru_maxrss keeps the high-water mark of the process
+    it was forked from (Python itself, ~20 MB), a small `time` has ~2 MB."""
+    rssf = os.path.join(OUT, "last-rss.txt")
+    errp = os.path.join(OUT, "last-stderr.txt")
+    outf = open(stdout, "wb") if stdout else subprocess.DEVNULL
+    with open(errp, "wb") as errf:
+        t = time.monotonic()
+        p = subprocess.Popen(["/usr/bin/time", "-f", "%M", "-o", rssf] + argv, stdout=outf, stderr=errf,
+                             env=env or clean_env(), cwd=cwd)
+        try:
+            p.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+            raise RuntimeError(f"timed out after {timeout}s: {' '.join(argv)}")
+        finally:
+            if stdout:
+                outf.close()
+        secs = time.monotonic() - t
+    with open(errp, "rb") as f:
+        err = f.read()
+    if check and p.returncode != 0:
+        raise RuntimeError(f"exit {p.returncode}: {' '.join(argv)}\n{err.decode(errors='replace')[-2000:]}")
+    rss = 0
+    with open(rssf) as f:
+        for line in f:
+            if line.strip().isdigit():
+                rss = int(line.strip())
+    return Result(secs, rss, p.returncode, b"", err)
+
+
+def rmtree(path):
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def fresh_dir(path):
+    rmtree(path)
+    os.makedirs(path)
+    return path
+
+
+def dir_bytes(path):
+    total = 0
+    for d, _, files in os.walk(path):
+        for f in files:
+            total += os.lstat(os.path.join(d, f)).st_size
+    return total
+
+
+# ---- data -------------------------------------------------------------------
+
+def gen_sqlite(path, megabytes):
+    """A tracker-like database: events with an index, varied row sizes, half
+    of each payload random (incompressible), half text. Deterministic."""
+    tmp = path + ".tmp"
+    for suffix in ("", "-journal", "-wal", "-shm"):
+        if os.path.exists(tmp + suffix):
+            os.unlink(tmp + suffix)
+    db = sqlite3.connect(tmp)
+    db.execute("PRAGMA journal_mode=OFF")
+    db.execute("PRAGMA synchronous=OFF")
+    db.execute("PRAGMA cache_size=-65536")
+    db.execute("CREATE TABLE peers(id INTEGER PRIMARY KEY, info_hash BLOB NOT NULL, peer_id TEXT NOT NULL,"
+               " ts INTEGER NOT NULL, kind TEXT NOT NULL, payload BLOB NOT NULL)")
+    rnd = random.Random(20261127)
+    kinds = ["started", "completed", "stopped", "announce"]
+    words = b"tracker announce scrape peer seeder leecher torrent swarm bytes left uploaded "
+    target = int(megabytes * 1e6)
+    avg = 900
+    rows = max(1000, target // (avg + 60))
+
+    def rowgen():
+        for i in range(1, rows + 1):
+            n = rnd.randint(200, 1400)
+            half = n // 2
+            yield (i, rnd.randbytes(20), f"-SC0001-{i:012d}", 1_700_000_000 + i * 3,
+                   kinds[i % 4], rnd.randbytes(half) + (words * (1 + half // len(words)))[: n - half])
+
+    db.executemany("INSERT INTO peers VALUES (?,?,?,?,?,?)", rowgen())
+    db.commit()
+    db.execute("CREATE INDEX peers_ts ON peers(ts)")
+    db.execute("CREATE INDEX peers_hash ON peers(info_hash)")
+    db.execute("PRAGMA journal_mode=DELETE")
+    db.close()
+    os.rename(tmp, path)
+
+
+def ensure_sqlite():
+    os.makedirs(DATA, exist_ok=True)
+    db = os.path.join(DATA, "app.db")
+    if not os.path.exists(db):
+        log(f"generating SQLite database ({SQLITE_MB:.0f} MB)")
+        gen_sqlite(db, SQLITE_MB)
+    return db
+
+
+def ensure_sqlite_big(db):
+    big = os.path.join(DATA, f"app-x{SQLITE_BIG_FACTOR}.db")
+    if not os.path.exists(big):
+        log(f"generating the x{SQLITE_BIG_FACTOR} SQLite database")
+        tmp = big + ".tmp"
+        shutil.copyfile(db, tmp)
+        c = sqlite3.connect(tmp)
+        c.execute("PRAGMA journal_mode=OFF")
+        c.execute("PRAGMA synchronous=OFF")
+        c.execute("PRAGMA cache_size=-1500000")  # the index updates stay in memory
+        c.execute("DROP TABLE IF EXISTS load_log")
+        c.execute("DROP TABLE IF EXISTS load_counter")
+        # x2 then x2: the rows again with new ids (C speed, no Python loop)
+        for _ in range(2):
+            c.execute("INSERT INTO peers(info_hash, peer_id, ts, kind, payload)"
+                      " SELECT info_hash, peer_id, ts, kind, payload FROM peers")
+            c.commit()
+        c.execute("PRAGMA journal_mode=DELETE")
+        c.close()
+        os.rename(tmp, big)
+    return big
+
+
+BIGFILE_MB = 256 * SCALE           # §4: one big file (the first part of the database)
+
+
+def bigfile(db):
+    """The one big file of §4: the first BIGFILE_MB of the idle database (a
+    real file, about half incompressible)."""
+    f = os.path.join(DATA, "big.bin")
+    if not os.path.exists(f):
+        left = int(BIGFILE_MB * 1e6)
+        with open(db, "rb") as src, open(f + ".tmp", "wb") as dst:
+            while left > 0:
+                chunk = src.read(min(left, 1 << 20))
+                if not chunk:
+                    break
+                dst.write(chunk)
+                left -= len(chunk)
+        os.rename(f + ".tmp", f)
+    return f
+
+
+# ---- MariaDB ----------------------------------------------------------------
+
+def mysql(sql, db=None, timeout=900):
+    argv = ["mariadb", "--no-defaults", "-S", os.path.join(MYDIR, "sock"), "-uroot", "-N", "-B"]
+    if db:
+        argv.append(db)
+    r = subprocess.run(argv + ["-e", sql], capture_output=True, timeout=timeout)
+    if r.returncode != 0:
+        raise RuntimeError(f"mariadb: {r.stderr.decode(errors='replace')}")
+    return r.stdout.decode()
+
+
+def mysql_rows_sql(lo, hi):
+    # Deterministic from the row number: md5/sha2 make text and binary that
+    # do not compress away; JSON, DECIMAL and DATETIME as an application has.
+    return f"""INSERT INTO bench.events
+SELECT seq,
+       CONCAT('user-', seq, '-', LEFT(MD5(seq), 10)),
+       CONCAT('announce from ', SHA2(seq, 256), ' swarm ', MD5(seq * 7), ' left=', seq % 1000,
+              ' uploaded=', seq * 13, ' downloaded=', seq * 17),
+       UNHEX(CONCAT(SHA2(seq, 512), SHA2(seq + 1, 256))),
+       JSON_OBJECT('id', seq, 'event', ELT(1 + seq % 4, 'started', 'completed', 'stopped', 'announce'),
+                   'peer', LEFT(SHA1(seq), 20), 'port', 6881 + seq % 100, 'tags', JSON_ARRAY('a', seq % 10)),
+       (seq * 7919 % 100000000) / 100,
+       TIMESTAMP('2020-01-01 00:00:00') + INTERVAL seq * 37 SECOND
+FROM seq_{lo}_to_{hi}"""
+
+
+def ensure_mysql():
+    marker = os.path.join(MYDIR, "bench-data")
+    want = f"{TAG} rows={MYSQL_ROWS}"
+    have = open(marker).read().strip() if os.path.exists(marker) else ""
+    if have != want:
+        subprocess.run([os.path.join(ROOT, "scripts/test-mariadb.sh"), "stop", MYDIR], check=False)
+        rmtree(MYDIR)
+    subprocess.run([os.path.join(ROOT, "scripts/test-mariadb.sh"), "start", MYDIR], check=True)
+    if have != want:
+        log(f"generating MariaDB table ({MYSQL_ROWS} rows)")
+        mysql("CREATE DATABASE bench; CREATE TABLE bench.events (id BIGINT PRIMARY KEY, name VARCHAR(64) NOT NULL,"
+              " body TEXT NOT NULL, data BLOB NOT NULL, doc JSON NOT NULL, amount DECIMAL(12,2) NOT NULL,"
+              " created DATETIME NOT NULL) ENGINE=InnoDB")
+        step = 100_000
+        for lo in range(1, MYSQL_ROWS + 1, step):
+            hi = min(MYSQL_ROWS, lo + step - 1)
+            mysql("SET SESSION sql_log_bin=0; SET unique_checks=0; " + mysql_rows_sql(lo, hi), db="bench")
+        with open(marker, "w") as f:
+            f.write(want + "\n")
+    return os.path.join(MYDIR, "sock")
+
+
+def stop_mysql():
+    subprocess.run([os.path.join(ROOT, "scripts/test-mariadb.sh"), "stop", MYDIR], check=False)
+
+
+# ---- stagecoach configs -----------------------------------------------------
+
+def write_conf(path, sources, staging, extra="", restic=None):
+    """A config; stage needs a [restic] section even when nothing is shipped."""
+    if restic is None:
+        pw = os.path.join(OUT, "restic.pass")
+        if not os.path.exists(pw):
+            with open(pw, "w") as f:
+                f.write("bench-password\n")
+        os.chmod(pw, 0o600)
+        restic = f"[restic]\nrepository = {os.path.join(OUT, 'repo-unused')}\npassword_file = {pw}\n"
+    with open(path, "w") as f:
+        f.write(f"[staging]\ndir = {staging}\nkeep = 1\n{extra}\n{sources}\n{restic}")
+    return path
+
+
+def sc_stage(binary, conf, staging):
+    """One `stagecoach stage` from an empty staging directory."""
+    fresh_dir(staging)
+    os.chmod(staging, 0o700)
+    return measure_rss([binary, "-q", "-c", conf, "stage"])
+
+
+def manifest_of(staging):
+    sets = os.path.join(staging, "sets")
+    sid = sorted(os.listdir(sets))[-1]
+    with open(os.path.join(sets, sid, "MANIFEST.json")) as f:
+        return sid, json.load(f)
+
+
+# ---- the parts --------------------------------------------------------------
+
+results = {"schema": "stagecoach-bench/1", "scale": SCALE, "runs": RUNS, "gen_version": GEN_VERSION,
+           "rows": [], "details": {}}
+
+
+def row(part, tool, secs_list, nbytes=None, rss_kb=None, ref=None, target=None, ok=None, note=""):
+    med = statistics.median(secs_list) if secs_list else None
+    r = {"part": part, "tool": tool, "runs_s": [round(s, 3) for s in secs_list],
+         "median_s": round(med, 3) if med is not None else None,
+         "mb_s": round(mb(nbytes) / med, 1) if nbytes and med else None,
+         "bytes": nbytes, "peak_rss_mb": round(rss_kb / 1024, 1) if rss_kb else None,
+         "ratio": ref, "target": target, "pass": ok, "note": note}
+    results["rows"].append(r)
+    return r
+
+
+LIVE = []  # background processes to end if the bench fails half-way
+
+
+class Writer:
+    """sqlite_load in the background: ~200 commits/s on the database."""
+
+    def __init__(self, db, mode):
+        self.ready = os.path.join(OUT, "writer.ready")
+        if os.path.exists(self.ready):
+            os.unlink(self.ready)
+        self.p = subprocess.Popen([LOAD, db, str(WRITER_RATE), mode, self.ready], stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE)
+        LIVE.append(self.p)
+        t = time.monotonic()
+        while not os.path.exists(self.ready):
+            if self.p.poll() is not None or time.monotonic() - t > 30:
+                raise RuntimeError(f"writer did not start: {self.p.stderr.read().decode()}")
+            time.sleep(0.02)
+        time.sleep(1.0)  # let it settle into its rhythm
+
+    def stop(self):
+        self.p.send_signal(signal.SIGTERM)
+        out, err = self.p.communicate(timeout=120)
+        LIVE.remove(self.p)
+        if self.p.returncode != 0:
+            raise RuntimeError(f"writer failed: {err.decode()}")
+        return json.loads(out.decode().strip().splitlines()[-1])
+
+
+def io_wchar(pid):
+    try:
+        with open(f"/proc/{pid}/io") as f:
+            for line in f:
+                if line.startswith("wchar:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def sqlite_backup_capped(db, out):
+    """sqlite3 .backup under load, at most BACKUP_CAP seconds. Returns
+    (secs, finished, dest_bytes, written_bytes)."""
+    for suffix in ("", "-journal"):
+        if os.path.exists(out + suffix):
+            os.unlink(out + suffix)
+    t = time.monotonic()
+    p = subprocess.Popen(["sqlite3", db, ".timeout 60000", f".backup '{out}'"], stdout=subprocess.DEVNULL,
+                         stderr=subprocess.PIPE)
+    wchar = 0
+    finished = False
+    while True:
+        if p.poll() is not None:
+            finished = p.returncode == 0
+            break
+        w = io_wchar(p.pid)
+        if w is not None:
+            wchar = w
+        if time.monotonic() - t > BACKUP_CAP:
+            break
+        time.sleep(0.05)
+    secs = time.monotonic() - t
+    dest = os.path.getsize(out) if os.path.exists(out) else 0
+    if p.poll() is None:
+        p.kill()
+    p.communicate()
+    return secs, finished, dest, wchar
+
+
+def part_sqlite():
+    db = ensure_sqlite()
+    size = os.path.getsize(db)
+    work = fresh_dir(os.path.join(OUT, "sqlite"))
+    staging = os.path.join(work, "staging")
+    conf = write_conf(os.path.join(work, "sc.conf"), f"[sqlite app]\npath = {db}\n", staging)
+    copy = os.path.join(work, "copy.db")
+    details = {}
+    for mode in ("wal", "delete"):
+        # The mode is set (and the WAL checkpointed away) before the rounds.
+        c = sqlite3.connect(db)
+        c.execute(f"PRAGMA journal_mode={mode}")
+        c.close()
+        size = os.path.getsize(db)
+        t = {k: [] for k in ("cp", "cp+fsync", "stagecoach", "vacuum-into", "backup")}
+        rss = {k: 0 for k in t}
+        lat = {k: [] for k in t}
+        bk = []
+        for r in range(RUNS):
+            log(f"sqlite {mode}: round {r + 1}/{RUNS}")
+            res = measure_rss(["cp", db, copy])
+            t["cp"].append(res.secs)
+            rss["cp"] = max(rss["cp"], res.rss_kb)
+            os.unlink(copy)
+            res = measure_rss(["sh", "-c", 'cp "$1" "$2" && sync "$2"', "sh", db, copy])
+            t["cp+fsync"].append(res.secs)
+            os.unlink(copy)
+            w = Writer(db, mode)
+            res = sc_stage(SC, conf, staging)
+            lat["stagecoach"].append(w.stop())
+            t["stagecoach"].append(res.secs)
+            rss["stagecoach"] = max(rss["stagecoach"], res.rss_kb)
+            w = Writer(db, mode)
+            res = measure_rss(["sqlite3", db, ".timeout 60000", f"VACUUM INTO '{copy}'"])
+            lat["vacuum-into"].append(w.stop())
+            t["vacuum-into"].append(res.secs)
+            rss["vacuum-into"] = max(rss["vacuum-into"], res.rss_kb)
+            os.unlink(copy)
+            w = Writer(db, mode)
+            secs, fin, dest, wchar = sqlite_backup_capped(db, copy)
+            lat["backup"].append(w.stop())
+            t["backup"].append(secs)
+            bk.append({"secs": round(secs, 2), "finished": fin, "dest_bytes": dest, "written_bytes": wchar})
+            for suffix in ("", "-journal"):
+                if os.path.exists(copy + suffix):
+                    os.unlink(copy + suffix)
+        rmtree(staging)
+        part = f"sqlite-{mode}"
+        cp_med = statistics.median(t["cp"])
+        sc_med = statistics.median(t["stagecoach"])
+        worst = {k: max(x["worst_ms"] for x in v) for k, v in lat.items() if v}
+        rates = {k: round(statistics.median(x["rate"] for x in v), 1) for k, v in lat.items() if v}
+        row(part, "cp (idle file)", t["cp"], size, rss["cp"], 1.0, None, None, "reference; no writer; no fsync")
+        row(part, "cp + fsync (idle file)", t["cp+fsync"], size, None, round(statistics.median(t["cp+fsync"]) / cp_med, 2),
+            None, None, "no writer")
+        ratio = round(sc_med / cp_med, 2)
+        row(part, "stagecoach stage", t["stagecoach"], size, rss["stagecoach"], ratio, "<= 2.0x cp", ratio <= 2.0,
+            f"under load; restarts 0; writer worst commit {worst['stagecoach']:.0f} ms at {rates['stagecoach']}/s")
+        if mode == "wal":
+            row(part, "writer worst commit during stagecoach", [], None, None, round(worst["stagecoach"], 1),
+                "<= 250 ms", worst["stagecoach"] <= 250, "milliseconds, worst of all rounds")
+        row(part, "sqlite3 VACUUM INTO", t["vacuum-into"], size, rss["vacuum-into"],
+            round(statistics.median(t["vacuum-into"]) / cp_med, 2), None, None,
+            f"under load; writer worst commit {worst['vacuum-into']:.0f} ms")
+        bk_fin = all(b["finished"] for b in bk)
+        # throughput of .backup: how far it got (the destination's size, its
+        # high-water mark) over the time it ran; a finished one: the whole DB
+        bk_mbs = statistics.median((size if b["finished"] else b["dest_bytes"]) / 1e6 / b["secs"] for b in bk)
+        sc_mbs = mb(size) / sc_med
+        tr = round(sc_mbs / bk_mbs, 1) if bk_mbs > 0 else None  # None: .backup got nowhere
+        bk_note = (f"capped at {BACKUP_CAP:g} s; finished {sum(b['finished'] for b in bk)}/{len(bk)}; "
+                   f"got to {statistics.median(b['dest_bytes'] for b in bk) / 1e6:.1f} MB of {mb(size):.0f} MB "
+                   f"(wrote {statistics.median(b['written_bytes'] for b in bk) / 1e6:.1f} MB); restarts unknown; "
+                   f"writer worst commit {worst['backup']:.0f} ms")
+        r = row(part, "sqlite3 .backup", t["backup"], None, None, None, None, None, bk_note)
+        r["mb_s"] = round(bk_mbs, 2)
+        row(part, "stagecoach vs .backup throughput", [], None, None, tr, ">= 100x", tr is None or tr >= 100,
+            "MB/s of stagecoach / MB/s of .backup" + (" (.backup finished)" if bk_fin else "")
+            + (" (.backup copied nothing: ratio unbounded)" if tr is None else ""))
+        details[mode] = {"db_bytes": size, "times": t, "writer": lat, "backup": bk}
+    results["details"]["sqlite"] = details
+
+
+def mysql_conf(path, staging, sock, extra_sources=""):
+    return write_conf(path, f"[mysql bench]\nsocket = {sock}\nuser = root\ndatabase = bench\n{extra_sources}",
+                      staging)
+
+
+def part_mysql():
+    sock = ensure_mysql()
+    work = fresh_dir(os.path.join(OUT, "mysql"))
+    staging = os.path.join(work, "staging")
+    conf = mysql_conf(os.path.join(work, "sc.conf"), staging, sock)
+    tools = {"stagecoach stage": [], "stagecoach stage (no hashing)": [], "mariadb-dump": [], "mydumper": []}
+    rss = {k: 0 for k in tools}
+    size = {}
+    for r in range(RUNS):
+        log(f"mysql: round {r + 1}/{RUNS}")
+        res = sc_stage(SC, conf, staging)
+        tools["stagecoach stage"].append(res.secs)
+        rss["stagecoach stage"] = max(rss["stagecoach stage"], res.rss_kb)
+        sid, m = manifest_of(staging)
+        size["stagecoach stage"] = dir_bytes(os.path.join(staging, "sets", sid, "mysql"))
+        res = sc_stage(SC_NOHASH, conf, staging)
+        tools["stagecoach stage (no hashing)"].append(res.secs)
+        rss["stagecoach stage (no hashing)"] = max(rss["stagecoach stage (no hashing)"], res.rss_kb)
+        out = os.path.join(work, "mariadb-dump.sql")
+        res = measure_rss(["mariadb-dump", "--no-defaults", "-S", sock, "-uroot", "--single-transaction",
+                           "--hex-blob", "bench"], stdout=out)
+        tools["mariadb-dump"].append(res.secs)
+        rss["mariadb-dump"] = max(rss["mariadb-dump"], res.rss_kb)
+        size["mariadb-dump"] = os.path.getsize(out)
+        os.unlink(out)
+        outdir = fresh_dir(os.path.join(work, "mydumper"))
+        res = measure_rss(["mydumper", "-S", sock, "-u", "root", "-B", "bench", "-t", "2", "-r", "100000",
+                           "-o", outdir])
+        tools["mydumper"].append(res.secs)
+        rss["mydumper"] = max(rss["mydumper"], res.rss_kb)
+        size["mydumper"] = dir_bytes(outdir)
+        rmtree(outdir)
+    rmtree(staging)
+    med = {k: statistics.median(v) for k, v in tools.items()}
+    sc = med["stagecoach stage"]
+    ra = round(sc / med["mariadb-dump"], 2)
+    rm = round(sc / med["mydumper"], 2)
+    rss_mb = rss["stagecoach stage"] / 1024
+    row("mysql", "stagecoach stage", tools["stagecoach stage"], size["stagecoach stage"], rss["stagecoach stage"],
+        ra, "<= 0.7x mariadb-dump", ra <= 0.7, f"{MYSQL_ROWS} rows; default threads")
+    row("mysql", "  vs mydumper", [], None, None, rm, "<= 1.0x mydumper", rm <= 1.0, "")
+    row("mysql", "  peak RSS", [], None, None, round(rss_mb, 1), "<= 64 MB", rss_mb <= 64, "MB")
+    row("mysql", "mariadb-dump --single-transaction --hex-blob", tools["mariadb-dump"], size["mariadb-dump"],
+        rss["mariadb-dump"], 1.0, None, None, "reference")
+    row("mysql", "mydumper -t 2 -r 100000", tools["mydumper"], size["mydumper"], rss["mydumper"],
+        round(med["mydumper"] / med["mariadb-dump"], 2), None, None, "")
+    over = round(sc / med["stagecoach stage (no hashing)"] - 1, 3)
+    row("hash", "stagecoach stage, MySQL (no hashing build)", tools["stagecoach stage (no hashing)"],
+        size["stagecoach stage"], rss["stagecoach stage (no hashing)"], 1.0, None, None,
+        "bench-only -DSC_BENCH_NO_HASH")
+    row("hash", "stagecoach stage, MySQL: hashing overhead", [], None, None, over, "<= 0.15", over <= 0.15,
+        "time with hashing / without - 1")
+    results["details"]["mysql"] = {"rows": MYSQL_ROWS, "sizes": size, "times": tools}
+
+
+def part_hash():
+    db = ensure_sqlite()
+    big = bigfile(db)
+    size = os.path.getsize(big)
+    work = fresh_dir(os.path.join(OUT, "hash"))
+    staging = os.path.join(work, "staging")
+    conf = write_conf(os.path.join(work, "sc.conf"), f"[paths big]\npath = {big}\n", staging)
+    key = os.path.join(work, "sc-key")
+    subprocess.run([SC, "keygen", "--out", key], check=True, capture_output=True, env=clean_env())
+    enc_staging = os.path.join(work, "staging-enc")
+    enc_conf = write_conf(os.path.join(work, "sc-enc.conf"), f"[paths big]\npath = {big}\n", enc_staging,
+                          f"encrypt = yes\nrecipient = {key}.pub\n")
+    agekey = os.path.join(work, "age-key")
+    subprocess.run(["age-keygen", "-o", agekey], check=True, capture_output=True)
+    recipient = [ln.split(":", 1)[1].strip() for ln in open(agekey) if ln.startswith("# public key:")][0]
+    t = {k: [] for k in ("stage", "stage-nohash", "verify", "b2sum", "stage-enc", "age")}
+    rss = {k: 0 for k in t}
+    tar_bytes = 0
+    for r in range(RUNS):
+        log(f"hash/encrypt: round {r + 1}/{RUNS}")
+        res = sc_stage(SC, conf, staging)
+        t["stage"].append(res.secs)
+        rss["stage"] = max(rss["stage"], res.rss_kb)
+        sid, m = manifest_of(staging)
+        tar = os.path.join(staging, "sets", sid, "paths", "big.tar")
+        tar_bytes = os.path.getsize(tar)
+        res = measure_rss([SC, "-q", "-c", conf, "verify", "--set", sid])
+        t["verify"].append(res.secs)
+        rss["verify"] = max(rss["verify"], res.rss_kb)
+        res = measure_rss(["b2sum", tar], stdout=os.devnull)
+        t["b2sum"].append(res.secs)
+        rss["b2sum"] = max(rss["b2sum"], res.rss_kb)
+        res = sc_stage(SC_NOHASH, conf, staging)
+        t["stage-nohash"].append(res.secs)
+        rss["stage-nohash"] = max(rss["stage-nohash"], res.rss_kb)
+        res = sc_stage(SC, enc_conf, enc_staging)
+        t["stage-enc"].append(res.secs)
+        rss["stage-enc"] = max(rss["stage-enc"], res.rss_kb)
+        out = os.path.join(work, "big.age")
+        res = measure_rss(["age", "-r", recipient, "-o", out, big])
+        t["age"].append(res.secs)
+        rss["age"] = max(rss["age"], res.rss_kb)
+        os.unlink(out)
+    rmtree(staging)
+    rmtree(enc_staging)
+    med = {k: statistics.median(v) for k, v in t.items()}
+    over = round(med["stage"] / med["stage-nohash"] - 1, 3)
+    row("hash", "stagecoach stage, 1 big file (paths)", t["stage"], size, rss["stage"], 1.0, None, None,
+        "tar + BLAKE2b + fsync")
+    row("hash", "stagecoach stage, 1 big file (no hashing build)", t["stage-nohash"], size, rss["stage-nohash"],
+        None, None, None, "bench-only -DSC_BENCH_NO_HASH")
+    row("hash", "stagecoach stage, 1 big file: hashing overhead", [], None, None, over, "<= 0.15", over <= 0.15,
+        "time with hashing / without - 1")
+    b2 = round(med["b2sum"] / med["verify"], 2)
+    row("hash", "stagecoach verify --set (BLAKE2b-512)", t["verify"], tar_bytes, rss["verify"], b2,
+        ">= 0.9x b2sum MB/s", b2 >= 0.9, "hashes the set's files (tar + MANIFEST.json) against B2SUMS")
+    row("hash", "b2sum (BLAKE2b-512)", t["b2sum"], tar_bytes, rss["b2sum"], 1.0, None, None, "reference, same tar")
+    enc = round(med["age"] / med["stage-enc"], 2)
+    row("encrypt", "stagecoach stage, encrypt = yes", t["stage-enc"], size, rss["stage-enc"], enc,
+        ">= 1.5x age MB/s", enc >= 1.5, "read + tar + encrypt + BLAKE2b of plaintext and ciphertext + fsync")
+    row("encrypt", "age -r (X25519)", t["age"], size, rss["age"], 1.0, None, None,
+        "reference: read + encrypt + write, no fsync")
+    results["details"]["hash"] = {"file_bytes": size, "tar_bytes": tar_bytes, "times": t}
+
+
+def restic_json_added(out):
+    for line in out.decode().splitlines():
+        try:
+            j = json.loads(line)
+        except ValueError:
+            continue
+        if j.get("message_type") == "summary":
+            return j["data_added"]
+    raise RuntimeError("restic printed no summary")
+
+
+def part_incr():
+    sock = ensure_mysql()
+    work = fresh_dir(os.path.join(OUT, "incr"))
+    staging = os.path.join(work, "staging")
+    os.makedirs(staging, mode=0o700)
+    pw = os.path.join(work, "restic.pass")
+    with open(pw, "w") as f:
+        f.write("bench-password\n")
+    os.chmod(pw, 0o600)
+    repo = os.path.join(work, "repo")
+    conf = write_conf(os.path.join(work, "sc.conf"),
+                      f"[mysql bench]\nsocket = {sock}\nuser = root\ndatabase = bench\n", staging,
+                      restic=f"[restic]\nrepository = {repo}\npassword_file = {pw}\nhost = bench\ninit = yes\n\n"
+                      "[check]\nevery = 0\n")
+    extra = max(1, MYSQL_ROWS // 100)
+    reports, dumps = [], []
+    try:
+        for i in range(2):
+            log(f"incremental: stagecoach run {i + 1}/2")
+            res = measure([SC, "--json", "-q", "-c", conf, "run"], timeout=900)
+            rep = json.loads(res.out.decode())
+            reports.append(rep)
+            setdir = rep["set_path"]
+            dump = os.path.join(work, f"dump{i + 1}.sql.gz")
+            with open(dump, "wb") as f:
+                subprocess.run(["gzip", "-c", os.path.join(setdir, "mysql", "bench", "dump.sql")], stdout=f,
+                               check=True)
+            dumps.append((os.path.getsize(os.path.join(setdir, "mysql", "bench", "dump.sql")), dump))
+            if i == 0:
+                mysql("SET SESSION sql_log_bin=0; " + mysql_rows_sql(MYSQL_ROWS + 1, MYSQL_ROWS + extra), db="bench")
+    finally:
+        mysql(f"SET SESSION sql_log_bin=0; DELETE FROM bench.events WHERE id > {MYSQL_ROWS}")
+    # the same two dumps gzip-compressed, each backed up the way a script would
+    gzrepo = os.path.join(work, "repo-gz")
+    env = clean_env({"RESTIC_PASSWORD": "bench-password", "RESTIC_REPOSITORY": gzrepo})
+    subprocess.run(["restic", "init"], env=env, check=True, capture_output=True)
+    gz_added = []
+    gzdir = fresh_dir(os.path.join(work, "gz"))
+    for i, (_, dump) in enumerate(dumps):
+        log(f"incremental: restic backup of the gzip dump {i + 1}/2")
+        shutil.copyfile(dump, os.path.join(gzdir, "dump.sql.gz"))
+        r = subprocess.run(["restic", "backup", "--json", "--host", "bench", gzdir], env=env, check=True,
+                           capture_output=True)
+        gz_added.append(restic_json_added(r.stdout))
+    added = [rep["snapshot"]["data_added"] for rep in reports]
+    dump2 = dumps[1][0]
+    gz2 = os.path.getsize(dumps[1][1])
+    frac = round(added[1] / dump2, 4)
+    row("incremental", "stagecoach run #2 (+1% rows): data_added / dump", [], added[1], None, frac, "<= 0.03",
+        frac <= 0.03, f"dump {mb(dump2):.0f} MB; run #1 added {mb(added[0]):.1f} MB, run #2 {mb(added[1]):.2f} MB")
+    gfrac = round(gz2 and gz_added[1] / gz2, 4)
+    row("incremental", "gzip dump, restic backup #2: data_added / gz", [], gz_added[1], None, gfrac, None, None,
+        f"gz {mb(gz2):.0f} MB; #1 added {mb(gz_added[0]):.1f} MB, #2 {mb(gz_added[1]):.1f} MB")
+    results["details"]["incremental"] = {"rows_appended": extra, "dump_bytes": [d[0] for d in dumps],
+                                         "stagecoach_data_added": added, "gz_bytes": [os.path.getsize(d[1]) for d in dumps],
+                                         "gz_data_added": gz_added,
+                                         "durations_s": [rep["duration_s"] for rep in reports]}
+    rmtree(work)
+
+
+def part_mem():
+    db = ensure_sqlite()
+    big = ensure_sqlite_big(db)
+    work = fresh_dir(os.path.join(OUT, "mem"))
+    staging = os.path.join(work, "staging")
+    out = {}
+    for name, path in (("1x", db), (f"x{SQLITE_BIG_FACTOR}", big)):
+        conf = write_conf(os.path.join(work, f"sc-{name}.conf"), f"[sqlite app]\npath = {path}\n", staging)
+        log(f"memory: staging the {name} database")
+        res = sc_stage(SC, conf, staging)
+        out[name] = (res, os.path.getsize(path))
+    rmtree(staging)
+    a, b = out["1x"][0].rss_kb, out[f"x{SQLITE_BIG_FACTOR}"][0].rss_kb
+    d = round(abs(b - a) / a, 3)
+    row("memory", "stagecoach stage, SQLite 1x", [out["1x"][0].secs], out["1x"][1], a, None, None, None, "no writer")
+    row("memory", f"stagecoach stage, SQLite x{SQLITE_BIG_FACTOR}", [out[f"x{SQLITE_BIG_FACTOR}"][0].secs],
+        out[f"x{SQLITE_BIG_FACTOR}"][1], b, d, "RSS differs <= 0.10", d <= 0.10, "relative RSS difference")
+
+
+# ---- report -----------------------------------------------------------------
+
+def fmt(v, f="{:.2f}"):
+    return "-" if v is None else (f.format(v) if isinstance(v, (int, float)) else str(v))
+
+
+def print_table():
+    head = ["part", "tool", "median s", "MB/s", "RSS MB", "ratio", "target", "result"]
+    lines = [head]
+    for r in results["rows"]:
+        res = "" if r["pass"] is None else ("PASS" if r["pass"] else "MISS")
+        lines.append([r["part"], r["tool"], fmt(r["median_s"]), fmt(r["mb_s"], "{:.1f}"),
+                      fmt(r["peak_rss_mb"], "{:.1f}"), fmt(r["ratio"], "{:g}"), r["target"] or "", res])
+    w = [max(len(str(x[i])) for x in lines) for i in range(len(head))]
+    for i, ln in enumerate(lines):
+        print("| " + " | ".join(str(c).ljust(w[j]) for j, c in enumerate(ln)) + " |")
+        if i == 0:
+            print("|" + "|".join("-" * (x + 2) for x in w) + "|")
+    print()
+    for r in results["rows"]:
+        if r["note"]:
+            print(f"  {r['part']} / {r['tool']}: {r['note']}")
+
+
+def machine():
+    cpu = ""
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+
+    def ver(argv):
+        try:
+            return subprocess.run(argv, capture_output=True, timeout=10).stdout.decode().splitlines()[0].strip()
+        except (OSError, IndexError, subprocess.TimeoutExpired):
+            return None
+
+    return {"nproc": os.cpu_count(), "cpu": cpu, "mem_gb": round(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / 2**30, 1),
+            "stagecoach": ver([SC, "--version"]), "sqlite3": ver(["sqlite3", "--version"]),
+            "mariadb-dump": ver(["mariadb-dump", "--version"]), "mydumper": ver(["mydumper", "--version"]),
+            "age": ver(["age", "--version"]), "b2sum": ver(["b2sum", "--version"]),
+            "restic": ver(["restic", "version"]), "kernel": os.uname().release}
+
+
+def main():
+    for p in (SC, SC_NOHASH, LOAD):
+        if not os.access(p, os.X_OK):
+            sys.exit(f"bench: {p} is missing (run make bench)")
+    os.makedirs(OUT, exist_ok=True)
+    results["machine"] = machine()
+    results["started"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    try:
+        if "sqlite" in ONLY:
+            part_sqlite()
+        if "hash" in ONLY:
+            part_hash()
+        if "mysql" in ONLY:
+            part_mysql()
+        if "incr" in ONLY:
+            part_incr()
+        if "mem" in ONLY:
+            part_mem()
+    finally:
+        for p in LIVE:
+            p.kill()
+            p.wait()
+        if ONLY & {"mysql", "incr"}:
+            stop_mysql()
+        results["total_s"] = round(time.monotonic() - T0, 1)
+        with open(os.path.join(BUILD, "results.json"), "w") as f:
+            json.dump(results, f, indent=1)
+            f.write("\n")
+    print_table()
+    print(f"\nscale {SCALE:g}, {RUNS} runs per tool, total {results['total_s']} s; "
+          f"JSON: {os.path.relpath(os.path.join(BUILD, 'results.json'), ROOT)}")
+
+
+if __name__ == "__main__":
+    main()
