@@ -19,7 +19,7 @@ UNIT_BINS  := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 HELPER_SRCS := $(sort $(wildcard tests/helpers/*.c))
 HELPER_BINS := $(HELPER_SRCS:tests/helpers/%.c=$(BUILD)/tests/helpers/%)
 
-.PHONY: all install test unit integration demo lint format sanitize fuzz fuzz-build clean deps
+.PHONY: all install test unit integration demo lint format tidy sanitize fuzz fuzz-build clean deps
 
 all: $(BUILD)/stagecoach
 
@@ -55,8 +55,14 @@ deps:
 unit: $(UNIT_BINS)
 	@failed=0; for t in $(UNIT_BINS); do echo "== $$t"; $$t || failed=1; done; exit $$failed
 
+# The .bats files BATS_JOBS at a time (GNU parallel; the suite mostly waits
+# on restic, servers and sleeps); the tests of one file keep their order.
+# Every file starts its own MariaDB/s3rver/REST server on free ports.
+BATS_JOBS  ?= 1
+BATS       := bats --print-output-on-failure $(if $(and $(filter-out 1,$(BATS_JOBS)),$(shell command -v parallel)),--jobs $(BATS_JOBS) --no-parallelize-within-files)
+
 integration: $(BUILD)/stagecoach $(HELPER_BINS)
-	bats --print-output-on-failure tests/integration
+	$(BATS) tests/integration
 
 # The whole suite: unit tests, then the real binary against real SQLite and restic.
 test: unit integration
@@ -73,11 +79,20 @@ lint:
 format:
 	clang-format -i $(SRCS) $(wildcard src/*/*.h) $(UNIT_SRCS)
 
+# clang-tidy 14 with .clang-tidy (its comment says which checks and why) on
+# every source and fuzz target, two at a time; any finding fails.
+TIDY       ?= clang-tidy-14
+TIDY_FLAGS := -std=c11 -D_GNU_SOURCE -DSC_VERSION='"$(VERSION)"' $(PKG_CFLAGS)
+tidy:
+	@printf '%s\n' $(SRCS) $(wildcard tests/fuzz/fuzz_*.c) | \
+	  xargs -P2 -I{} $(TIDY) --quiet {} -- $(TIDY_FLAGS) 2>/dev/null; \
+	  rc=$$?; [ $$rc -eq 0 ] && echo "tidy: no findings" || { echo "tidy: findings above"; exit 1; }
+
 # The unit and integration suites under AddressSanitizer + UBSan.
 sanitize:
 	$(MAKE) BUILD=build-san CFLAGS='-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all' \
 	  LDFLAGS='-fsanitize=address,undefined' build-san/stagecoach unit
-	SC_BIN=$(CURDIR)/build-san/stagecoach bats tests/integration
+	SC_BIN=$(CURDIR)/build-san/stagecoach $(BATS) tests/integration
 
 # libFuzzer targets (tests/fuzz/fuzz_*.c) with ASan + UBSan, each run for
 # FUZZ_SECONDS from its committed seeds (tests/fuzz/corpus/NAME); new inputs

@@ -106,7 +106,7 @@ static void wait_interval(long seconds)
         clock_gettime(CLOCK_MONOTONIC, &now);
         if (now.tv_sec > end.tv_sec || (now.tv_sec == end.tv_sec && now.tv_nsec >= end.tv_nsec))
             return;
-        struct timespec slice = {0, 200 * 1000 * 1000};
+        struct timespec slice = {0, 200L * 1000 * 1000};
         nanosleep(&slice, NULL);
     }
 }

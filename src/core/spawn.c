@@ -28,8 +28,8 @@ extern char **environ;
 volatile sig_atomic_t sc_stop_requested = 0;
 volatile sig_atomic_t sc_reload_requested = 0;
 
-#define ERR_KEEP (64u * 1024u)         /* tail of stderr kept for messages */
-#define DEFAULT_MAX_STDOUT (64u << 20) /* 64 MiB */
+#define ERR_KEEP ((size_t)64 * 1024)          /* tail of stderr kept for messages */
+#define DEFAULT_MAX_STDOUT ((size_t)64 << 20) /* 64 MiB */
 #define DEFAULT_GRACE_S 10L
 #define SLICE_MS 200  /* poll slice: bounds how late we notice a stop (or an exit without pidfd) */
 #define DRAIN_MS 2000 /* after the child exits, how long its pipes may stay open */
@@ -315,10 +315,15 @@ static int build_actions(posix_spawn_file_actions_t *fa, const struct spawn_opts
         rc = posix_spawn_file_actions_adddup2(fa, err_w, STDERR_FILENO);
     if (rc == 0 && o->cwd)
         rc = posix_spawn_file_actions_addchdir_np(fa, o->cwd);
+    /* The fd the child keeps, as its fd 3 (the pipe end that may be there
+     * was dup'ed onto 1 or 2 above). dup2 onto itself clears FD_CLOEXEC in
+     * posix_spawn (POSIX.1-2024; glibc since 2.29). */
+    if (rc == 0 && o->keep_fd > 2)
+        rc = posix_spawn_file_actions_adddup2(fa, o->keep_fd, 3);
     /* No other fd of ours reaches the child, even one opened without
-     * O_CLOEXEC elsewhere (a lock held by a child would outlive us). */
+     * O_CLOEXEC elsewhere (a lock held by a hook's daemon would outlive us). */
     if (rc == 0)
-        rc = posix_spawn_file_actions_addclosefrom_np(fa, 3);
+        rc = posix_spawn_file_actions_addclosefrom_np(fa, o->keep_fd > 2 ? 4 : 3);
     if (rc != 0)
         posix_spawn_file_actions_destroy(fa);
     return rc;

@@ -24,6 +24,9 @@ struct spawn_opts {
     bool stderr_passthrough; /* also copy the child's stderr to ours as it arrives */
     bool ignore_stop;        /* run to the end (or timeout) even after a stop request:
                                 e.g. the hook that restarts the service */
+    int keep_fd;             /* > 2: reaches the child as its fd 3, the one fd of ours it
+                                inherits (the run lock, held until the child is gone too);
+                                0: none */
 };
 
 struct spawn_result {

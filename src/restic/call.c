@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../core/lock.h"
 #include "../core/log.h"
 #include "internal.h"
 
@@ -34,20 +35,29 @@ void rx_argv_start(const struct restic *r, struct strvec *argv, const char *subc
     strvec_push(argv, subcommand);
 }
 
+char *rx_join(const char *first, char *const *rest, size_t n, char sep)
+{
+    size_t len = strlen(first) + 1;
+    for (size_t i = 0; i < n; i++)
+        len += strlen(rest[i]) + 1;
+    char *out = xmalloc(len);
+    size_t o = strlen(first);
+    memcpy(out, first, o);
+    for (size_t i = 0; i < n; i++) {
+        size_t k = strlen(rest[i]);
+        out[o++] = sep;
+        memcpy(out + o, rest[i], k);
+        o += k;
+    }
+    out[o] = '\0';
+    return out;
+}
+
 static void log_argv(const struct strvec *argv)
 {
     if (log_get_level() < LOG_VERBOSE)
         return;
-    size_t len = 1;
-    for (size_t i = 0; i < argv->n; i++)
-        len += strlen(argv->v[i]) + 1;
-    char *line = xmalloc(len);
-    line[0] = '\0';
-    for (size_t i = 0; i < argv->n; i++) {
-        if (i > 0)
-            strcat(line, " ");
-        strcat(line, argv->v[i]);
-    }
+    char *line = rx_join(argv->v[0], argv->v + 1, argv->n - 1, ' ');
     log_debug("running %s", line); /* argv carries no secret by construction */
     free(line);
 }
@@ -83,6 +93,10 @@ static int run_once(struct restic *r, const char *what, const struct strvec *arg
     o->argv = argv->v;
     o->env = r->env.v;
     o->stdout_fd = -1;
+    /* restic holds the run lock with us: if we are killed, the next run
+     * waits for this restic (exit 8) instead of racing it. */
+    int lock_fd = lock_held_fd();
+    o->keep_fd = lock_fd > 2 ? lock_fd : 0;
     log_argv(argv);
     if (spawn_run(o, res, SC_ERESTIC, err) != 0) {
         spawn_result_free(res);
@@ -310,15 +324,21 @@ int rx_run_json_array(struct restic *r, const char *what, const struct strvec *a
     int rc = rx_run_ok(r, what, argv, &o, NULL, &res, err);
     if (rc != 0)
         return rc;
-    json_t *j = rx_parse_json(res.out, res.out_len);
-    if (!json_is_array(j)) {
-        json_decref(j);
-        rc = sc_fail(err, SC_ERESTIC, "restic %s printed no JSON array", what);
-    } else {
-        *out = j;
-    }
+    rc = rx_json_array(what, res.out, res.out_len, out, err);
     spawn_result_free(&res);
     return rc;
+}
+
+int rx_json_array(const char *what, const char *text, size_t len, json_t **out, sc_err *err)
+{
+    *out = NULL;
+    json_t *j = rx_parse_json(text, len);
+    if (!json_is_array(j)) {
+        json_decref(j);
+        return sc_fail(err, SC_ERESTIC, "restic %s printed no JSON array", what);
+    }
+    *out = j;
+    return 0;
 }
 
 int rx_this_host(const struct restic *r, char *buf, size_t size, sc_err *err)

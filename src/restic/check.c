@@ -29,7 +29,7 @@ static void check_line(void *ctx, const char *line, size_t len)
 
 /* The first line of a failed check that names a problem (restic prints
  * them on stderr before "Fatal: repository contains errors"); owned. */
-static char *first_problem(const char *stderr_text)
+char *rx_check_problem(const char *stderr_text)
 {
     struct strvec lines = {0};
     rx_clean_lines(stderr_text, &lines);
@@ -40,10 +40,9 @@ static char *first_problem(const char *stderr_text)
             continue;
         /* "error for tree 1a2b3c4d:" announces the detail on the next line */
         size_t n = strlen(l);
-        const char *next = i + 1 < lines.n ? lines.v[i + 1] : NULL;
-        while (next && (*next == ' ' || *next == '\t'))
-            next++;
-        char *joined = n > 0 && l[n - 1] == ':' && next && strncmp(next, "Fatal: ", 7) != 0
+        const char *next = i + 1 < lines.n ? lines.v[i + 1] : "";
+        next += strspn(next, " \t");
+        char *joined = n > 0 && l[n - 1] == ':' && *next && strncmp(next, "Fatal: ", 7) != 0
                            ? xasprintf("%s %s", l, next)
                            : xstrdup(l);
         found = rx_redact(joined);
@@ -53,7 +52,7 @@ static char *first_problem(const char *stderr_text)
     return found;
 }
 
-static bool contains_errors(const char *stderr_text)
+bool rx_check_damaged(const char *stderr_text)
 {
     return stderr_text && strstr(stderr_text, "repository contains errors") != NULL;
 }
@@ -74,10 +73,10 @@ int restic_check(struct restic *r, const char *subset, struct restic_check_resul
         return rc;
     if (res.exit_code == 0) {
         out->ok = true;
-    } else if (contains_errors(res.err)) {
+    } else if (rx_check_damaged(res.err)) {
         /* The repository answered, and what it holds is damaged. */
         out->damaged = true;
-        out->problem = first_problem(res.err);
+        out->problem = rx_check_problem(res.err);
         rc = sc_fail(err, SC_ERESTIC, "restic check found errors in the repository%s%s",
                      out->problem ? ": " : "", out->problem ? out->problem : "");
     } else {

@@ -242,17 +242,19 @@ char *rx_lock_holder(const struct strvec *lines)
     if (l == NULL)
         return NULL;
     const char *by = strstr(l, "by PID ");
-    char *who = rx_redact(by ? by + 3 : skip_fatal(l));
+    const char *who = by ? by + 3 : skip_fatal(l);
     /* 0.14: "lock was created at 2026-11-27 07:54:14 (2.28s ago)" follows. */
     const char *age = i + 1 < lines->n ? strstr(lines->v[i + 1], "lock was created at ") : NULL;
     const char *open = age ? strrchr(age, '(') : NULL;
     if (open == NULL)
-        return who;
-    char *out = xasprintf("%s, created %s", who, open + 1);
-    size_t n = strlen(out);
-    if (n > 0 && out[n - 1] == ')')
-        out[n - 1] = '\0';
-    free(who);
+        return rx_redact(who);
+    char *raw = xasprintf("%s, created %s", who, open + 1);
+    size_t n = strlen(raw);
+    if (n > 0 && raw[n - 1] == ')')
+        raw[n - 1] = '\0';
+    /* Both parts redacted together: the age is restic's text too. */
+    char *out = rx_redact(raw);
+    free(raw);
     return out;
 }
 

@@ -70,15 +70,7 @@ bool restic_retention_args(const struct config *cfg, struct strvec *argv)
 
 void restic_own_filter(const struct restic *r, const char *host, struct strvec *argv)
 {
-    size_t len = strlen("stagecoach") + 1;
-    for (size_t i = 0; i < r->cfg->restic.tags.n; i++)
-        len += strlen(r->cfg->restic.tags.v[i]) + 1;
-    char *tags = xmalloc(len);
-    strcpy(tags, "stagecoach");
-    for (size_t i = 0; i < r->cfg->restic.tags.n; i++) {
-        strcat(tags, ",");
-        strcat(tags, r->cfg->restic.tags.v[i]);
-    }
+    char *tags = rx_join("stagecoach", r->cfg->restic.tags.v, r->cfg->restic.tags.n, ',');
     strvec_pushf(argv, "--tag=%s", tags);
     strvec_pushf(argv, "--host=%s", host);
     free(tags);

@@ -43,6 +43,8 @@ char *rx_lock_holder(const struct strvec *lines);
 /* Before a retry: drop what the failed attempt's line callback collected. */
 typedef void (*rx_reset_fn)(void *ctx);
 
+/* first, then each of rest[0..n), sep between them (owned). */
+char *rx_join(const char *first, char *const *rest, size_t n, char sep);
 /* argv: the binary, global flags (--cacert), the subcommand. */
 void rx_argv_start(const struct restic *r, struct strvec *argv, const char *subcommand);
 /* Run restic with our environment, within the call's timeout (o->timeout_s,
@@ -72,5 +74,34 @@ int rx_this_host(const struct restic *r, char *buf, size_t size, sc_err *err);
 char *rx_repo_location(const struct restic *r);
 /* Sleep, waking early when a stop is requested: 0, or -1 if stopped. */
 int rx_sleep_ms(long ms);
+
+/* ---- reading restic's JSON (restic.c, call.c, check.c) ----
+ * Pure functions over restic's output, so the fuzz target
+ * (tests/fuzz/fuzz_restic_json.c) reaches them without running restic. */
+
+/* One text as a JSON array ("snapshots --json"); exit 6 when it is not. */
+int rx_json_array(const char *what, const char *text, size_t len, json_t **out, sc_err *err);
+
+/* What `backup --json` printed so far. */
+struct rx_backup_ctx {
+    struct restic_backup_result *out;
+    bool have_summary;
+};
+/* One stdout line of `backup --json`: status (progress) or summary. */
+void rx_backup_line(void *ctx, const char *line, size_t len);
+/* The full id of out->snapshot_id (maybe 8 hex digits) among the snapshots
+ * of list: exactly one must match. */
+int rx_full_id(json_t *list, const char *set_id, struct restic_backup_result *out, sc_err *err);
+/* One stdout line of `ls --json`: nodes appended to ctx (a JSON array). */
+void rx_ls_line(void *ctx, const char *line, size_t len);
+/* The snapshot whose id starts with prefix: NULL if none, *ambiguous when
+ * several do. Borrowed from list. */
+json_t *rx_match_id(json_t *list, const char *prefix, bool *ambiguous);
+/* The newest snapshot of list (by "time"), or NULL; borrowed. */
+json_t *rx_latest(json_t *list);
+/* check's stderr says the repository is damaged. */
+bool rx_check_damaged(const char *stderr_text);
+/* The first line of a failed check that names a problem; owned, or NULL. */
+char *rx_check_problem(const char *stderr_text);
 
 #endif

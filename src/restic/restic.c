@@ -26,8 +26,6 @@
 #include "../core/spawn.h"
 #include "internal.h"
 
-extern char **environ;
-
 #define ENV_FILE_MAX (1u << 20)
 #define VERSION_TIMEOUT_S 60L
 #define MIN_MINOR 14 /* 0.14.0: Debian 12, repository format v2 */
@@ -288,11 +286,6 @@ int restic_ensure_repo(struct restic *r, bool may_init, sc_err *err)
 
 /* ---- backup ---- */
 
-struct backup_ctx {
-    struct restic_backup_result *out;
-    bool have_summary;
-};
-
 static void human_bytes(uint64_t n, char *buf, size_t size)
 {
     static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
@@ -318,7 +311,7 @@ static void show_status(json_t *j)
                  rx_get_u64(j, "total_files"));
 }
 
-static void take_summary(struct backup_ctx *bc, json_t *j)
+static void take_summary(struct rx_backup_ctx *bc, json_t *j)
 {
     struct restic_backup_result *out = bc->out;
     const char *id = json_string_value(json_object_get(j, "snapshot_id"));
@@ -340,7 +333,7 @@ static void take_summary(struct backup_ctx *bc, json_t *j)
 /* Before a retried backup: the failed attempt's summary does not count. */
 static void backup_reset(void *ctx)
 {
-    struct backup_ctx *bc = ctx;
+    struct rx_backup_ctx *bc = ctx;
     memset(bc->out, 0, sizeof *bc->out);
     bc->have_summary = false;
 }
@@ -366,9 +359,9 @@ static bool set_time_arg(const char *set_id, char *buf, size_t size)
     return strftime(buf, size, "%Y-%m-%d %H:%M:%S", &local) > 0;
 }
 
-static void backup_line(void *ctx, const char *line, size_t len)
+void rx_backup_line(void *ctx, const char *line, size_t len)
 {
-    struct backup_ctx *bc = ctx;
+    struct rx_backup_ctx *bc = ctx;
     json_t *j = rx_parse_json(line, len);
     const char *type = json_string_value(json_object_get(j, "message_type"));
     if (type && strcmp(type, "status") == 0)
@@ -383,6 +376,26 @@ static void backup_line(void *ctx, const char *line, size_t len)
 /* 0.14 prints the 8-hex short id: find the full one among the snapshots
  * tagged with this set and made by this host (a set shipped twice has
  * several: match the id). */
+int rx_full_id(json_t *list, const char *set_id, struct restic_backup_result *out, sc_err *err)
+{
+    size_t i, found = 0;
+    json_t *s;
+    json_array_foreach(list, i, s)
+    {
+        const char *id = json_string_value(json_object_get(s, "id"));
+        if (id && strlen(id) == 64 && strspn(id, "0123456789abcdef") == 64 &&
+            strncmp(id, out->snapshot_id, strlen(out->snapshot_id)) == 0) {
+            memcpy(out->snapshot_id, id, 65);
+            found++;
+        }
+    }
+    if (found != 1)
+        return sc_fail(
+            err, SC_ERESTIC, "restic made snapshot %s but %s it among the snapshots of set %s",
+            out->short_id, found ? "found more than one match for" : "cannot find", set_id);
+    return 0;
+}
+
 static int complete_id(struct restic *r, const char *host, const char *set_id,
                        struct restic_backup_result *out, sc_err *err)
 {
@@ -394,23 +407,8 @@ static int complete_id(struct restic *r, const char *host, const char *set_id,
     json_t *list = NULL;
     int rc = rx_run_json_array(r, "snapshots", &argv, &list, err);
     strvec_free(&argv);
-    if (rc != 0)
-        return rc;
-    size_t i, found = 0;
-    json_t *s;
-    json_array_foreach(list, i, s)
-    {
-        const char *id = json_string_value(json_object_get(s, "id"));
-        if (id && strlen(id) == 64 &&
-            strncmp(id, out->snapshot_id, strlen(out->snapshot_id)) == 0) {
-            memcpy(out->snapshot_id, id, 65);
-            found++;
-        }
-    }
-    if (found != 1)
-        rc = sc_fail(
-            err, SC_ERESTIC, "restic made snapshot %s but %s it among the snapshots of set %s",
-            out->short_id, found ? "found more than one match for" : "cannot find", set_id);
+    if (rc == 0)
+        rc = rx_full_id(list, set_id, out, err);
     json_decref(list);
     return rc;
 }
@@ -439,8 +437,8 @@ int restic_backup(struct restic *r, const char *dir, const char *set_id,
     strvec_push(&argv, "--");
     strvec_push(&argv, dir);
 
-    struct backup_ctx bc = {.out = out};
-    struct spawn_opts o = {.on_stdout_line = backup_line, .ctx = &bc};
+    struct rx_backup_ctx bc = {.out = out};
+    struct spawn_opts o = {.on_stdout_line = rx_backup_line, .ctx = &bc};
     struct spawn_result res;
     rc = rx_run(r, "backup", &argv, &o, backup_reset, &res, err);
     strvec_free(&argv);
@@ -529,15 +527,25 @@ bool restic_snapshot_newer(json_t *a, json_t *b)
     return sa > sb || (sa == sb && na >= nb);
 }
 
+json_t *rx_latest(json_t *list)
+{
+    json_t *found = NULL, *s;
+    size_t i;
+    json_array_foreach(list, i, s)
+    {
+        if (found == NULL || restic_snapshot_newer(s, found))
+            found = s;
+    }
+    return found;
+}
+
 static bool valid_id_prefix(const char *s)
 {
     size_t n = strlen(s);
     return n >= 8 && n <= 64 && strspn(s, "0123456789abcdefABCDEF") == n;
 }
 
-/* The snapshot whose id starts with prefix: NULL if none, *ambiguous when
- * several do. */
-static json_t *match_id(json_t *list, const char *prefix, bool *ambiguous)
+json_t *rx_match_id(json_t *list, const char *prefix, bool *ambiguous)
 {
     json_t *found = NULL, *s;
     size_t i, n = strlen(prefix);
@@ -567,13 +575,7 @@ int restic_find_snapshot(struct restic *r, const char *which, json_t **snap, sc_
         return rc;
     json_t *found = NULL;
     if (latest) {
-        size_t i;
-        json_t *s;
-        json_array_foreach(list, i, s)
-        {
-            if (found == NULL || restic_snapshot_newer(s, found))
-                found = s;
-        }
+        found = rx_latest(list);
         if (found == NULL) {
             char host[256];
             rc = rx_this_host(r, host, sizeof host, err);
@@ -583,7 +585,7 @@ int restic_find_snapshot(struct restic *r, const char *which, json_t **snap, sc_
         }
     } else {
         bool ambiguous;
-        found = match_id(list, which, &ambiguous);
+        found = rx_match_id(list, which, &ambiguous);
         if (found == NULL)
             rc = sc_fail(err, SC_ERESTIC, "no snapshot %s made by stagecoach in the repository",
                          which);
@@ -598,26 +600,21 @@ int restic_find_snapshot(struct restic *r, const char *which, json_t **snap, sc_
 
 /* ---- reading a snapshot back ---- */
 
-struct ls_ctx {
-    json_t *nodes;
-};
-
 /* First line: the snapshot (struct_type "snapshot"); then one node a line
  * (struct_type "node"; 0.17+ adds message_type). Keep the nodes. */
-static void ls_line(void *ctx, const char *line, size_t len)
+void rx_ls_line(void *ctx, const char *line, size_t len)
 {
-    struct ls_ctx *lc = ctx;
+    json_t *nodes = ctx;
     json_t *j = rx_parse_json(line, len);
     const char *st = json_string_value(json_object_get(j, "struct_type"));
     if (st && strcmp(st, "node") == 0)
-        json_array_append(lc->nodes, j);
+        json_array_append(nodes, j);
     json_decref(j);
 }
 
 static void ls_reset(void *ctx)
 {
-    struct ls_ctx *lc = ctx;
-    json_array_clear(lc->nodes);
+    json_array_clear(ctx);
 }
 
 int restic_ls(struct restic *r, const char *id, json_t **nodes, sc_err *err)
@@ -627,16 +624,16 @@ int restic_ls(struct restic *r, const char *id, json_t **nodes, sc_err *err)
     strvec_push(&argv, "--json");
     strvec_push(&argv, "--");
     strvec_push(&argv, id);
-    struct ls_ctx lc = {.nodes = json_array()};
-    struct spawn_opts o = {.on_stdout_line = ls_line, .ctx = &lc};
+    json_t *list = json_array();
+    struct spawn_opts o = {.on_stdout_line = rx_ls_line, .ctx = list};
     struct spawn_result res;
     int rc = rx_run_ok(r, "ls", &argv, &o, ls_reset, &res, err);
     strvec_free(&argv);
     if (rc == 0) {
         spawn_result_free(&res);
-        *nodes = lc.nodes;
+        *nodes = list;
     } else {
-        json_decref(lc.nodes);
+        json_decref(list);
         *nodes = NULL;
     }
     return rc;

@@ -10,7 +10,7 @@
 
 /* A paths file larger than this is refused: it is a list of config paths,
  * not data, and reading it must stay bounded. */
-#define PATHLIST_MAX_FILE (1024 * 1024)
+#define PATHLIST_MAX_FILE ((size_t)1024 * 1024)
 /* Longest path accepted (PATH_MAX less its NUL): a longer one cannot be opened. */
 #define PATHLIST_MAX_PATH 4095
 

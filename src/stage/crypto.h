@@ -63,6 +63,11 @@ int crypto_load_symmetric(const char *path, struct crypto_key **key, sc_err *err
 int crypto_load_identity(const char *path, const char *passphrase_file, struct crypto_key **key,
                          sc_err *err);
 void crypto_key_free(struct crypto_key *key);
+/* A key that decrypts from its 32 secret bytes (the X25519 secret key, or
+ * the symmetric key); NULL if it is not valid. For tests and fuzzing: real
+ * keys come from key files. */
+struct crypto_key *crypto_key_from_secret(enum crypto_mode mode,
+                                          const unsigned char secret[crypto_box_SECRETKEYBYTES]);
 void crypto_key_id_hex(const struct crypto_key *key, char out[CRYPTO_KEY_ID_HEX]);
 const char *crypto_mode_name(enum crypto_mode mode);
 

@@ -301,9 +301,9 @@ static int encrypt_file(struct set *s, const char *relpath, const char *path, sc
         close(fd);
         return rc;
     }
-    unsigned char *buf = xmalloc(CRYPTO_CHUNK * 16);
+    unsigned char *buf = xmalloc((size_t)CRYPTO_CHUNK * 16);
     for (;;) {
-        ssize_t r = read(fd, buf, CRYPTO_CHUNK * 16);
+        ssize_t r = read(fd, buf, (size_t)CRYPTO_CHUNK * 16);
         if (r < 0 && errno == EINTR)
             continue;
         if (r < 0)
@@ -313,7 +313,7 @@ static int encrypt_file(struct set *s, const char *relpath, const char *path, sc
         if ((rc = sink_write(&k, buf, (size_t)r, err)) != 0)
             break;
     }
-    sodium_memzero(buf, CRYPTO_CHUNK * 16);
+    sodium_memzero(buf, (size_t)CRYPTO_CHUNK * 16);
     free(buf);
     close(fd);
     if (rc == 0)

@@ -250,29 +250,34 @@ recover() {
 }
 
 @test "SIGKILL of stagecoach alone while its restic creates the repository: the orphaned init does not break the next run" {
-    skip "BUG: a SIGKILLed stagecoach leaves its restic running and its lock released: the next run's restic init races the orphaned one, and the repository stays broken (exit 7 on every later run); see docs/security.md, open findings"
-    # What a fix must give: the next run fails cleanly (exit 8: the orphan
-    # still holds the lock) or succeeds; once the orphan is gone, runs
-    # succeed and the repository is sound (one key decrypts its config).
+    # The orphan inherited the run lock's descriptor (spawn_opts.keep_fd):
+    # the lock stays held until it has ended too, so the next run does not
+    # start a second restic init beside it; once it is gone, runs succeed
+    # and the repository is sound (one key decrypts its config).
     rm -rf "$REPO"
     kill_run restic:init 0 0
     echo "$KILL_LINE"
     [[ "$KILL_LINE" == killed*restic=init* ]]
+    pgrep -g "${PGIDS[0]}" -x restic # the orphan runs
     run --separate-stderr sc run
     echo "next run: $status $stderr"
-    [ "$status" -eq 0 ] || [ "$status" -eq 8 ]
+    [ "$status" -eq 8 ]
+    [[ "$stderr" == *"still held by a restic that stagecoach pid"*"was killed"* ]]
     # wait (bounded) for the orphaned restic to end by itself
     local g=${PGIDS[0]} k
     for ((k = 0; k < 600; k++)); do
         kill -0 -- "-$g" 2>/dev/null || break
         sleep 0.05
     done
+    refute kill -0 -- "-$g" 2>/dev/null # it ended by itself
     stop_orphans
     recover
     verify_all_snapshots
     run env RESTIC_REPOSITORY="$REPO" RESTIC_PASSWORD_FILE="$PASS" restic --no-cache check
     echo "$output"
     [ "$status" -eq 0 ]
+    # one key: no second init ran beside the orphan
+    [ "$(find "$REPO/keys" -type f | wc -l)" -eq 1 ]
 }
 
 @test "SIGKILL during verify --snapshot: its scratch copy is never listed and the next run removes it" {
