@@ -149,8 +149,9 @@ struct dump {
     size_t max_stmt;
     long long rows_total;
     size_t ntables;
-    unsigned threads; /* connections that read rows: 1, or the pool's */
-    char *single_why; /* why threads > 1 was not used (owned), or NULL */
+    unsigned threads;   /* connections that read rows: 1, or the pool's */
+    bool want_parallel; /* the lock is (also) for the workers' snapshots */
+    char *single_why;   /* why threads > 1 was not used (owned), or NULL */
     struct my_pool pool;
     size_t nchunks;
 };
@@ -207,7 +208,7 @@ static void lock_unavailable(struct dump *d, const char *why)
                     why);
         log_warn("mysql %s: could not lock the non-transactional tables (%s)", d->cfg->name, why);
     }
-    if (d->st.threads > 1) {
+    if (d->want_parallel) {
         free(d->single_why);
         d->single_why = xasprintf("connections can share one snapshot only under a lock (%s)", why);
         log_info("mysql %s: reading with one connection: %s", d->cfg->name, d->single_why);
@@ -232,10 +233,15 @@ static int lock_exec(struct dump *d, const char *sql, bool *refused)
     return 0;
 }
 
-static int take_lock(struct dump *d)
+/* BACKUP STAGE exists from MariaDB 10.4.1; needs RELOAD, like FTWRL. */
+static bool has_backup_stage(struct dump *d)
 {
-    /* BACKUP STAGE exists from MariaDB 10.4.1; needs RELOAD, like FTWRL. */
-    bool stages = d->mariadb && mysql_get_server_version(d->meta) >= 100401;
+    return d->mariadb && mysql_get_server_version(d->meta) >= 100401;
+}
+
+static int take_lock(struct dump *d, bool parallel)
+{
+    bool stages = has_backup_stage(d);
     int rc = my_connect(d->cfg, d->password, "lock", &d->lock, d->err);
     if (rc != 0)
         return rc;
@@ -259,7 +265,7 @@ static int take_lock(struct dump *d)
         log_info("mysql %s: %s held while %u connection(s) start their snapshot and %zu "
                  "non-transactional table(s) are read",
                  d->cfg->name, stages ? "BACKUP STAGE BLOCK_COMMIT" : "FLUSH TABLES WITH READ LOCK",
-                 d->st.threads > 1 ? d->st.threads + 1 : 1, d->nontrans);
+                 parallel ? d->st.threads + 1 : 1, d->nontrans);
     }
     return rc;
 }
@@ -523,16 +529,28 @@ static int snapshot(struct dump *d)
     }
     d->threads = 1;
     bool parallel = d->st.threads > 1;
-    MYSQL *conns[MY_MAX_THREADS] = {0};
     int rc = plan_rows(d);
+    /* One range in all: nothing to share out, no lock for it. */
+    if (d->nchunks <= 1)
+        parallel = false;
+    /* FTWRL waits for running queries while it blocks every writer; the
+     * default does not take it just to read faster (BACKUP STAGE
+     * BLOCK_COMMIT only waits for commits). An explicit threads does. */
+    if (parallel && d->cfg->threads == 0 && !has_backup_stage(d)) {
+        parallel = false;
+        d->single_why = xstrdup("the shared snapshot would need FLUSH TABLES WITH READ LOCK on "
+                                "this server; set threads to allow it");
+    }
+    MYSQL *conns[MY_MAX_THREADS] = {0};
     if (rc == 0)
         rc = my_connect(d->cfg, d->password, "data", &d->data, d->err);
     if (rc == 0)
         rc = session_setup(d, d->data);
     if (rc == 0 && parallel)
         rc = connect_workers(d, conns);
+    d->want_parallel = parallel;
     if (rc == 0 && (d->nontrans > 0 || parallel))
-        rc = take_lock(d);
+        rc = take_lock(d, parallel);
     parallel = parallel && d->lock != NULL;
     if (rc == 0)
         rc = start_snapshot(d, d->data);
