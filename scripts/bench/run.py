@@ -608,6 +608,11 @@ def restic_json_added(out):
 
 
 def part_incr():
+    """Three stage+ship runs of the MySQL source: the base; with 1% of rows
+    appended (the issue's case); then, appended rows gone, with 1% of rows
+    updated in ten places (ten runs of 0.1% of the rows, spread over the
+    table: recently active rows, say). Beside them, the same dumps
+    gzip-compressed and backed up with restic the way a script would."""
     sock = ensure_mysql()
     work = fresh_dir(os.path.join(OUT, "incr"))
     staging = os.path.join(work, "staging")
@@ -622,48 +627,56 @@ def part_incr():
                       restic=f"[restic]\nrepository = {repo}\npassword_file = {pw}\nhost = bench\ninit = yes\n\n"
                       "[check]\nevery = 0\n")
     extra = max(1, MYSQL_ROWS // 100)
+    hot = f"id % {max(1, MYSQL_ROWS // 10)} < {max(1, MYSQL_ROWS // 1000)}"  # 10 x 0.1%
+    cases = ["base", "append 1%", "update 1%"]
     reports, dumps = [], []
     try:
-        for i in range(2):
-            log(f"incremental: stagecoach run {i + 1}/2")
+        for i, case in enumerate(cases):
+            if case == "append 1%":
+                mysql("SET SESSION sql_log_bin=0; " + mysql_rows_sql(MYSQL_ROWS + 1, MYSQL_ROWS + extra), db="bench")
+            if case == "update 1%":
+                mysql(f"SET SESSION sql_log_bin=0; DELETE FROM bench.events WHERE id > {MYSQL_ROWS};"
+                      f" UPDATE bench.events SET amount = amount + 1 WHERE {hot}")
+            log(f"incremental: stagecoach run {i + 1}/{len(cases)} ({case})")
             res = measure([SC, "--json", "-q", "-c", conf, "run"], timeout=900)
             rep = json.loads(res.out.decode())
             reports.append(rep)
-            setdir = rep["set_path"]
+            plain = os.path.join(rep["set_path"], "mysql", "bench", "dump.sql")
             dump = os.path.join(work, f"dump{i + 1}.sql.gz")
             with open(dump, "wb") as f:
-                subprocess.run(["gzip", "-c", os.path.join(setdir, "mysql", "bench", "dump.sql")], stdout=f,
-                               check=True)
-            dumps.append((os.path.getsize(os.path.join(setdir, "mysql", "bench", "dump.sql")), dump))
-            if i == 0:
-                mysql("SET SESSION sql_log_bin=0; " + mysql_rows_sql(MYSQL_ROWS + 1, MYSQL_ROWS + extra), db="bench")
+                subprocess.run(["gzip", "-c", plain], stdout=f, check=True)
+            dumps.append((os.path.getsize(plain), dump))
     finally:
-        mysql(f"SET SESSION sql_log_bin=0; DELETE FROM bench.events WHERE id > {MYSQL_ROWS}")
-    # the same two dumps gzip-compressed, each backed up the way a script would
+        mysql(f"SET SESSION sql_log_bin=0; DELETE FROM bench.events WHERE id > {MYSQL_ROWS};"
+              f" UPDATE bench.events SET amount = amount - 1 WHERE {hot}" if len(reports) == 3 else
+              f"SET SESSION sql_log_bin=0; DELETE FROM bench.events WHERE id > {MYSQL_ROWS}")
     gzrepo = os.path.join(work, "repo-gz")
     env = clean_env({"RESTIC_PASSWORD": "bench-password", "RESTIC_REPOSITORY": gzrepo})
     subprocess.run(["restic", "init"], env=env, check=True, capture_output=True)
     gz_added = []
     gzdir = fresh_dir(os.path.join(work, "gz"))
     for i, (_, dump) in enumerate(dumps):
-        log(f"incremental: restic backup of the gzip dump {i + 1}/2")
+        log(f"incremental: restic backup of the gzip dump {i + 1}/{len(cases)}")
         shutil.copyfile(dump, os.path.join(gzdir, "dump.sql.gz"))
         r = subprocess.run(["restic", "backup", "--json", "--host", "bench", gzdir], env=env, check=True,
                            capture_output=True)
         gz_added.append(restic_json_added(r.stdout))
     added = [rep["snapshot"]["data_added"] for rep in reports]
-    dump2 = dumps[1][0]
-    gz2 = os.path.getsize(dumps[1][1])
-    frac = round(added[1] / dump2, 4)
-    row("incremental", "stagecoach run #2 (+1% rows): data_added / dump", [], added[1], None, frac, "<= 0.03",
-        frac <= 0.03, f"dump {mb(dump2):.0f} MB; run #1 added {mb(added[0]):.1f} MB, run #2 {mb(added[1]):.2f} MB")
-    gfrac = round(gz2 and gz_added[1] / gz2, 4)
-    row("incremental", "gzip dump, restic backup #2: data_added / gz", [], gz_added[1], None, gfrac, None, None,
-        f"gz {mb(gz2):.0f} MB; #1 added {mb(gz_added[0]):.1f} MB, #2 {mb(gz_added[1]):.1f} MB")
-    results["details"]["incremental"] = {"rows_appended": extra, "dump_bytes": [d[0] for d in dumps],
-                                         "stagecoach_data_added": added, "gz_bytes": [os.path.getsize(d[1]) for d in dumps],
-                                         "gz_data_added": gz_added,
-                                         "durations_s": [rep["duration_s"] for rep in reports]}
+    for i in (1, 2):
+        dump_b = dumps[i][0]
+        gz_b = os.path.getsize(dumps[i][1])
+        frac = round(added[i] / dump_b, 4)
+        gfrac = round(gz_added[i] / gz_b, 4)
+        target = "<= 0.03" if i == 1 else None
+        row("incremental", f"stagecoach run, {cases[i]} rows: data_added / dump", [], added[i], None, frac, target,
+            (frac <= 0.03) if i == 1 else None,
+            f"dump {mb(dump_b):.0f} MB; base run added {mb(added[0]):.1f} MB, this run {mb(added[i]):.2f} MB")
+        row("incremental", f"gzip dump + restic, {cases[i]} rows: data_added / gz", [], gz_added[i], None, gfrac,
+            None, None, f"gz {mb(gz_b):.0f} MB; base added {mb(gz_added[0]):.1f} MB, this one {mb(gz_added[i]):.1f} MB")
+    results["details"]["incremental"] = {"cases": cases, "rows_changed": extra, "dump_bytes": [d[0] for d in dumps],
+                                         "stagecoach_data_added": added,
+                                         "gz_bytes": [os.path.getsize(d[1]) for d in dumps], "gz_data_added": gz_added,
+                                         "run_durations_s": [rep["duration_s"] for rep in reports]}
     rmtree(work)
 
 
