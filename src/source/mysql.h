@@ -117,6 +117,9 @@ struct my_out {
     size_t len, cap;
     uint64_t flushed; /* bytes handed to the sink or fd so far */
     sc_err *err;
+    /* fd only, may be NULL: flushed, stored after each write, for a reader
+     * in another thread (the main thread follows a worker's spool). */
+    atomic_uint_least64_t *published;
 };
 void my_out_init_sink(struct my_out *o, struct sink *k, sc_err *err);
 void my_out_init_fd(struct my_out *o, int fd, const char *what, sc_err *err);
@@ -203,7 +206,8 @@ struct my_pool;
 struct my_job {
     struct my_table *table;
     size_t chunk;
-    int fd; /* the spool, -1 */
+    int fd;                          /* the spool, -1; valid once published > 0 or done */
+    atomic_uint_least64_t published; /* bytes in the spool so far */
     uint64_t len;
     long long rows;
     size_t max_stmt;

@@ -26,6 +26,7 @@ static void init(struct my_out *o, sc_err *err)
     o->len = 0;
     o->flushed = 0;
     o->err = err;
+    o->published = NULL;
 }
 
 void my_out_init_sink(struct my_out *o, struct sink *k, sc_err *err)
@@ -62,6 +63,8 @@ static int put(struct my_out *o, const void *p, size_t n)
         return sc_fail_errno(o->err, SC_ESTAGING, "cannot write %s", o->what);
     }
     o->flushed += n;
+    if (o->published != NULL)
+        atomic_store_explicit(o->published, o->flushed, memory_order_release);
     return 0;
 }
 

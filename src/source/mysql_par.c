@@ -53,6 +53,7 @@ static int run_job(struct my_pool *p, MYSQL *conn, struct my_job *job, size_t id
     char *label = my_qualified(t->db, t->name);
     struct my_out o;
     my_out_init_fd(&o, job->fd, "a chunk spool", &job->err);
+    o.published = &job->published;
     struct my_rows_job j = {.cfg = p->cfg,
                             .data = conn,
                             .plan = &t->rows_plan,
@@ -141,8 +142,14 @@ void my_pool_add_table(struct my_pool *p, struct my_table *t)
 {
     size_t n = t->chunks.n > 0 ? t->chunks.n : 1;
     p->jobs = xrealloc(p->jobs, (p->njobs + n) * sizeof *p->jobs);
-    for (size_t i = 0; i < n; i++)
-        p->jobs[p->njobs++] = (struct my_job){.table = t, .chunk = i, .fd = -1};
+    for (size_t i = 0; i < n; i++) {
+        struct my_job *job = &p->jobs[p->njobs++];
+        memset(job, 0, sizeof *job);
+        job->table = t;
+        job->chunk = i;
+        job->fd = -1;
+        atomic_init(&job->published, 0);
+    }
 }
 
 int my_pool_start(struct my_pool *p, sc_err *err)
@@ -195,25 +202,42 @@ int my_pool_take(struct my_pool *p, struct my_table *t, struct my_out *out, long
         return sc_fail(err, SC_ESOURCE, "mysql %s: internal error: chunks out of order",
                        p->cfg->name);
     struct my_job *job = &p->jobs[idx];
-    pthread_mutex_lock(&p->mu);
-    while (job->state != JOB_DONE && !p->failed && !sc_stop_requested) {
-        struct timespec ts;
-        deadline_in(&ts, 100);
-        pthread_cond_timedwait(&p->done, &p->mu, &ts);
+    /* Follow the chunk as its worker writes it: what is in the spool goes
+     * into the dump (and its hash) while the rest is still being read. */
+    uint64_t copied = 0;
+    int rc = 0;
+    for (;;) {
+        pthread_mutex_lock(&p->mu);
+        uint64_t avail = atomic_load_explicit(&job->published, memory_order_acquire);
+        while (job->state != JOB_DONE && !p->failed && !sc_stop_requested && avail == copied) {
+            struct timespec ts;
+            deadline_in(&ts, job->state == JOB_RUNNING ? 2 : 100);
+            pthread_cond_timedwait(&p->done, &p->mu, &ts);
+            avail = atomic_load_explicit(&job->published, memory_order_acquire);
+        }
+        bool done = job->state == JOB_DONE, failed = p->failed;
+        pthread_mutex_unlock(&p->mu);
+        if (sc_stop_requested)
+            return sc_fail(err, SC_EINTR, "mysql %s: interrupted", p->cfg->name);
+        if (failed) {
+            /* the first failure, as its worker worded it */
+            if (p->thread_failure)
+                return sc_fail(err, SC_ESOURCE, "mysql %s: a worker thread could not start",
+                               p->cfg->name);
+            const sc_err *first = &p->jobs[p->failed_job].err;
+            return sc_fail(err, first->code, "%s", first->msg);
+        }
+        if (done)
+            avail = job->len;
+        if (avail > copied) {
+            rc = my_out_copy_from(out, job->fd, copied, avail - copied);
+            if (rc != 0)
+                return rc;
+            copied = avail;
+        }
+        if (done)
+            break;
     }
-    bool failed = p->failed;
-    pthread_mutex_unlock(&p->mu);
-    if (sc_stop_requested)
-        return sc_fail(err, SC_EINTR, "mysql %s: interrupted", p->cfg->name);
-    if (failed) {
-        /* the first failure, as its worker worded it */
-        if (p->thread_failure)
-            return sc_fail(err, SC_ESOURCE, "mysql %s: a worker thread could not start",
-                           p->cfg->name);
-        const sc_err *first = &p->jobs[p->failed_job].err;
-        return sc_fail(err, first->code, "%s", first->msg);
-    }
-    int rc = my_out_copy_from(out, job->fd, 0, job->len);
     close(job->fd);
     job->fd = -1;
     *rows += job->rows;
