@@ -757,34 +757,65 @@ SQL
     [ "$(grep -c '^INSERT INTO `s`' "$DUMP")" -gt 1 ]
 }
 
-@test "a worker's connection killed mid-dump: exit 4, no set, nothing left behind" {
+# A table big enough that a parallel dump of it is caught in the middle.
+kill_table() {
     my_src <<'SQL'
 CREATE DATABASE IF NOT EXISTS sc_kill;
 USE sc_kill;
-DROP TABLE IF EXISTS t;
-CREATE TABLE t (id INT PRIMARY KEY, pad VARCHAR(300));
-INSERT INTO t SELECT seq, REPEAT(CHAR(65 + seq % 26), 300) FROM seq_1_to_1000000;
+CREATE TABLE IF NOT EXISTS t (id INT PRIMARY KEY, pad VARCHAR(300));
+INSERT IGNORE INTO t SELECT seq, REPEAT(CHAR(65 + seq % 26), 300) FROM seq_1_to_1000000;
 SQL
-    write_conf "database = sc_kill" "threads = 4"
-    sc stage >"$T/out" 2>"$T/err" &
-    local pid=$! i id=""
-    sc_track "$pid"
+}
+
+# The server id of a worker's connection while it reads rows ("" if none came).
+reading_connection() {
+    local i id=""
     for ((i = 0; i < 1000; i++)); do
         id=$(my_src -N -e "SELECT ID FROM information_schema.PROCESSLIST WHERE USER = 'sc' AND INFO LIKE 'SELECT /*!40001 SQL_NO_CACHE */%' LIMIT 1")
         [ -n "$id" ] && break
         sleep 0.01
     done
+    echo "$id"
+}
+
+@test "a worker's connection killed mid-dump: exit 4, no set, nothing left behind" {
+    kill_table
+    write_conf "database = sc_kill" "threads = 4"
+    sc stage >"$T/out" 2>"$T/err" &
+    local pid=$! id
+    sc_track "$pid"
+    id=$(reading_connection)
     echo "killing connection $id"
     [ -n "$id" ]
     my_src -e "KILL $id" || true
     local rc=0
     wait "$pid" || rc=$?
     cat "$T/err"
-    my_src -e 'DROP DATABASE sc_kill'
     [ "$rc" -eq 4 ]
     grep -q 'reading `sc_kill`.`t`' "$T/err"
     [ -z "$(sc_sets)" ]
     refute sc_tmp_left
+}
+
+@test "SIGINT during a parallel dump stops every worker: exit 130, no set, nothing left behind" {
+    kill_table
+    write_conf "database = sc_kill" "threads = 4"
+    "$SC" -c "$CONF" stage >"$T/out" 2>"$T/err" & # the binary itself: $! is its pid
+    local pid=$! id
+    sc_track "$pid"
+    id=$(reading_connection)
+    [ -n "$id" ]
+    kill -INT "$pid"
+    local rc=0
+    wait "$pid" || rc=$?
+    cat "$T/err"
+    [ "$rc" -eq 130 ]
+    grep -q interrupted "$T/err"
+    [ -z "$(sc_sets)" ]
+    refute sc_tmp_left
+    # no connection of the dump is left reading on the server
+    [ -z "$(my_src -N -e "SELECT ID FROM information_schema.PROCESSLIST WHERE USER = 'sc' AND INFO LIKE 'SELECT /*!40001%'")" ]
+    my_src -e 'DROP DATABASE sc_kill'
 }
 
 @test "the server killed in the middle of a dump: exit 4 and no set" {
