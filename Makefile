@@ -58,7 +58,7 @@ unit: $(UNIT_BINS)
 # The .bats files BATS_JOBS at a time (GNU parallel; the suite mostly waits
 # on restic, servers and sleeps); the tests of one file keep their order.
 # Every file starts its own MariaDB/s3rver/REST server on free ports.
-BATS_JOBS  ?= 1
+BATS_JOBS  ?= 2
 BATS       := bats --print-output-on-failure $(if $(and $(filter-out 1,$(BATS_JOBS)),$(shell command -v parallel)),--jobs $(BATS_JOBS) --no-parallelize-within-files)
 
 integration: $(BUILD)/stagecoach $(HELPER_BINS)

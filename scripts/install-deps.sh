@@ -13,7 +13,8 @@ packages=(
   # test
   libcmocka-dev bats coreutils xxd openssl procps util-linux
   mariadb-server mariadb-client
-  clang cppcheck valgrind shellcheck curl
+  clang clang-tidy cppcheck valgrind shellcheck curl
+  parallel                      # bats --jobs: the .bats files two at a time
   rclone python3-cryptography   # REST server (scripts/test-rest.sh); fast test keys
   time mydumper age             # make bench (scripts/bench): peak RSS, the tools compared
 )

@@ -40,14 +40,14 @@ make_cert() {
     chmod 600 "$dir/key.pem"
 }
 
-is_running() {
-    local dir=$1
-    [ -s "$dir/pid" ] && kill -0 "$(cat "$dir/pid")" 2>/dev/null
-}
+SERVER_NAME=test-s3
+SERVER_USAGE_ARG=" [BUCKET]"
+# shellcheck source=scripts/test-server-lib.sh
+. "$(dirname "$0")/test-server-lib.sh"
 
 start() {
     local dir=$1 bucket=${2:-stagecoach}
-    local bin port
+    local bin
     bin="$(find_s3rver)"
     mkdir -p "$dir/data"
     if is_running "$dir"; then
@@ -55,55 +55,15 @@ start() {
         return 0
     fi
     make_cert "$dir"
-    port=0
-    [ -s "$dir/port" ] && port="$(cat "$dir/port")"
     : >"$dir/log"
     # setsid: the server outlives nothing but is killed by pid, not by name.
-    setsid "$bin" -d "$dir/data" -a 127.0.0.1 -p "$port" --key "$dir/key.pem" \
+    setsid "$bin" -d "$dir/data" -a 127.0.0.1 -p "$(saved_port "$dir")" --key "$dir/key.pem" \
         --cert "$dir/cert.pem" --configure-bucket "$bucket" >>"$dir/log" 2>&1 </dev/null &
     echo $! >"$dir/pid"
-    local i
-    for ((i = 0; i < 200; i++)); do
-        port="$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9][0-9]*\).*/\1/p' "$dir/log" | tail -n 1)"
-        [ -n "$port" ] && break
-        if ! is_running "$dir"; then
-            echo "test-s3: s3rver exited:" >&2
-            cat "$dir/log" >&2
-            return 1
-        fi
-        sleep 0.1
-    done
-    if [ -z "$port" ]; then
-        echo "test-s3: s3rver did not start within 20 s" >&2
-        cat "$dir/log" >&2
-        return 1
-    fi
-    echo "$port" >"$dir/port"
-    echo "s3:https://127.0.0.1:$port/$bucket" >"$dir/url"
+    wait_port "$dir" 's/.*listening on 127\.0\.0\.1:\([0-9][0-9]*\).*/\1/p' || return 1
+    echo "s3:https://127.0.0.1:$(cat "$dir/port")/$bucket" >"$dir/url"
     (umask 077 && printf 'AWS_ACCESS_KEY_ID=S3RVER\nAWS_SECRET_ACCESS_KEY=S3RVER\n' >"$dir/env")
     cat "$dir/url"
 }
 
-stop() {
-    local dir=$1 sig=${2:-TERM}
-    is_running "$dir" || { rm -f "$dir/pid"; return 0; }
-    local pid i
-    pid="$(cat "$dir/pid")"
-    kill -"$sig" "$pid" 2>/dev/null || true
-    for ((i = 0; i < 50; i++)); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -KILL "$pid" 2>/dev/null || true
-    rm -f "$dir/pid"
-}
-
-case "${1:-}" in
-start) start "${2:?DIR}" "${3:-}" ;;
-stop) stop "${2:?DIR}" TERM ;;
-kill) stop "${2:?DIR}" KILL ;;
-*)
-    echo "usage: $0 start|stop|kill DIR [BUCKET]" >&2
-    exit 2
-    ;;
-esac
+server_main "$@"

@@ -75,6 +75,31 @@ stop_orphans() {
     PGIDS=()
 }
 
+# When the last kill left an orphaned restic (stagecoach alone was
+# killed), the run lock stays held while it works: a run started meanwhile
+# stops with exit 8 and says why (it may also find the orphan just gone).
+# Then wait (at most 60 s) for the orphan to end by itself.
+wait_for_orphan() {
+    local g=${PGIDS[-1]} k
+    pgrep -g "$g" -x restic >/dev/null || return 0
+    run --separate-stderr sc run
+    if [ "$status" -eq 8 ]; then
+        if [[ "$stderr" != *"still held by a restic that stagecoach pid"* ]]; then
+            echo "exit 8 without naming the orphaned restic: $stderr" >&2
+            return 1
+        fi
+    elif [ "$status" -ne 0 ]; then
+        echo "a run beside an orphaned restic: exit $status: $stderr" >&2
+        return 1
+    fi
+    for ((k = 0; k < 1200; k++)); do
+        pgrep -g "$g" -x restic >/dev/null || return 0
+        sleep 0.05
+    done
+    echo "the orphaned restic of '$KILL_LINE' did not end within 60 s" >&2
+    return 1
+}
+
 # Only published sets are listed; each one verifies (hashing, and b2sum -c
 # with coreutils alone). A set already verified is checked again by the
 # final pass only.
@@ -200,8 +225,10 @@ recover() {
         esac
         # Right after the kill, before anything cleans up.
         check_local
+        # An orphaned restic still holds the run lock: runs wait for it.
+        wait_for_orphan
         # The next run, beside whatever the kill left (a .tmp-*, a stale
-        # restic lock, an orphaned restic still backing up).
+        # restic lock).
         recover
         stop_orphans
         check_local
