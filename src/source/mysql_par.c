@@ -42,8 +42,9 @@ static int spool_open(struct my_pool *p, size_t idx, int *fd, sc_err *err)
     return rc;
 }
 
-/* Read one chunk on conn into its spool. */
-static int run_job(struct my_pool *p, MYSQL *conn, struct my_job *job, size_t idx)
+/* Read one chunk on conn into its spool, through o (the worker's buffer,
+ * kept from chunk to chunk so that memory stays flat). */
+static int run_job(struct my_pool *p, MYSQL *conn, struct my_out *o, struct my_job *job, size_t idx)
 {
     struct my_table *t = job->table;
     int rc = spool_open(p, idx, &job->fd, &job->err);
@@ -51,9 +52,11 @@ static int run_job(struct my_pool *p, MYSQL *conn, struct my_job *job, size_t id
         return rc;
     char *sql = my_chunk_select(&t->rows_plan, &t->chunks, job->chunk);
     char *label = my_qualified(t->db, t->name);
-    struct my_out o;
-    my_out_init_fd(&o, job->fd, "a chunk spool", &job->err);
-    o.published = &job->published;
+    o->fd = job->fd;
+    o->err = &job->err;
+    o->len = 0;
+    o->flushed = 0;
+    o->published = &job->published;
     struct my_rows_job j = {.cfg = p->cfg,
                             .data = conn,
                             .plan = &t->rows_plan,
@@ -62,18 +65,18 @@ static int run_job(struct my_pool *p, MYSQL *conn, struct my_job *job, size_t id
                             .cancel = &p->cancel,
                             .label = label,
                             .max_insert = p->max_insert,
-                            .out = &o,
+                            .out = o,
                             .err = &job->err};
     rc = my_rows_dump(&j);
     if (rc == 0)
-        rc = my_out_flush(&o);
+        rc = my_out_flush(o);
     /* Let go of the table's metadata lock, as the single connection does. */
     if (rc == 0)
         rc = my_exec(conn, p->cfg, "ROLLBACK TO SAVEPOINT stagecoach", &job->err);
-    job->len = my_out_pos(&o);
+    job->len = my_out_pos(o);
     job->rows = j.rows;
     job->max_stmt = j.max_stmt;
-    my_out_free(&o);
+    o->published = NULL;
     free(label);
     free(sql);
     return rc;
@@ -94,6 +97,8 @@ static void *worker(void *arg)
         pthread_mutex_unlock(&p->mu);
         return NULL;
     }
+    struct my_out o;
+    my_out_init_fd(&o, -1, "a chunk spool", NULL);
     pthread_mutex_lock(&p->mu);
     for (;;) {
         while (!atomic_load(&p->cancel) && p->next < p->njobs && p->next - p->taken >= p->window)
@@ -104,7 +109,7 @@ static void *worker(void *arg)
         struct my_job *job = &p->jobs[idx];
         job->state = JOB_RUNNING;
         pthread_mutex_unlock(&p->mu);
-        int rc = run_job(p, wa->conn, job, idx);
+        int rc = run_job(p, wa->conn, &o, job, idx);
         pthread_mutex_lock(&p->mu);
         job->state = rc == 0 ? JOB_DONE : JOB_FAILED;
         if (rc != 0 && !p->failed) {
@@ -118,6 +123,7 @@ static void *worker(void *arg)
             pthread_cond_broadcast(&p->work);
     }
     pthread_mutex_unlock(&p->mu);
+    my_out_free(&o);
     mysql_thread_end();
     return NULL;
 }
