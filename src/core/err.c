@@ -56,7 +56,11 @@ int sc_fail(sc_err *e, int code, const char *fmt, ...)
 
 int sc_fail_errno(sc_err *e, int code, const char *fmt, ...)
 {
-    const char *why = strerror(errno); /* before anything else can change errno */
+    /* before anything else can change errno; strerror_r (GNU: returns the
+     * text) because the MySQL source's worker threads fail through here
+     * too, each into an sc_err of its own (nothing else here is shared) */
+    char buf[128];
+    const char *why = strerror_r(errno, buf, sizeof buf);
     va_list ap;
     va_start(ap, fmt);
     int rc = fail_v(e, code, why, fmt, ap);
