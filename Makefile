@@ -73,11 +73,11 @@ demo:
 
 lint:
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
-	  --inline-suppr --std=c11 --include=/usr/include/jansson.h -I/usr/include/mariadb src tests/unit
-	clang-format --dry-run -Werror $(SRCS) $(wildcard src/*/*.h) $(UNIT_SRCS)
+	  --inline-suppr --std=c11 --include=/usr/include/jansson.h -I/usr/include/mariadb src tests/unit tests/fuzz
+	clang-format --dry-run -Werror $(SRCS) $(wildcard src/*/*.h) $(UNIT_SRCS) $(wildcard tests/fuzz/*.c)
 
 format:
-	clang-format -i $(SRCS) $(wildcard src/*/*.h) $(UNIT_SRCS)
+	clang-format -i $(SRCS) $(wildcard src/*/*.h) $(UNIT_SRCS) $(wildcard tests/fuzz/*.c)
 
 # clang-tidy 14 with .clang-tidy (its comment says which checks and why) on
 # every source and fuzz target, two at a time; any finding fails.
