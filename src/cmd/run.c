@@ -88,6 +88,8 @@ static void reload_config(struct ctx *c)
         carry_over_passwords(&c->cfg, &fresh);
         config_free(&c->cfg);
         c->cfg = fresh;
+        /* A changed [run] syslog or syslog_facility takes effect now too. */
+        log_syslog(c->cfg.run.syslog, c->cfg.run.syslog_facility);
         log_info("SIGHUP: configuration reloaded");
     }
     config_problems_free(&probs);
