@@ -43,7 +43,7 @@ MYSQL_ROWS = int(1_000_000 * SCALE)
 TAG = f"v{GEN_VERSION}-s{SCALE:g}"
 DATA = os.path.join(BUILD, "bench-data", TAG)
 OUT = os.path.join(BUILD, "bench-out")
-MYDIR = os.path.join(BUILD, "my")  # short: the MariaDB socket lives here
+MYDIR = os.path.join(BUILD, f"my-{TAG}")  # short: the MariaDB socket lives here
 T0 = time.monotonic()
 
 
@@ -246,7 +246,13 @@ SELECT seq,
 FROM seq_{lo}_to_{hi}"""
 
 
+MYSQL_UP = False
+
+
 def ensure_mysql():
+    global MYSQL_UP
+    if MYSQL_UP:
+        return os.path.join(MYDIR, "sock")
     marker = os.path.join(MYDIR, "bench-data")
     want = f"{TAG} rows={MYSQL_ROWS}"
     have = open(marker).read().strip() if os.path.exists(marker) else ""
@@ -254,6 +260,7 @@ def ensure_mysql():
         subprocess.run([os.path.join(ROOT, "scripts/test-mariadb.sh"), "stop", MYDIR], check=False)
         rmtree(MYDIR)
     subprocess.run([os.path.join(ROOT, "scripts/test-mariadb.sh"), "start", MYDIR], check=True)
+    MYSQL_UP = True
     if have != want:
         log(f"generating MariaDB table ({MYSQL_ROWS} rows)")
         mysql("CREATE DATABASE bench; CREATE TABLE bench.events (id BIGINT PRIMARY KEY, name VARCHAR(64) NOT NULL,"
