@@ -372,29 +372,46 @@ void my_rows_plan_free(struct my_rows_plan *p)
 
 /* ---- chunks: key ranges ---------------------------------------------------- */
 
-/* Keys as offsets from the smallest value of their type, so signed and
- * unsigned ranges are the same unsigned arithmetic. */
-static bool key_offset(const char *v, bool is_unsigned, uint64_t *off)
+/* A key as its type holds it: BIGINT or BIGINT UNSIGNED (the smaller
+ * integer types fit in either). */
+union ikey {
+    int64_t s;
+    uint64_t u;
+};
+
+static bool key_parse(const char *v, bool is_unsigned, union ikey *k)
 {
     char *end;
     errno = 0;
     if (is_unsigned) {
         if (*v == '-')
             return false;
-        unsigned long long u = strtoull(v, &end, 10);
-        *off = (uint64_t)u;
+        k->u = (uint64_t)strtoull(v, &end, 10);
     } else {
-        long long l = strtoll(v, &end, 10);
-        *off = (uint64_t)l ^ (UINT64_C(1) << 63);
+        k->s = (int64_t)strtoll(v, &end, 10);
     }
     return errno == 0 && end != v && *end == '\0';
 }
 
-static char *key_text(uint64_t off, bool is_unsigned)
+/* The cell of a key on the grid of multiples of w: floor(key / w). */
+static union ikey key_cell(union ikey k, bool is_unsigned, uint64_t w)
 {
-    if (is_unsigned)
-        return xasprintf("%llu", (unsigned long long)off);
-    return xasprintf("%lld", (long long)(int64_t)(off ^ (UINT64_C(1) << 63)));
+    union ikey c;
+    if (is_unsigned) {
+        c.u = k.u / w;
+    } else if (w > (uint64_t)INT64_MAX) {
+        c.s = k.s < 0 ? -1 : 0;
+    } else {
+        int64_t sw = (int64_t)w;
+        c.s = k.s / sw - (k.s % sw < 0 ? 1 : 0);
+    }
+    return c;
+}
+
+/* Cells from a to b (b >= a): the number of grid points in (lo, hi]. */
+static uint64_t cells_between(union ikey a, union ikey b, bool is_unsigned)
+{
+    return is_unsigned ? b.u - a.u : (uint64_t)b.s - (uint64_t)a.s;
 }
 
 void my_chunk_plan(const char *min, const char *max, bool is_unsigned, uint64_t keys_per_chunk,
@@ -402,26 +419,35 @@ void my_chunk_plan(const char *min, const char *max, bool is_unsigned, uint64_t 
 {
     c->n = 1;
     c->lo = xcalloc(1, sizeof *c->lo);
-    uint64_t lo, hi;
+    union ikey lo, hi;
     if (min == NULL || max == NULL || keys_per_chunk == 0 || max_chunks < 2 ||
-        !key_offset(min, is_unsigned, &lo) || !key_offset(max, is_unsigned, &hi) || hi < lo)
+        !key_parse(min, is_unsigned, &lo) || !key_parse(max, is_unsigned, &hi) ||
+        (is_unsigned ? hi.u < lo.u : hi.s < lo.s))
         return;
-    uint64_t span = hi - lo; /* keys in [lo, hi] minus one: no overflow */
-    uint64_t n = span / keys_per_chunk + 1;
-    if (n > max_chunks)
-        n = max_chunks;
-    if (n > span)
-        n = span;
-    if (n < 2)
+    /* The bounds are the multiples of w in (min, max]: fixed points of the
+     * key space, so rows appended past max (or removed below min) only add
+     * (or drop) ranges at the ends, and the rest of the dump keeps its
+     * bytes. w doubles until there are at most max_chunks ranges. */
+    uint64_t w = keys_per_chunk, n;
+    for (;;) {
+        n = cells_between(key_cell(lo, is_unsigned, w), key_cell(hi, is_unsigned, w), is_unsigned);
+        if (n < max_chunks || w > UINT64_MAX / 2)
+            break;
+        w *= 2;
+    }
+    if (n == 0 || n >= max_chunks)
         return;
-    /* lo[i] = lo + i * span / n without overflow: q * i <= span, and
-     * r * i < n * n is small. Strictly increasing (q >= 1), all <= hi. */
-    uint64_t q = span / n, r = span % n;
-    c->n = (size_t)n;
+    union ikey first = key_cell(lo, is_unsigned, w);
+    c->n = (size_t)n + 1;
     c->lo = xrealloc(c->lo, c->n * sizeof *c->lo);
     c->lo[0] = NULL;
+    /* (first + i) * w lies in (min, max]: no overflow */
     for (size_t i = 1; i < c->n; i++)
-        c->lo[i] = key_text(lo + q * i + r * i / n, is_unsigned);
+        c->lo[i] = is_unsigned
+                       ? xasprintf("%llu", (unsigned long long)((first.u + i) * w))
+                       : xasprintf("%lld", w > (uint64_t)INT64_MAX
+                                               ? 0LL /* the one multiple in range */
+                                               : (long long)((first.s + (int64_t)i) * (int64_t)w));
 }
 
 void my_chunks_free(struct my_chunks *c)

@@ -755,6 +755,33 @@ SQL
     done
     # the chunked rows are in key order, as with one connection
     [ "$(grep -c '^INSERT INTO `s`' "$DUMP")" -gt 1 ]
+    # rows appended past MAX move no range bound: every statement of the
+    # table is written again byte for byte, then the new ones (restic stores
+    # only the new end). (MAX was 209997: the old last range, from 200000,
+    # now ends at 250000 and holds the same rows.)
+    local before=$DUMP
+    my_src -e "INSERT INTO sc_chunks.s (id, v) SELECT 300000 + seq, 'new' FROM sc_chunks.seq_1_to_20000"
+    sleep 1 # a new set id
+    stage_ok
+    my_src -e "DELETE FROM sc_chunks.s WHERE id > 300000"
+    python3 - "$before" "$DUMP" <<'PY'
+import sys
+def ranges(path):
+    out, cur = [], None
+    for line in open(path, encoding='utf-8'):
+        if line.startswith('INSERT INTO `s` '):
+            cur = [line]
+            out.append(cur)
+        elif cur is not None:
+            cur.append(line)
+            if line.endswith(';\n'):
+                cur = None
+    return [''.join(r) for r in out]
+old, new = ranges(sys.argv[1]), ranges(sys.argv[2])
+print(len(old), "statements before,", len(new), "after")
+assert len(new) > len(old)
+assert new[:len(old)] == old
+PY
 }
 
 # A table big enough that a parallel dump of it is caught in the middle.
