@@ -714,7 +714,7 @@ static char *load_command(const struct dump *d)
     /* The stock client refuses statements over its max_allowed_packet
      * (16 MiB); a dump with a bigger row says how much it needs. */
     if (d->max_stmt + 1024 > MY_CLIENT_DEFAULT_PACKET) {
-        unsigned long mib = (unsigned long)(d->max_stmt / (1024 * 1024)) + 2;
+        unsigned long mib = (unsigned long)(d->max_stmt / (1024UL * 1024UL)) + 2;
         return xasprintf("mariadb --max-allowed-packet=%luM < %s", mib, d->relpath);
     }
     return xasprintf("mariadb < %s", d->relpath);

@@ -226,7 +226,7 @@ struct my_pool {
     const struct source_cfg *cfg;
     const char *tmpdir;
     size_t max_insert;
-    MYSQL **conns; /* one a worker, owned; each in the shared snapshot */
+    MYSQL *conns[MY_MAX_THREADS]; /* one a worker, owned; each in the shared snapshot */
     size_t nconns;
     struct my_job *jobs; /* every chunk, in the order of the dump */
     size_t njobs;

@@ -14,7 +14,7 @@
 #include "../core/xalloc.h"
 #include "mysql.h"
 
-#define OUT_BUFFER (1024 * 1024)
+#define OUT_BUFFER ((size_t)1024 * 1024)
 /* The dump file's pages are handed to the disk every this many bytes, so
  * that the fsync of sink_close finds little left to write. */
 #define WRITE_BEHIND (8ULL * 1024 * 1024)

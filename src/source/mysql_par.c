@@ -140,8 +140,10 @@ void my_pool_init(struct my_pool *p, const struct source_cfg *cfg, const char *t
 
 void my_pool_add_conn(struct my_pool *p, MYSQL *conn)
 {
-    p->conns = xrealloc(p->conns, (p->nconns + 1) * sizeof *p->conns);
-    p->conns[p->nconns++] = conn;
+    if (p->nconns < MY_MAX_THREADS)
+        p->conns[p->nconns++] = conn;
+    else
+        my_close(&conn);
 }
 
 void my_pool_add_table(struct my_pool *p, struct my_table *t)
@@ -279,11 +281,9 @@ void my_pool_stop(struct my_pool *p)
         p->sync_ready = false;
     }
     free(p->jobs);
-    free(p->conns);
     free(p->tids);
     free(p->args);
     p->jobs = NULL;
-    p->conns = NULL;
     p->tids = NULL;
     p->args = NULL;
     p->njobs = p->nconns = 0;

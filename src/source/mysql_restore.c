@@ -23,7 +23,7 @@
 #include "../core/xalloc.h"
 #include "mysql.h"
 
-#define READ_CHUNK (1024 * 1024)
+#define READ_CHUNK ((size_t)1024 * 1024)
 
 struct loader {
     const struct source_cfg *cfg;

@@ -20,6 +20,7 @@
  * Rows come in primary-key order (else a unique NOT NULL key) so an
  * unchanged table dumps to the same bytes and restic stores it once. */
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -93,7 +94,7 @@ static size_t hex(char *o, const unsigned char *v, size_t n)
         "C0C1C2C3C4C5C6C7C8C9CACBCCCDCECFD0D1D2D3D4D5D6D7D8D9DADBDCDDDEDF"
         "E0E1E2E3E4E5E6E7E8E9EAEBECEDEEEFF0F1F2F3F4F5F6F7F8F9FAFBFCFDFEFF";
     for (size_t i = 0; i < n; i++)
-        memcpy(o + 2 * i, pairs + 2 * v[i], 2);
+        memcpy(o + 2 * i, pairs + 2 * (size_t)v[i], 2);
     return 2 * n;
 }
 
@@ -148,7 +149,8 @@ int my_encode_value(enum my_enc enc, const char *v, unsigned long vlen, char **b
         return 0;
     case ENC_HEX:
         if (vlen == 0) {
-            memcpy(o, "''", 2);
+            o[0] = '\'';
+            o[1] = '\'';
             *len += 2;
             return 0;
         }
@@ -443,11 +445,10 @@ void my_chunk_plan(const char *min, const char *max, bool is_unsigned, uint64_t 
     c->lo[0] = NULL;
     /* (first + i) * w lies in (min, max]: no overflow */
     for (size_t i = 1; i < c->n; i++)
-        c->lo[i] = is_unsigned
-                       ? xasprintf("%llu", (unsigned long long)((first.u + i) * w))
-                       : xasprintf("%lld", w > (uint64_t)INT64_MAX
-                                               ? 0LL /* the one multiple in range */
-                                               : (long long)((first.s + (int64_t)i) * (int64_t)w));
+        c->lo[i] = is_unsigned ? xasprintf("%" PRIu64, (first.u + i) * w)
+                               : xasprintf("%" PRId64, w > (uint64_t)INT64_MAX
+                                                           ? 0 /* the one multiple in range */
+                                                           : (first.s + (int64_t)i) * (int64_t)w);
 }
 
 void my_chunks_free(struct my_chunks *c)

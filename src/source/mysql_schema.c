@@ -46,17 +46,21 @@ static int comment(struct my_writer *w, const char *what, const char *name)
 static int show_create(struct my_writer *w, const char *sql, const char *what, int col,
                        MYSQL_RES **res, MYSQL_ROW *row)
 {
-    if (my_query(w->meta, w->cfg, sql, res, w->err) != 0)
-        return w->err->code;
+    *row = NULL;
+    int rc = my_query(w->meta, w->cfg, sql, res, w->err);
+    if (rc != 0)
+        return rc;
     *row = mysql_fetch_row(*res);
     if (*row == NULL || (int)mysql_num_fields(*res) <= col || (*row)[col] == NULL) {
         mysql_free_result(*res);
         *res = NULL;
-        return sc_fail(w->err, SC_ESOURCE,
-                       "mysql %s: %s: the server did not show its definition (missing privilege? "
-                       "the account needs SELECT, SHOW VIEW, TRIGGER, EVENT and SHOW CREATE "
-                       "ROUTINE or SELECT on mysql.proc)",
-                       w->cfg->name, what);
+        *row = NULL;
+        sc_fail(w->err, SC_ESOURCE,
+                "mysql %s: %s: the server did not show its definition (missing privilege? "
+                "the account needs SELECT, SHOW VIEW, TRIGGER, EVENT and SHOW CREATE "
+                "ROUTINE or SELECT on mysql.proc)",
+                w->cfg->name, what);
+        return SC_ESOURCE; /* whatever failure the sc_err kept first */
     }
     return 0;
 }

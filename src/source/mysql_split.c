@@ -225,7 +225,7 @@ static int feed_byte(struct my_splitter *s, char c)
                      s->code ? s->stmt_line : s->line, s->max);
             return -1;
         }
-        s->cap = s->cap ? 2 * s->cap : 64 * 1024;
+        s->cap = s->cap ? 2 * s->cap : (size_t)64 * 1024;
         s->buf = xrealloc(s->buf, s->cap + 1);
     }
     bool was_normal = normalish(s->state);
