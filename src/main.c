@@ -1,5 +1,6 @@
 /* stagecoach: global options, the command table, and the one place where a
  * failure becomes an exit code, a line on stderr and the JSON report. */
+#include <errno.h>
 #include <locale.h>
 #include <signal.h>
 #include <sodium.h>
@@ -53,12 +54,14 @@ static void usage(FILE *out)
 
 static void on_signal(int sig)
 {
+    int saved_errno = errno; /* nothing below should touch it; keep it so */
     if (sig == SIGHUP)
         sc_reload_requested = 1;
     else if (sig == SIGALRM)
         sc_stop_requested = STOP_TIMEOUT;
     else
         sc_stop_requested = STOP_SIGNAL;
+    errno = saved_errno;
 }
 
 static void install_signal_handlers(void)

@@ -320,7 +320,7 @@ static void check_mysql(struct doctor *d, const struct source_cfg *s)
         verdict(d, V_WARN, 0,
                 "mysql %s: connects and reads, but the account lacks RELOAD: "
                 "non-transactional (MyISAM, Aria) tables would not be locked during the dump "
-                "(GRANT RELOAD ON *.* to it)",
+                "and it is read over one connection, not in parallel (GRANT RELOAD ON *.* to it)",
                 s->name);
     else
         verdict(d, V_OK, 0, "mysql %s: connects and reads%s", s->name,
