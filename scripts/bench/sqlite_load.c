@@ -16,7 +16,9 @@
  *
  * READYFILE is written once the first 20 commits are done. On SIGTERM or
  * SIGINT it stops and prints one JSON line on stdout:
- *   {"commits":N,"seconds":S,"rate":R,"worst_ms":W,"p99_ms":P,"over_250ms":K}
+ *   {"commits":N,"seconds":S,"rate":R,"worst_ms":W,"worst_at":T,"p99_ms":P,"over_250ms":K}
+ * worst_at: when the worst commit started (Unix time, seconds), to place
+ * it among the phases of the tool that ran meanwhile.
  * Exit 1 on any unexpected SQLite error (message on stderr). */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -40,6 +42,13 @@ static double now(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static double wall(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
@@ -124,13 +133,13 @@ int main(int argc, char **argv)
     double *lat = malloc(cap * sizeof *lat);
     if (lat == NULL)
         die(NULL, "out of memory");
-    double worst = 0, start = now(), sched = start;
+    double worst = 0, worst_at = 0, start = now(), sched = start;
     long k = 0;
     while (!stop) {
         sleep_until(sched + (double)k / rate);
         if (stop)
             break;
-        double t0 = now();
+        double t0 = now(), w0 = wall();
         if (exec_retry(db, "BEGIN IMMEDIATE") != 0)
             break;
         int rc = sqlite3_step(upd);
@@ -144,8 +153,10 @@ int main(int argc, char **argv)
             die(db, "insert");
         exec_retry(db, "COMMIT");
         double ms = (now() - t0) * 1000.0;
-        if (ms > worst)
+        if (ms > worst) {
             worst = ms;
+            worst_at = w0;
+        }
         if (n == cap) {
             cap *= 2;
             double *p = realloc(lat, cap * sizeof *lat);
@@ -181,8 +192,8 @@ int main(int argc, char **argv)
             over += lat[i] > 250.0;
     }
     free(lat);
-    printf("{\"commits\":%zu,\"seconds\":%.3f,\"rate\":%.1f,\"worst_ms\":%.1f,\"p99_ms\":%.1f,"
-           "\"over_250ms\":%ld}\n",
-           n, secs, secs > 0 ? (double)n / secs : 0.0, worst, p99, over);
+    printf("{\"commits\":%zu,\"seconds\":%.3f,\"rate\":%.1f,\"worst_ms\":%.1f,\"worst_at\":%.3f,"
+           "\"p99_ms\":%.1f,\"over_250ms\":%ld}\n",
+           n, secs, secs > 0 ? (double)n / secs : 0.0, worst, worst_at, p99, over);
     return 0;
 }
