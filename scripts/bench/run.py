@@ -780,6 +780,11 @@ def main():
     for p in (SC, SC_NOHASH, LOAD):
         if not os.access(p, os.X_OK):
             sys.exit(f"bench: {p} is missing (run make bench)")
+    missing = [t for t in ("/usr/bin/time", "sqlite3", "cp", "sync", "gzip", "b2sum", "age", "age-keygen", "restic",
+                           "mariadb", "mariadb-dump", "mariadb-install-db", "mydumper")
+               if shutil.which(t) is None]
+    if missing:
+        sys.exit(f"bench: missing {' '.join(missing)} (scripts/install-deps.sh installs them)")
     os.makedirs(OUT, exist_ok=True)
     results["machine"] = machine()
     results["started"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
