@@ -10,6 +10,7 @@ Environment:
   BENCH_RUNS    runs per tool, alternating A B C A B C ... (default 3)
   BENCH_ONLY    comma list of parts: sqlite,mysql,hash,incr,mem (default all)
   BENCH_BACKUP_CAP  seconds `.backup` may run under load (default 20)
+  BENCH_SQLITE_MODES  journal modes of the SQLite part (default wal,delete)
   SC_BENCH_BIN, SC_BENCH_NOHASH_BIN, SC_BENCH_LOAD_BIN: the programs (make sets them)
 
 python3 standard library only.
@@ -420,7 +421,7 @@ def part_sqlite():
     conf = write_conf(os.path.join(work, "sc.conf"), f"[sqlite app]\npath = {db}\n", staging)
     copy = os.path.join(work, "copy.db")
     details = {}
-    for mode in ("wal", "delete"):
+    for mode in os.environ.get("BENCH_SQLITE_MODES", "wal,delete").split(","):
         # The mode is set (and the WAL checkpointed away) before the rounds.
         c = sqlite3.connect(db)
         c.execute(f"PRAGMA journal_mode={mode}")
