@@ -34,6 +34,10 @@ $(BUILD)/tests/%: tests/unit/%.c $(LIB_OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB_OBJS) $(LDLIBS) $(shell pkg-config --libs cmocka)
 
+# The helper programs alone (CI builds them before suites run side by side).
+.PHONY: helpers
+helpers: $(HELPER_BINS)
+
 # Small C programs the integration tests drive (e.g. a busy SQLite writer).
 $(BUILD)/tests/helpers/%: tests/helpers/%.c
 	@mkdir -p $(dir $@)
@@ -92,7 +96,8 @@ tidy:
 sanitize:
 	$(MAKE) BUILD=build-san CFLAGS='-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all' \
 	  LDFLAGS='-fsanitize=address,undefined' build-san/stagecoach unit
-	SC_BIN=$(CURDIR)/build-san/stagecoach $(BATS) tests/integration
+	LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0 \
+	  SC_BIN=$(CURDIR)/build-san/stagecoach $(BATS) tests/integration
 
 # libFuzzer targets (tests/fuzz/fuzz_*.c) with ASan + UBSan, each run for
 # FUZZ_SECONDS from its committed seeds (tests/fuzz/corpus/NAME); new inputs
