@@ -163,8 +163,9 @@ int main(int argc, char **argv)
         usage(stderr);
         return SC_EUSAGE;
     }
-    if (c.config_path == NULL && getenv("STAGECOACH_CONFIG") && *getenv("STAGECOACH_CONFIG"))
-        c.config_path = getenv("STAGECOACH_CONFIG");
+    const char *env_config = getenv("STAGECOACH_CONFIG");
+    if (c.config_path == NULL && env_config != NULL && *env_config != '\0')
+        c.config_path = env_config;
     if (c.config_path == NULL) {
         c.config_path = "/etc/stagecoach/stagecoach.conf";
         /* A Torrust POC container: its variables stand in for the file. */

@@ -59,7 +59,7 @@ __attribute__((format(printf, 4, 5))) static void verdict(struct doctor *d, enum
         d->nwarn++;
     else if (d->nfail++ == 0) {
         d->first_code = code;
-        snprintf(d->first_msg, sizeof d->first_msg, "%s", line);
+        snprintf(d->first_msg, sizeof d->first_msg, "%.*s", (int)sizeof d->first_msg - 1, line);
     }
     json_t *o = json_pack("{s:s, s:s, s:s}", "check", name, "status", lower[v], "message", msg);
     if (v == V_FAIL)

@@ -181,7 +181,7 @@ int parse_duration(const char *s, long *out)
             mult = 86400;
             break;
         case 'w':
-            mult = 7 * 86400;
+            mult = 7L * 86400;
             break;
         default:
             return -1;
@@ -491,8 +491,12 @@ static char *counting_reader(char *str, int num, void *stream)
 static void env_name(char *out, size_t n, const char *section, const char *key)
 {
     snprintf(out, n, "STAGECOACH_%s_%s", section, key);
-    for (char *p = out; *p; p++)
-        *p = (*p == ' ' || *p == '-' || *p == '.') ? '_' : (char)toupper((unsigned char)*p);
+    for (char *p = out; *p; p++) {
+        if (*p == ' ' || *p == '-' || *p == '.')
+            *p = '_';
+        else
+            *p = (char)toupper((unsigned char)*p);
+    }
 }
 
 /* Apply one override; returns true if the variable named a known key. */
@@ -733,12 +737,12 @@ static void set_defaults(struct config *c)
 {
     c->staging.dir = xstrdup("/var/lib/stagecoach");
     c->staging.keep = 3;
-    c->restic.timeout_s = 6 * 3600;
-    c->hooks.timeout_s = 5 * 60;
+    c->restic.timeout_s = 6L * 3600;
+    c->hooks.timeout_s = 5L * 60;
     c->run.mode = xstrdup("single");
-    c->run.interval_s = 24 * 3600;
+    c->run.interval_s = 24L * 3600;
     c->run.timeout_s = 0;
-    c->check.every_s = 7 * 86400;
+    c->check.every_s = 7L * 86400;
 }
 
 /* fgets cannot see past a NUL byte, so a NUL would silently cut a line

@@ -1077,7 +1077,7 @@ static int write_new_file(struct restore *r)
 static int restore_journal_mode(struct restore *r)
 {
     const char *mode = json_string_value(json_object_get(r->entry, "journal_mode"));
-    if (mode == NULL || strcmp(mode, "wal") != 0)
+    if (mode == NULL || strcmp(mode, "wal") != 0 || r->tmp == NULL)
         return 0;
     sqlite3 *db = NULL;
     char got[16] = "";
@@ -1117,7 +1117,8 @@ static char *kept_name(const char *target)
 /* Put the sidecars moved so far back (after a failure). */
 static void unmove_sidecars(struct restore *r)
 {
-    for (size_t i = 0; i < r->sidecars_moved; i++) {
+    size_t n = sizeof restore_sidecars / sizeof restore_sidecars[0];
+    for (size_t i = 0; i < r->sidecars_moved && i < n; i++) {
         char *from = xasprintf("%s%s", r->kept, restore_sidecars[i]);
         char *to = xasprintf("%s%s", r->target, restore_sidecars[i]);
         if (fs_exists(from) && rename(from, to) != 0)

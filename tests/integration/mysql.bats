@@ -654,7 +654,8 @@ for i in range(150000):
     SECONDS=0
     run --separate-stderr sc stage
     [ "$status" -eq 4 ]
-    [ "$SECONDS" -le 5 ]
+    # A bound that catches a hang, not a speed claim: generous for a loaded CI.
+    [ "$SECONDS" -le 20 ]
     [[ "$stderr" == *"127.0.0.1:$port"* ]]
     [ -z "$(sc_sets)" ]
 }
@@ -682,7 +683,9 @@ time.sleep(60)
     run --separate-stderr sc stage
     echo "$stderr ($SECONDS s)"
     [ "$status" -eq 4 ]
-    [ "$SECONDS" -le 4 ]
+    # The silent server holds the connection for 60 s: ending well before
+    # that is connect_timeout at work (the bound is generous for a loaded CI).
+    [ "$SECONDS" -le 20 ]
     [[ "$stderr" == *"127.0.0.1:$port"*handshake* ]]
 }
 
