@@ -17,7 +17,7 @@ static int store(void *ctx, const void *buf, size_t len, sc_err *err)
     if (fs_write_all(k->fd, buf, len) != 0)
         return sc_fail_errno(err, SC_ESTAGING, "cannot write %s", k->path);
 #ifndef SC_BENCH_NO_HASH
-    crypto_generichash_update(&k->h, buf, len);
+    hashpipe_update(&k->h, buf, len);
 #endif
     /* SC_BENCH_NO_HASH: only for the second binary of `make bench`
      * (scripts/bench), which measures what hashing costs; its manifests
@@ -30,7 +30,6 @@ static int start_encryption(struct sink *k, const struct crypto_key *key, const 
                             sc_err *err)
 {
     k->plain_relpath = xstrdup(relpath);
-    crypto_generichash_init(&k->plain_h, NULL, 0, crypto_generichash_BYTES_MAX);
     k->enc = xcalloc(1, sizeof *k->enc);
     return crypto_writer_open(k->enc, key, relpath, store, k, err);
 }
@@ -56,7 +55,10 @@ int sink_open(struct sink *k, struct set *set, const char *relpath, sc_err *err)
     }
     k->set = set;
     k->relpath = stored;
-    crypto_generichash_init(&k->h, NULL, 0, crypto_generichash_BYTES_MAX);
+    hashpipe_start(&k->h);
+    if (key != NULL)
+        hashpipe_start(&k->plain_h);
+    k->hashing = true;
     if (key != NULL && start_encryption(k, key, relpath, err) != 0) {
         sink_abort(k);
         return err->code;
@@ -68,13 +70,20 @@ int sink_write(struct sink *k, const void *buf, size_t len, sc_err *err)
 {
     if (k->enc == NULL)
         return store(k, buf, len, err);
-    crypto_generichash_update(&k->plain_h, buf, len);
+    hashpipe_update(&k->plain_h, buf, len);
     k->plain_bytes += len;
     return crypto_writer_write(k->enc, buf, len, err);
 }
 
 static void sink_release(struct sink *k)
 {
+    if (k->hashing) {
+        /* After sink_close's finish these only free what is left: nothing. */
+        hashpipe_discard(&k->h);
+        if (k->enc != NULL)
+            hashpipe_discard(&k->plain_h);
+        k->hashing = false;
+    }
     if (k->enc != NULL) {
         crypto_writer_free(k->enc);
         free(k->enc);
@@ -85,13 +94,6 @@ static void sink_release(struct sink *k)
     k->path = k->relpath = k->plain_relpath = NULL;
     k->enc = NULL;
     k->fd = -1;
-}
-
-static void final_hex(crypto_generichash_state *h, char hex[129])
-{
-    unsigned char digest[crypto_generichash_BYTES_MAX];
-    crypto_generichash_final(h, digest, sizeof digest);
-    sodium_bin2hex(hex, 129, digest, sizeof digest);
 }
 
 int sink_close(struct sink *k, sc_err *err)
@@ -112,9 +114,9 @@ int sink_close(struct sink *k, sc_err *err)
         return rc;
     }
     char hex[129], plain_hex[129];
-    final_hex(&k->h, hex);
+    hashpipe_finish(&k->h, hex);
     if (k->enc != NULL) {
-        final_hex(&k->plain_h, plain_hex);
+        hashpipe_finish(&k->plain_h, plain_hex);
         set_record_sealed_file(k->set, k->relpath, k->bytes, hex, k->plain_relpath, k->plain_bytes,
                                plain_hex);
     } else {

@@ -6,11 +6,13 @@
 #ifndef SC_SINK_H
 #define SC_SINK_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sodium.h>
 #include "../core/err.h"
 #include "crypto.h"
+#include "hashpipe.h"
 
 struct set;
 
@@ -19,13 +21,14 @@ struct sink {
     char *relpath; /* as stored: <name> or <name>.enc */
     char *path;
     int fd;
-    uint64_t bytes;             /* stored bytes */
-    crypto_generichash_state h; /* of the stored bytes */
+    uint64_t bytes;    /* stored bytes */
+    struct hashpipe h; /* of the stored bytes, on its own thread */
+    bool hashing;      /* h (and plain_h when encrypted) started */
     /* Encrypted sets only (enc != NULL): */
     struct crypto_writer *enc;
     char *plain_relpath;
     uint64_t plain_bytes;
-    crypto_generichash_state plain_h;
+    struct hashpipe plain_h;
 };
 
 /* Create relpath (0600) inside the set being built; relpath.enc when the

@@ -187,6 +187,37 @@ static void test_chunked_large(void **state)
     free(data);
 }
 
+/* Exactly two of the hash thread's buffers: the last one handed over full
+ * by the write itself, nothing partial left for the close. */
+static void test_exact_hashpipe_buffers(void **state)
+{
+    struct set *s = *state;
+    size_t len = 2 * HASHPIPE_BUF;
+    unsigned char *data = random_bytes(len);
+    const size_t chunks[] = {HASHPIPE_BUF / 2};
+    write_and_check(s, "exact.bin", data, len, chunks, 1);
+    free(data);
+}
+
+/* An abort while the hash thread has full buffers to work through must
+ * neither hang nor leave anything behind. */
+static void test_abort_with_buffers_in_flight(void **state)
+{
+    struct set *s = *state;
+    struct sink k;
+    sc_err err = {0};
+    size_t len = 5 * HASHPIPE_BUF + 3;
+    unsigned char *data = random_bytes(len);
+    assert_int_equal(sink_open(&k, s, "inflight.bin", &err), 0);
+    assert_int_equal(sink_write(&k, data, len, &err), 0);
+    char *path = path_join(s->tmpdir, "inflight.bin");
+    sink_abort(&k);
+    assert_false(fs_exists(path));
+    assert_null(recorded(s, "inflight.bin"));
+    free(path);
+    free(data);
+}
+
 static void test_private_with_umask_000(void **state)
 {
     struct set *s = *state;
@@ -302,6 +333,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_small, set_setup, set_teardown),
         cmocka_unit_test_setup_teardown(test_empty, set_setup, set_teardown),
         cmocka_unit_test_setup_teardown(test_chunked_large, set_setup, set_teardown),
+        cmocka_unit_test_setup_teardown(test_exact_hashpipe_buffers, set_setup, set_teardown),
+        cmocka_unit_test_setup_teardown(test_abort_with_buffers_in_flight, set_setup, set_teardown),
         cmocka_unit_test_setup_teardown(test_private_with_umask_000, set_setup, set_teardown),
         cmocka_unit_test_setup_teardown(test_several_files_in_order, set_setup, set_teardown),
         cmocka_unit_test_setup_teardown(test_abort_removes_the_file, set_setup, set_teardown),
