@@ -243,6 +243,9 @@ int restic_ensure_repo(struct restic *r, bool may_init, sc_err *err)
     struct strvec argv = {0};
     rx_argv_start(r, &argv, "cat");
     strvec_push(&argv, "config");
+    /* Reading the config needs no lock; without --no-lock restic 0.14
+     * writes one into locks/ and removes it (doctor must change nothing). */
+    strvec_push(&argv, "--no-lock");
     struct spawn_opts o = {0};
     struct spawn_result res;
     int rc = rx_run(r, "cat config", &argv, &o, NULL, &res, err);

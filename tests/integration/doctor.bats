@@ -34,8 +34,8 @@ check_line() {
 }
 
 # Every file under $T (but restic's cache) with size, mode and mtime, and
-# every directory's name. Not compared: directory mtimes (restic 0.14's
-# `cat config` takes and removes a lock in repo/locks) and the -shm file a
+# every directory's name. Not compared here: directory mtimes (the healthy
+# test checks repo/locks' own: no lock taken) and the -shm file a
 # reader of a WAL database maps (readers write their marks there).
 tree_state() {
     find "$T" -path "$T/cache" -prune -o \( -type f ! -name '*-shm' -printf '%p %s %m %T@\n' \) \
@@ -45,6 +45,8 @@ tree_state() {
 @test "a healthy setup: every check OK, exit 0, and nothing changed" {
     run -0 --separate-stderr sc stage
     tree_state >"$T/state.before"
+    local locks_before
+    locks_before=$(stat -c %y "$REPO/locks")
     run --separate-stderr sc doctor
     echo "$output"
     echo "$stderr"
@@ -62,6 +64,8 @@ tree_state() {
     # dry by nature: no file added, removed or touched (no -wal, no lock)
     tree_state >"$T/state.after"
     diff <(grep -v '/state\.' "$T/state.before") <(grep -v '/state\.' "$T/state.after")
+    # not even a lock taken and removed again in the repository
+    [ "$(stat -c %y "$REPO/locks")" = "$locks_before" ]
 }
 
 @test "a WAL database without -wal and -shm files: read without creating them" {

@@ -523,7 +523,7 @@ static char *fake_restic(const char *dir, const char *version, int cat_rc)
     char *text = xasprintf("#!/bin/sh\n"
                            "case \"$*\" in\n"
                            "version) echo 'restic %s compiled with go1.22 on linux/amd64';;\n"
-                           "'cat config') echo 'Fatal: repository does not exist' >&2; exit %d;;\n"
+                           "'cat config'*) echo 'Fatal: repository does not exist' >&2; exit %d;;\n"
                            "env) env;;\n"
                            "*) exit 1;;\n"
                            "esac\n",
