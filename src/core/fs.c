@@ -14,7 +14,8 @@
 char *path_join(const char *a, const char *b)
 {
     size_t la = strlen(a);
-    while (la > 1 && a[la - 1] == '/')
+    /* "/" + "etc/x" is "/etc/x", not "//etc/x" (messages show these). */
+    while (la > 0 && a[la - 1] == '/')
         la--;
     while (*b == '/')
         b++;

@@ -756,6 +756,21 @@ static void test_parse_duration(void **state)
     assert_int_equal(parse_duration(NULL, &v), -1);
 }
 
+/* path_join, which relative config paths and restore messages go through. */
+static void test_path_join_has_one_slash(void **state)
+{
+    (void)state;
+    const char *cases[][3] = {
+        {"/", "etc/x", "/etc/x"}, {"/", "/etc/x", "/etc/x"}, {"/a/", "b", "/a/b"},
+        {"/a//", "/b", "/a/b"},   {"a", "b", "a/b"},         {"/a", "b/c", "/a/b/c"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *p = path_join(cases[i][0], cases[i][1]);
+        assert_string_equal(p, cases[i][2]);
+        free(p);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -780,6 +795,7 @@ int main(void)
         cmocka_unit_test_teardown(test_list_key_problem_has_its_line, each_teardown),
         cmocka_unit_test_teardown(test_empty_source_section_is_a_problem, each_teardown),
         cmocka_unit_test_teardown(test_source_value_problem_has_its_line, each_teardown),
+        cmocka_unit_test(test_path_join_has_one_slash),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
