@@ -47,28 +47,6 @@ void check_rotation_advance(json_t *check_state, int pos, int n)
                         json_pack("{s:i, s:i}", "n", n, "next", pos % n + 1));
 }
 
-long long parse_utc(const char *s)
-{
-    struct tm tm = {0};
-    char z;
-    if (s == NULL ||
-        sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%c", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour,
-               &tm.tm_min, &tm.tm_sec, &z) != 7 ||
-        z != 'Z')
-        return -1;
-    tm.tm_year -= 1900;
-    tm.tm_mon -= 1;
-    return (long long)timegm(&tm);
-}
-
-void format_utc(long long t, char *buf, size_t n)
-{
-    time_t tt = (time_t)t;
-    struct tm tm;
-    if (gmtime_r(&tt, &tm) == NULL || strftime(buf, n, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
-        snprintf(buf, n, "?");
-}
-
 long long check_next_due(long every_s, json_t *check_state)
 {
     if (every_s <= 0)

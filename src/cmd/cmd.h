@@ -7,6 +7,7 @@
 #include <jansson.h>
 #include "../core/config.h"
 #include "../core/err.h"
+#include "../core/state.h"
 
 /* What every command gets from main: global options and the loaded config. */
 struct ctx {
@@ -84,8 +85,6 @@ void record_run_stats(struct ctx *c, const char *set_id, double duration_s);
 char *check_subset_now(const char *configured, json_t *check_state, int *pos, int *n);
 void check_rotation_advance(json_t *check_state, int pos, int n);
 long long check_next_due(long every_s, json_t *check_state); /* epoch s; 0: now; -1: never */
-long long parse_utc(const char *s); /* "2026-11-27T07:44:35Z" -> epoch s, or -1 */
-void format_utc(long long t, char *buf, size_t n);
 
 int cmd_stage(struct ctx *c, int argc, char **argv, sc_err *err);
 int cmd_ship(struct ctx *c, int argc, char **argv, sc_err *err);

@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "fs.h"
+#include "state.h"
 #include "xalloc.h"
 
 /* A growing text buffer. */
@@ -70,20 +71,10 @@ static char *label_escape(const char *s)
     return out;
 }
 
-/* "2026-11-27T07:44:35Z" as epoch seconds; -1 when absent or malformed. */
+/* A state.json time as epoch seconds; -1 when absent or malformed. */
 static long long epoch_of(json_t *v)
 {
-    const char *s = json_string_value(v);
-    struct tm tm = {0};
-    char z;
-    if (s == NULL ||
-        sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%c", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour,
-               &tm.tm_min, &tm.tm_sec, &z) != 7 ||
-        z != 'Z')
-        return -1;
-    tm.tm_year -= 1900;
-    tm.tm_mon -= 1;
-    return (long long)timegm(&tm);
+    return parse_utc(json_string_value(v));
 }
 
 static bool is_success(json_t *o)

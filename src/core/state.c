@@ -1,6 +1,7 @@
 #include "state.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -60,4 +61,27 @@ void state_set_shipped(json_t *state, const char *set_id, const char *snapshot_i
     strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
     json_object_set_new(json_object_get(state, "sets"), set_id,
                         json_pack("{s:s, s:s}", "snapshot", snapshot_id, "shipped", when));
+}
+
+/* state.json times: "2026-11-27T07:44:35Z" (UTC). */
+long long parse_utc(const char *s)
+{
+    struct tm tm = {0};
+    char z;
+    if (s == NULL ||
+        sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%c", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour,
+               &tm.tm_min, &tm.tm_sec, &z) != 7 ||
+        z != 'Z')
+        return -1;
+    tm.tm_year -= 1900;
+    tm.tm_mon -= 1;
+    return (long long)timegm(&tm);
+}
+
+void format_utc(long long t, char *buf, size_t n)
+{
+    time_t tt = (time_t)t;
+    struct tm tm;
+    if (gmtime_r(&tt, &tm) == NULL || strftime(buf, n, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+        snprintf(buf, n, "?");
 }

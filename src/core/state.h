@@ -3,6 +3,7 @@
 #ifndef SC_STATE_H
 #define SC_STATE_H
 
+#include <stddef.h>
 #include <jansson.h>
 #include "err.h"
 
@@ -12,5 +13,8 @@ int state_save(const char *staging, json_t *state, sc_err *err);
 /* The snapshot id a set was shipped as, or NULL. */
 const char *state_set_snapshot(json_t *state, const char *set_id);
 void state_set_shipped(json_t *state, const char *set_id, const char *snapshot_id);
+
+long long parse_utc(const char *s); /* "2026-11-27T07:44:35Z" -> epoch s, or -1 */
+void format_utc(long long t, char *buf, size_t n);
 
 #endif
