@@ -51,7 +51,7 @@ int ship_with_hooks(struct ctx *c, const char *set_id, sc_err *err);
 void run_final_hooks(struct ctx *c, const char *set_id, int rc, const sc_err *err);
 /* Remove local sets beyond [staging] keep that are already shipped. */
 int prune_local_sets(struct ctx *c, sc_err *err);
-void print_plan(struct ctx *c, bool ship);
+void print_plan(struct ctx *c, bool stage, bool ship, const char *ship_which);
 /* Record the outcome in state.json (last_run, last_success). Needs the lock. */
 void record_run(struct ctx *c, const char *command, const char *started, const char *set_id, int rc,
                 const sc_err *err);

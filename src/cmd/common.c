@@ -47,13 +47,20 @@ int cmd_parse_opts(int argc, char **argv, const struct cmd_opt *opts, sc_err *er
     return 0;
 }
 
-/* --dry-run: say what would happen, touch nothing. */
-void print_plan(struct ctx *c, bool ship)
+/* A configured hook, in the plan where it would run. */
+static void print_hook(const struct config *cfg, enum hook_point p)
 {
-    const struct config *cfg = &c->cfg;
-    printf("dry run: nothing is written\n");
+    if (cfg->hooks.cmd[p] == NULL)
+        return;
+    printf("  hook %s: %s (a failure %s)\n", hook_name(p), cfg->hooks.cmd[p],
+           hook_policy_fails(cfg, p) ? "fails the run" : "only warns");
+}
+
+static void print_stage_plan(const struct config *cfg)
+{
     printf("stage into %s/sets/<new id> (keep %ld local sets)\n", cfg->staging.dir,
            cfg->staging.keep);
+    print_hook(cfg, HOOK_BEFORE_STAGE);
     for (size_t i = 0; i < cfg->nsources; i++) {
         const struct source_cfg *s = &cfg->sources[i];
         if (strcmp(s->kind, "sqlite") == 0)
@@ -69,14 +76,36 @@ void print_plan(struct ctx *c, bool ship)
     if (cfg->staging.encrypt)
         printf("  every file encrypted (%s), stored as NAME.enc\n",
                cfg->staging.key_file ? "symmetric key_file" : "sealed to recipient");
-    if (!ship)
-        return;
-    printf("ship with restic (%s) to %s\n", cfg->restic.binary ? cfg->restic.binary : "restic",
+    print_hook(cfg, HOOK_AFTER_STAGE);
+}
+
+static void print_ship_plan(const struct config *cfg, const char *which)
+{
+    printf("ship %s with restic (%s) to %s\n", which,
+           cfg->restic.binary ? cfg->restic.binary : "restic",
            cfg->restic.repository_file ? cfg->restic.repository_file : "the configured repository");
+    print_hook(cfg, HOOK_BEFORE_SHIP);
     printf("  tags: stagecoach");
     for (size_t i = 0; i < cfg->restic.tags.n; i++)
         printf(", %s", cfg->restic.tags.v[i]);
     printf(", set-<id>\n  then verify the snapshot (files, sizes, B2SUMS)\n");
+    print_hook(cfg, HOOK_AFTER_SHIP);
+}
+
+/* --dry-run: say what would happen, touch nothing. ship_which: the set the
+ * ship command would ship, or NULL for a run (the set it stages). */
+void print_plan(struct ctx *c, bool stage, bool ship, const char *ship_which)
+{
+    const struct config *cfg = &c->cfg;
+    printf("dry run: nothing is written\n");
+    if (stage)
+        print_stage_plan(cfg);
+    if (ship)
+        print_ship_plan(cfg, ship_which ? ship_which : "the new set");
+    if (cfg->hooks.cmd[HOOK_ON_SUCCESS] != NULL || cfg->hooks.cmd[HOOK_ON_FAILURE] != NULL)
+        printf("at the end\n");
+    print_hook(cfg, HOOK_ON_SUCCESS);
+    print_hook(cfg, HOOK_ON_FAILURE);
 }
 
 int prune_local_sets(struct ctx *c, sc_err *err)

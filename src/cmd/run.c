@@ -147,7 +147,7 @@ int cmd_run(struct ctx *c, int argc, char **argv, sc_err *err)
                            argv[i]);
     }
     if (c->dry_run) {
-        print_plan(c, true);
+        print_plan(c, true, true, NULL);
         print_offsite_plan(c);
         if (continuous)
             printf("then again every %lds (continuous mode)\n", c->cfg.run.interval_s);

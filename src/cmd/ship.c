@@ -231,7 +231,7 @@ int cmd_ship(struct ctx *c, int argc, char **argv, sc_err *err)
     if (cmd_parse_opts(argc, argv, opts, err) != 0)
         return err->code;
     if (c->dry_run) {
-        print_plan(c, true);
+        print_plan(c, false, true, which);
         print_offsite_plan(c);
         return 0;
     }

@@ -66,7 +66,7 @@ int cmd_stage(struct ctx *c, int argc, char **argv, sc_err *err)
     if (cmd_parse_opts(argc, argv, NULL, err) != 0)
         return err->code;
     if (c->dry_run) {
-        print_plan(c, false);
+        print_plan(c, true, false, NULL);
         return 0;
     }
     int fd;

@@ -78,7 +78,7 @@ const char *hook_split(const char *cmd, struct strvec *argv)
     return why;
 }
 
-static bool policy_fails(const struct config *cfg, enum hook_point p)
+bool hook_policy_fails(const struct config *cfg, enum hook_point p)
 {
     const char *policy = cfg->hooks.on_error[p];
     if (policy == NULL)
@@ -155,7 +155,7 @@ int hook_run(const struct config *cfg, enum hook_point p, const struct hook_info
         /* A stop request ends the run whatever the hook's policy. */
         rc = sc_fail(err, SC_EINTR, "interrupted during hook %s", names[p]);
     } else if (rc != 0) {
-        if (policy_fails(cfg, p))
+        if (hook_policy_fails(cfg, p))
             rc = sc_fail(err, SC_EFAIL, "hook %s failed: %s", names[p], why);
         else {
             log_warn("hook %s failed: %s (policy: warn)", names[p], why);

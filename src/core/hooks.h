@@ -5,6 +5,8 @@
 #ifndef SC_HOOKS_H
 #define SC_HOOKS_H
 
+#include <stdbool.h>
+
 #include "config.h"
 #include "err.h"
 #include "xalloc.h"
@@ -34,6 +36,9 @@ const char *hook_name(enum hook_point p);
  * "..." allows \" \\ \$ \`; a backslash outside quotes escapes the next
  * character. No expansion of any kind. Returns NULL or why it cannot. */
 const char *hook_split(const char *cmd, struct strvec *argv);
+/* Whether a failure of the hook at p fails the run (policy "fail", or no
+ * policy and a point that prepares or restores the service) or only warns. */
+bool hook_policy_fails(const struct config *cfg, enum hook_point p);
 /* Run the hook configured for p, if any. A failure (exit status, timeout,
  * cannot start) returns exit 1 with a message, unless the hook's policy is
  * warn: then a warning and 0. */

@@ -143,3 +143,31 @@ SH
     [[ "$(event 2)" == "start sets=0 status=failure "*"code=130 cmd=run" ]]
     refute grep -q restic-backup "$LOG"
 }
+
+@test "--dry-run lists every hook where it would run, with its policy, and runs none" {
+    sed -i "s|^on_success = .*|&\non_success_on_error = fail|" "$CONF"
+    run --separate-stderr sc --dry-run run
+    echo "$output"
+    [ "$status" -eq 0 ]
+    [ ! -s "$LOG" ]
+    # in the order of a run; the plan lines around them stay
+    printf '%s\n' "$output" | grep -E '^  hook |^(stage|ship|at the end)' >"$T/plan"
+    cat >"$T/want" <<EOF2
+stage into $STAGING/sets/<new id> (keep 3 local sets)
+  hook before_stage: $T/hook stop (a failure fails the run)
+  hook after_stage: $T/hook start (a failure fails the run)
+ship the new set with restic ($T/restic-wrap) to the configured repository
+  hook before_ship: $T/hook before_ship (a failure fails the run)
+  hook after_ship: $T/hook after_ship (a failure only warns)
+at the end
+  hook on_success: $T/hook success (a failure fails the run)
+  hook on_failure: $T/hook failure (a failure only warns)
+EOF2
+    diff "$T/want" "$T/plan"
+    # stage alone: its own hooks and the final ones, no ship
+    run --separate-stderr sc --dry-run stage
+    [ "$status" -eq 0 ]
+    [[ "$output" == *"hook before_stage"* && "$output" == *"hook on_failure"* ]]
+    [[ "$output" != *"before_ship"* ]]
+    [ ! -s "$LOG" ]
+}
