@@ -15,9 +15,6 @@
 #include "mysql.h"
 
 #define OUT_BUFFER ((size_t)1024 * 1024)
-/* The dump file's pages are handed to the disk every this many bytes, so
- * that the fsync of sink_close finds little left to write. */
-#define WRITE_BEHIND (8ULL * 1024 * 1024)
 
 static void init(struct my_out *o, sc_err *err)
 {
@@ -50,15 +47,8 @@ static int put(struct my_out *o, const void *p, size_t n)
     if (n == 0)
         return 0;
     if (o->sink != NULL) {
-        uint64_t before = o->sink->bytes;
         if (sink_write(o->sink, p, n, o->err) != 0)
             return o->err->code;
-        uint64_t a = before / WRITE_BEHIND, b = o->sink->bytes / WRITE_BEHIND;
-        /* Advisory: starts the write-out and does not wait for it; a
-         * failure here changes nothing (sink_close's fsync reports). */
-        if (b > a)
-            (void)sync_file_range(o->sink->fd, (off_t)(a * WRITE_BEHIND),
-                                  (off_t)((b - a) * WRITE_BEHIND), SYNC_FILE_RANGE_WRITE);
     } else if (fs_write_all(o->fd, p, n) != 0) {
         return sc_fail_errno(o->err, SC_ESTAGING, "cannot write %s", o->what);
     }

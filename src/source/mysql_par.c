@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "../core/spawn.h"
+#include "../core/thread.h"
 #include "../core/xalloc.h"
 #include "mysql.h"
 
@@ -169,16 +170,13 @@ int my_pool_start(struct my_pool *p, sc_err *err)
     p->window = 2 * p->nconns;
     p->tids = xcalloc(p->nconns, sizeof *p->tids);
     p->args = xcalloc(p->nconns, sizeof *p->args);
-    /* Workers inherit this mask: every signal goes to the main thread. */
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_BLOCK, &all, &old);
     int rc = 0;
     for (size_t i = 0; i < p->nconns; i++) {
         struct my_worker *wa = &p->args[i];
         wa->pool = p;
         wa->conn = p->conns[i];
-        int e = pthread_create(&p->tids[i], NULL, worker, wa);
+        /* Every signal goes to the main thread. */
+        int e = thread_start_quiet(&p->tids[i], worker, wa);
         if (e != 0) {
             errno = e;
             rc = sc_fail_errno(err, SC_ESOURCE, "mysql %s: cannot start a worker thread",
@@ -187,7 +185,6 @@ int my_pool_start(struct my_pool *p, sc_err *err)
         }
         p->nthreads++;
     }
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
     return rc;
 }
 

@@ -1,8 +1,8 @@
 #include "hashpipe.h"
 
-#include <signal.h>
 #include <string.h>
 
+#include "../core/thread.h"
 #include "../core/xalloc.h"
 
 /* The thread: hash buffer 0, 1, 0, 1, ... as the writer fills them, until
@@ -40,13 +40,7 @@ void hashpipe_start(struct hashpipe *p)
     }
     p->buf[0] = xmalloc(HASHPIPE_BUF);
     p->buf[1] = xmalloc(HASHPIPE_BUF);
-    /* The thread blocks every signal, so SIGINT/SIGTERM/SIGALRM reach the
-     * main thread and interrupt what it waits in. */
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    p->threaded = pthread_create(&p->tid, NULL, hash_loop, p) == 0;
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    p->threaded = thread_start_quiet(&p->tid, hash_loop, p) == 0;
     if (!p->threaded) {
         free(p->buf[0]);
         free(p->buf[1]);

@@ -36,7 +36,7 @@ all_log_lines() {
     # not a terminal: no carriage return, no escape sequence, no progress text
     refute grep -q $'\r' <<<"$stderr"
     refute grep -q $'\033' <<<"$stderr"
-    refute grep -q 'checking the copy' <<<"$stderr"
+    refute grep -q 'checking and hashing the copy' <<<"$stderr"
 }
 
 @test "time stamps are local time as TZ says" {
@@ -83,7 +83,7 @@ all_log_lines() {
     # script gives the command a pty; its output (both streams) lands in the file
     script -qec "$(printf '%q ' "$SC" -c "$CONF" stage) 2>&1" /dev/null >"$T/tty.out" </dev/null
     cat -v "$T/tty.out"
-    grep -q $'\r\033\\[2Ksqlite app: checking the copy' "$T/tty.out"
+    grep -q $'\r\033\\[2Ksqlite app: checking and hashing the copy' "$T/tty.out"
     # strip every "\r ESC[2K" (which clears the line) and what it cleared:
     # each log line must start a line of its own
     local n=0 line
@@ -100,7 +100,7 @@ all_log_lines() {
     [ "$n" -ge 3 ]
     # -q: no progress either
     script -qec "$(printf '%q ' "$SC" -q -c "$CONF" stage) 2>&1" /dev/null >"$T/tty-q.out" </dev/null
-    refute grep -q 'checking the copy' "$T/tty-q.out"
+    refute grep -q 'checking and hashing the copy' "$T/tty-q.out"
 }
 
 # A syslog of our own: a mount namespace where /dev is a fresh tmpfs (with

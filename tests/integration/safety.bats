@@ -233,3 +233,43 @@ PY
     refute sc_tmp_left
     [ -z "$(sc_sets)" ]
 }
+
+@test "verify: a file of the wrong size fails at once, without hashing it" {
+    stage_ok
+    # a sparse 64 GB file in the copy's place: minutes of BLAKE2b if hashed
+    truncate -s 64G "$SET/sqlite/app.db"
+    run --separate-stderr timeout 60 "$SC" -c "$CONF" verify --set "$(basename "$SET")"
+    [ "$status" -eq 7 ]
+    [[ "$stderr" == *"sqlite/app.db: size 68719476736, manifest says "* ]]
+}
+
+@test "SIGINT while verify hashes a big file: exit 130 at once, not a checksum verdict" {
+    stage_ok
+    # A sparse 64 GB file in the copy's place, and a manifest that says so
+    # (B2SUMS updated for it): verify must hash all of it, for minutes.
+    truncate -s 64G "$SET/sqlite/app.db"
+    python3 - "$SET" <<'PY'
+import json, subprocess, sys
+d = sys.argv[1]
+m = json.load(open(d + "/MANIFEST.json"))
+for f in m["files"]:
+    if f["path"] == "sqlite/app.db":
+        f["bytes"] = 64 << 30
+open(d + "/MANIFEST.json", "w").write(json.dumps(m))
+h = subprocess.run(["b2sum", d + "/MANIFEST.json"], capture_output=True, text=True).stdout.split()[0]
+lines = [l for l in open(d + "/B2SUMS") if not l.endswith("  MANIFEST.json\n")]
+open(d + "/B2SUMS", "w").write("".join(lines) + h + "  MANIFEST.json\n")
+PY
+    "$SC" -c "$CONF" verify --set "$(basename "$SET")" >"$T/verify.out" 2>"$T/verify.err" 3>&- &
+    local pid=$!
+    sc_track "$pid"
+    sleep 1
+    kill -INT "$pid"
+    local rc=0
+    wait "$pid" || rc=$?
+    cat "$T/verify.err"
+    [ "$rc" -eq 130 ]
+    # stopped inside the hash (before, it hashed all 64 GB, then said exit 7)
+    grep -q 'interrupted while hashing' "$T/verify.err"
+    refute grep -q 'checksum mismatch' "$T/verify.err"
+}
