@@ -13,7 +13,7 @@
 /* The file's pages are handed to the disk every this many bytes, so that
  * the disk writes while the CPU produces and hashes the rest, and the fsync
  * of sink_close finds little left to write (make bench: a 550 MB MySQL dump
- * and a 256 MB file, see docs/performance.md). */
+ * and a 256 MB file: 0.42 -> 0.32 s, docs/performance.md). */
 #define WRITE_BEHIND ((uint64_t)8 << 20)
 
 /* Advisory: starts the write-out and does not wait for it; a failure here
