@@ -48,6 +48,7 @@ struct source_cfg {
     char *definer;         /* keep | strip */
     long max_insert_bytes; /* bound on one multi-row INSERT */
     long threads;          /* connections reading rows in parallel (0: default) */
+    char *snapshot_lock;   /* auto | backup_stage | ftwrl (NULL: auto) */
     char *password; /* only from the POC's MYSQL_PASSWORD (not a key): in memory, never logged */
 };
 

@@ -52,6 +52,14 @@ static const char *check_definer(const char *value)
                                                                      : "expected keep or strip";
 }
 
+static const char *check_snapshot_lock(const char *value)
+{
+    return strcmp(value, "auto") == 0 || strcmp(value, "backup_stage") == 0 ||
+                   strcmp(value, "ftwrl") == 0
+               ? NULL
+               : "expected auto, backup_stage or ftwrl";
+}
+
 static const char *check_pattern(const char *value)
 {
     return strchr(value, '.') != NULL ? NULL : "expected a pattern database.table (e.g. app.*)";
@@ -78,6 +86,7 @@ static const struct cfg_key mysql_keys[] = {
     {"definer", CFG_STR, O(definer), false, check_definer},
     {"max_insert_bytes", CFG_INT, O(max_insert_bytes), false, NULL},
     {"threads", CFG_INT, O(threads), false, NULL},
+    {"snapshot_lock", CFG_STR, O(snapshot_lock), false, check_snapshot_lock},
     {NULL, 0, 0, false, NULL},
 };
 
@@ -233,15 +242,28 @@ static int lock_exec(struct dump *d, const char *sql, bool *refused)
     return 0;
 }
 
-/* BACKUP STAGE exists from MariaDB 10.4.1; needs RELOAD, like FTWRL. */
-static bool has_backup_stage(struct dump *d)
+static bool lock_chosen(const struct dump *d, const char *kind)
 {
-    return d->mariadb && mysql_get_server_version(d->meta) >= 100401;
+    return d->cfg->snapshot_lock != NULL && strcmp(d->cfg->snapshot_lock, kind) == 0;
+}
+
+/* The lock of the snapshot window. BACKUP STAGE exists from MariaDB 10.4.1
+ * and only waits for commits; FTWRL (MySQL, older MariaDB) also waits for
+ * running queries while it blocks every writer. Both need RELOAD.
+ * snapshot_lock = backup_stage never falls back to FTWRL (on a server
+ * without BACKUP STAGE the lock is then refused: one connection, warnings);
+ * ftwrl takes the MySQL path on MariaDB too. */
+static bool use_backup_stage(const struct dump *d)
+{
+    if (lock_chosen(d, "ftwrl"))
+        return false;
+    return lock_chosen(d, "backup_stage") ||
+           (d->mariadb && mysql_get_server_version(d->meta) >= 100401);
 }
 
 static int take_lock(struct dump *d, bool parallel)
 {
-    bool stages = has_backup_stage(d);
+    bool stages = use_backup_stage(d);
     int rc = my_connect(d->cfg, d->password, "lock", &d->lock, d->err);
     if (rc != 0)
         return rc;
@@ -535,8 +557,9 @@ static int snapshot(struct dump *d)
         parallel = false;
     /* FTWRL waits for running queries while it blocks every writer; the
      * default does not take it just to read faster (BACKUP STAGE
-     * BLOCK_COMMIT only waits for commits). An explicit threads does. */
-    if (parallel && d->cfg->threads == 0 && !has_backup_stage(d)) {
+     * BLOCK_COMMIT only waits for commits). An explicit threads or
+     * snapshot_lock = ftwrl does. */
+    if (parallel && d->cfg->threads == 0 && !use_backup_stage(d) && !lock_chosen(d, "ftwrl")) {
         parallel = false;
         d->single_why = xstrdup("the shared snapshot would need FLUSH TABLES WITH READ LOCK on "
                                 "this server; set threads to allow it");
