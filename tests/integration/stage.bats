@@ -339,3 +339,19 @@ EOF
         [ -z "$(ls "$SET/sqlite" | grep -v '^app.db$')" ]
     done
 }
+
+@test "a table whose name is not valid UTF-8: counted in rows_total, named in the warnings" {
+    # the counts are made on the check's thread: its warnings must reach the
+    # manifest entry beside the main thread's
+    rm -f "$DB" "$DB-wal" "$DB-shm"
+    local bad
+    bad="bad$(printf '\xff')name"
+    sqlite3 "$DB" "CREATE TABLE ok_t(x); INSERT INTO ok_t VALUES (1), (2);
+        CREATE TABLE \"$bad\"(x); INSERT INTO \"$bad\" VALUES (1), (2), (3);"
+    stage_ok
+    local src='[s for s in j["sources"] if s["name"] == "app"][0]'
+    [ "$(pyjson "$SET/MANIFEST.json" "$src[\"rows_total\"]")" = 5 ]
+    [ "$(pyjson "$SET/MANIFEST.json" "$src[\"tables\"][\"ok_t\"]")" = 2 ]
+    [ "$(pyjson "$SET/MANIFEST.json" "$src[\"warnings\"]")" = \
+        '["a table name is not valid UTF-8; its 3 rows are counted in rows_total only"]' ]
+}
