@@ -412,6 +412,15 @@ static bool open_section(struct loader *ld, const char *section)
     return true;
 }
 
+/* The key's own check (allowed values), then the conversion: the same for a
+ * line of a file, a POC variable and a STAGECOACH_* override. NULL or why not. */
+static const char *check_and_set(struct loader *ld, void *base, const struct cfg_key *k,
+                                 const char *value)
+{
+    const char *why = k->check ? k->check(value) : NULL;
+    return why != NULL ? why : set_value(ld, base, k, value);
+}
+
 static void apply(struct loader *ld, const char *section, const char *name, const char *value)
 {
     /* A key of a section whose header was already reported is not reported again. */
@@ -430,9 +439,7 @@ static void apply(struct loader *ld, const char *section, const char *name, cons
                        first);
         return;
     }
-    const char *why = k->check ? k->check(value) : NULL;
-    if (why == NULL)
-        why = set_value(ld, base, k, value);
+    const char *why = check_and_set(ld, base, k, value);
     if (why != NULL)
         config_problem(ld->probs, ld->file, ld->line, section, name, "%s: '%s'", why,
                        k->secret ? "<redacted>" : value);
@@ -510,7 +517,7 @@ static bool apply_env_var(struct loader *ld, const char *var, const char *value)
                 continue;
             if (k->type == CFG_LIST || k->type == CFG_PATH_LIST)
                 strvec_free((struct strvec *)((char *)ld->cfg + k->offset));
-            const char *why = set_value(ld, ld->cfg, k, value);
+            const char *why = check_and_set(ld, ld->cfg, k, value);
             if (why)
                 config_problem(ld->probs, NULL, 0, sections[i].name, k->name, "%s (from %s)", why,
                                var);
@@ -527,7 +534,7 @@ static bool apply_env_var(struct loader *ld, const char *var, const char *value)
                 continue;
             if (k->type == CFG_LIST || k->type == CFG_PATH_LIST)
                 strvec_free((struct strvec *)((char *)s + k->offset));
-            const char *why = set_value(ld, s, k, value);
+            const char *why = check_and_set(ld, s, k, value);
             if (why)
                 config_problem(ld->probs, NULL, 0, section, k->name, "%s (from %s)", why, var);
             return true;

@@ -645,6 +645,22 @@ static void test_env_override(void **state)
     loaded_free(&l);
     clear_stagecoach_env();
 
+    /* a key's allowed values hold from the environment too (they were
+     * skipped: a typo in a hook policy silently meant "warn") */
+    static const char *const bad[][2] = {
+        {"STAGECOACH_HOOKS_BEFORE_STAGE_ON_ERROR", "wran"},
+        {"STAGECOACH_RETENTION_KEEP_WITHIN", "7x"},
+        {"STAGECOACH_SQLITE_APP_STEP_PAGES", "0"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        setenv(bad[i][0], bad[i][1], 1);
+        load_text(&l, VALID_TAIL);
+        assert_int_equal(l.rc, SC_ECONFIG);
+        assert_true(has_problem(&l, bad[i][0], NULL));
+        loaded_free(&l);
+        clear_stagecoach_env();
+    }
+
     /* the reserved names are not settings */
     setenv("STAGECOACH_CONFIG", "/somewhere", 1);
     load_text(&l, VALID_TAIL);
