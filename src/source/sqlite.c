@@ -18,9 +18,9 @@
  * that no one has open, in a directory we cannot write (the POC's :ro
  * mount), is read with immutable=1; see immutable_fallback_applies. */
 #include <ctype.h>
-#include <pthread.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -783,8 +783,9 @@ static int check_no_sidecars(struct job *j)
  * thread hashes (or encrypts) the copy into the set: all three only read
  * the finished file, and the hash, the longest (BLAKE2b at ~800 MB/s), then
  * no longer waits for the check (make bench, 1.1 GB, with the unsynced
- * copy: 3.4 s -> 2.2 s, docs/performance.md). The thread works on a copy of the job with its own
- * manifest entry and error, merged after the join: nothing is shared. */
+ * copy: 3.4 s -> 2.2 s, docs/performance.md). The thread works on a copy
+ * of the job with its own manifest entry and error, merged after the join;
+ * the copy's SQLite connection is the thread's alone until then. */
 struct checker {
     struct job job;
     sc_err err;
