@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "fs.h"
 #include "xalloc.h"
 
@@ -71,14 +72,6 @@ struct child {
     long long kill_at_ms;  /* SIGKILL then, once SIGINT was sent (0: not yet) */
     bool killed;           /* SIGKILL was sent */
 };
-
-static long long now_ms(void)
-{
-    struct timespec ts;
-    /* CLOCK_MONOTONIC cannot fail on Linux with a valid pointer. */
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void close_fd(int *fd)
 {

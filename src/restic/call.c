@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../core/clock.h"
 #include "../core/lock.h"
 #include "../core/log.h"
 #include "internal.h"
@@ -60,13 +61,6 @@ static void log_argv(const struct strvec *argv)
     char *line = rx_join(argv->v[0], argv->v + 1, argv->n - 1, ' ');
     log_debug("running %s", line); /* argv carries no secret by construction */
     free(line);
-}
-
-static long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 int rx_sleep_ms(long ms)

@@ -35,6 +35,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../core/clock.h"
 #include "../core/log.h"
 #include "../core/spawn.h"
 #include "../core/xalloc.h"
@@ -164,13 +165,6 @@ struct dump {
     struct my_pool pool;
     size_t nchunks;
 };
-
-static long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static int interrupted(struct dump *d)
 {

@@ -26,6 +26,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "../core/clock.h"
 #include "../core/log.h"
 #include "../core/spawn.h"
 #include "../core/xalloc.h"
@@ -497,13 +498,6 @@ int my_chunks_of(MYSQL *meta, const struct source_cfg *cfg, const struct my_rows
 }
 
 /* ---- streaming ------------------------------------------------------------ */
-
-static long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* Encode one row as "(v1,v2,...)" into *buf. */
 static int encode_row(struct my_rows_job *j, MYSQL_ROW row, const unsigned long *lengths,

@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../core/clock.h"
 #include "../core/fs.h"
 #include "../core/log.h"
 #include "../core/spawn.h"
@@ -202,13 +203,6 @@ struct walk {
     uint64_t entries, bytes;
     long long last_progress;
 };
-
-static long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* libarchive's error text, which can be missing. */
 static const char *reason(struct archive *a)

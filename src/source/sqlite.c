@@ -31,6 +31,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../core/clock.h"
 #include "../core/fs.h"
 #include "../core/log.h"
 #include "../core/spawn.h"
@@ -101,13 +102,6 @@ static int sqlite_validate(const struct source_cfg *src, struct config_problems 
         bad = 1;
     }
     return bad;
-}
-
-static long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* Progress handler: a long query (integrity_check of a big copy, counting a

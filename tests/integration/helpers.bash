@@ -241,3 +241,24 @@ refute() {
 b2sum_check() {
     (cd "$1" && b2sum -c --quiet B2SUMS >/dev/null 2>&1)
 }
+
+# Put a sparse file of SIZE (truncate's units: 64G) in the place of the set's
+# file REL, and make MANIFEST.json and B2SUMS agree on its size: a verify
+# must then hash all of it (minutes for 64G, no disk used) to find its hash
+# wrong. For tests of what happens during a long hash.
+fake_big_file() {
+    local set=$1 rel=$2 size=$3
+    truncate -s "$size" "$set/$rel"
+    python3 - "$set" "$rel" "$(stat -c %s "$set/$rel")" <<'PY'
+import json, subprocess, sys
+d, rel, size = sys.argv[1], sys.argv[2], int(sys.argv[3])
+m = json.load(open(d + "/MANIFEST.json"))
+for f in m["files"]:
+    if f["path"] == rel:
+        f["bytes"] = size
+open(d + "/MANIFEST.json", "w").write(json.dumps(m))
+h = subprocess.run(["b2sum", d + "/MANIFEST.json"], capture_output=True, text=True, check=True).stdout.split()[0]
+lines = [l for l in open(d + "/B2SUMS") if not l.endswith("  MANIFEST.json\n")]
+open(d + "/B2SUMS", "w").write("".join(lines) + h + "  MANIFEST.json\n")
+PY
+}

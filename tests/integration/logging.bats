@@ -200,3 +200,21 @@ EOF
     [[ "$output" == *"syslog = yes"* ]]
     [[ "$output" == *"syslog_facility = local7"* ]]
 }
+
+@test "on a terminal, a long hash shows its progress (verify of a 64 GB file, stopped after 2 s)" {
+    command -v script >/dev/null || skip "script (util-linux) is not installed"
+    run --separate-stderr "$SC" -c "$CONF" stage
+    [ "$status" -eq 0 ]
+    local set
+    set="$(tail -n 1 <<<"$output")"
+    fake_big_file "$set" sqlite/app.db 64G
+    script -qec "$(printf '%q ' timeout -s INT 2 "$SC" -c "$CONF" verify --set "$(basename "$set")") 2>&1" \
+        /dev/null >"$T/tty.out" </dev/null || true
+    cat -v "$T/tty.out"
+    grep -Eq $'\r\033\\[2Khashing sqlite/app.db: [0-9]+/68719 MB' "$T/tty.out"
+    grep -q 'interrupted while hashing' "$T/tty.out"
+    # without a terminal: the same verify, no progress line
+    timeout -s INT 2 "$SC" -c "$CONF" verify --set "$(basename "$set")" 2>"$T/plain.err" || true
+    grep -q 'interrupted while hashing' "$T/plain.err"
+    refute grep -q 'hashing sqlite/app.db:' "$T/plain.err"
+}

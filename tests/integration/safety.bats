@@ -245,21 +245,9 @@ PY
 
 @test "SIGINT while verify hashes a big file: exit 130 at once, not a checksum verdict" {
     stage_ok
-    # A sparse 64 GB file in the copy's place, and a manifest that says so
-    # (B2SUMS updated for it): verify must hash all of it, for minutes.
-    truncate -s 64G "$SET/sqlite/app.db"
-    python3 - "$SET" <<'PY'
-import json, subprocess, sys
-d = sys.argv[1]
-m = json.load(open(d + "/MANIFEST.json"))
-for f in m["files"]:
-    if f["path"] == "sqlite/app.db":
-        f["bytes"] = 64 << 30
-open(d + "/MANIFEST.json", "w").write(json.dumps(m))
-h = subprocess.run(["b2sum", d + "/MANIFEST.json"], capture_output=True, text=True).stdout.split()[0]
-lines = [l for l in open(d + "/B2SUMS") if not l.endswith("  MANIFEST.json\n")]
-open(d + "/B2SUMS", "w").write("".join(lines) + h + "  MANIFEST.json\n")
-PY
+    # A sparse 64 GB file in the copy's place, and a manifest that says so:
+    # verify must hash all of it, for minutes.
+    fake_big_file "$SET" sqlite/app.db 64G
     "$SC" -c "$CONF" verify --set "$(basename "$SET")" >"$T/verify.out" 2>"$T/verify.err" 3>&- &
     local pid=$!
     sc_track "$pid"
