@@ -146,6 +146,13 @@ static void scan_once(char *cmd, char *env)
         ssize_t nc = slurp(path, cmd, BUF_MAX - 1);
         snprintf(path, sizeof path, "/proc/%s/environ", e->d_name);
         ssize_t ne = slurp(path, env, BUF_MAX - 1);
+        if (nc <= 0 && ne > 0) {
+            /* Caught in execve: the cmdline read empty while the old image
+             * went, the environ is the new one's. Read the cmdline again, so
+             * that a hit is not put down to an unknown program ("?"). */
+            snprintf(path, sizeof path, "/proc/%s/cmdline", e->d_name);
+            nc = slurp(path, cmd, BUF_MAX - 1);
+        }
         if (nc <= 0 && ne <= 0)
             continue; /* a kernel thread, or gone */
         if (nc < 0)
