@@ -125,6 +125,9 @@ struct my_out {
 };
 void my_out_init_sink(struct my_out *o, struct sink *k, sc_err *err);
 void my_out_init_fd(struct my_out *o, int fd, const char *what, sc_err *err);
+/* The same out (an fd one) on another fd, its buffer kept: empty, nothing
+ * flushed or published yet. A worker's one buffer serves all its chunks. */
+void my_out_reuse_fd(struct my_out *o, int fd, sc_err *err);
 int my_out_write(struct my_out *o, const void *p, size_t n);
 int my_out_puts(struct my_out *o, const char *s);
 int my_out_printf(struct my_out *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

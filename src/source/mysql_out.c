@@ -42,6 +42,15 @@ void my_out_init_fd(struct my_out *o, int fd, const char *what, sc_err *err)
     o->what = what;
 }
 
+void my_out_reuse_fd(struct my_out *o, int fd, sc_err *err)
+{
+    o->fd = fd;
+    o->err = err;
+    o->len = 0;
+    o->flushed = 0;
+    o->published = NULL;
+}
+
 static int put(struct my_out *o, const void *p, size_t n)
 {
     if (n == 0)

@@ -53,10 +53,7 @@ static int run_job(struct my_pool *p, MYSQL *conn, struct my_out *o, struct my_j
         return rc;
     char *sql = my_chunk_select(&t->rows_plan, &t->chunks, job->chunk);
     char *label = my_qualified(t->db, t->name);
-    o->fd = job->fd;
-    o->err = &job->err;
-    o->len = 0;
-    o->flushed = 0;
+    my_out_reuse_fd(o, job->fd, &job->err);
     o->published = &job->published;
     struct my_rows_job j = {.cfg = p->cfg,
                             .data = conn,

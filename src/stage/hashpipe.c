@@ -103,12 +103,17 @@ static void stop(struct hashpipe *p, bool flush)
     p->threaded = false;
 }
 
+void blake2b_final_hex(crypto_generichash_state *h, char hex[129])
+{
+    unsigned char digest[crypto_generichash_BYTES_MAX];
+    crypto_generichash_final(h, digest, sizeof digest);
+    sodium_bin2hex(hex, 129, digest, sizeof digest);
+}
+
 void hashpipe_finish(struct hashpipe *p, char hex[129])
 {
     stop(p, true);
-    unsigned char digest[crypto_generichash_BYTES_MAX];
-    crypto_generichash_final(&p->h, digest, sizeof digest);
-    sodium_bin2hex(hex, 129, digest, sizeof digest);
+    blake2b_final_hex(&p->h, hex);
 }
 
 void hashpipe_discard(struct hashpipe *p)

@@ -27,12 +27,17 @@ struct hashpipe {
     bool threaded; /* false: the thread could not start; hash inline */
 };
 
+/* The hex digest of a finished BLAKE2b-512 state (129 bytes, NUL included):
+ * the form of MANIFEST.json and B2SUMS. */
+void blake2b_final_hex(crypto_generichash_state *h, char hex[129]);
+
 /* Start the pipe (never fails: without a thread it hashes inline). */
 void hashpipe_start(struct hashpipe *p);
 void hashpipe_update(struct hashpipe *p, const void *data, size_t len);
 /* Hash what is left, stop the thread, write the hex digest (129 bytes). */
 void hashpipe_finish(struct hashpipe *p, char hex[129]);
-/* Stop the thread and free everything, the digest unwanted (after a failure). */
+/* Stop the thread and free everything, the digest unwanted (after a
+ * failure). Does nothing to a pipe zeroed and never started, or finished. */
 void hashpipe_discard(struct hashpipe *p);
 
 #endif

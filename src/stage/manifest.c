@@ -13,6 +13,7 @@
 #include "../core/spawn.h"
 #include "../core/xalloc.h"
 #include "crypto.h"
+#include "hashpipe.h"
 #include "set.h"
 
 #define MANIFEST_MAX (64u << 20)
@@ -335,9 +336,7 @@ static int copy_plain(int fd, const char *display, crypto_out_fn out, void *ctx,
             break;
     }
     free(buf);
-    unsigned char digest[crypto_generichash_BYTES_MAX];
-    crypto_generichash_final(&h, digest, sizeof digest);
-    sodium_bin2hex(plain->blake2b, sizeof plain->blake2b, digest, sizeof digest);
+    blake2b_final_hex(&h, plain->blake2b);
     plain->bytes = total;
     return rc;
 }

@@ -325,11 +325,11 @@ static int hash_fd(int fd, const char *path, char hex[129], uint64_t *bytes, sc_
     if (progress)
         log_progress_done();
     free(buf);
-    unsigned char digest[crypto_generichash_BYTES_MAX];
-    crypto_generichash_final(&h, digest, sizeof digest);
+    char digest_hex[129];
+    blake2b_final_hex(&h, digest_hex);
     if (rc != 0)
         return rc;
-    sodium_bin2hex(hex, 129, digest, sizeof digest);
+    memcpy(hex, digest_hex, sizeof digest_hex);
     if (bytes)
         *bytes = total;
     return 0;

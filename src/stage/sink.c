@@ -76,7 +76,6 @@ int sink_open(struct sink *k, struct set *set, const char *relpath, sc_err *err)
     hashpipe_start(&k->h);
     if (key != NULL)
         hashpipe_start(&k->plain_h);
-    k->hashing = true;
     if (key != NULL && start_encryption(k, key, relpath, err) != 0) {
         sink_abort(k);
         return err->code;
@@ -95,13 +94,10 @@ int sink_write(struct sink *k, const void *buf, size_t len, sc_err *err)
 
 static void sink_release(struct sink *k)
 {
-    if (k->hashing) {
-        /* After sink_close's finish these only free what is left: nothing. */
-        hashpipe_discard(&k->h);
-        if (k->enc != NULL)
-            hashpipe_discard(&k->plain_h);
-        k->hashing = false;
-    }
+    /* A pipe never started (sink_open zeroes both) or already finished by
+     * sink_close has nothing to stop: then these do nothing. */
+    hashpipe_discard(&k->h);
+    hashpipe_discard(&k->plain_h);
     if (k->enc != NULL) {
         crypto_writer_free(k->enc);
         free(k->enc);

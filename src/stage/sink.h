@@ -6,7 +6,6 @@
 #ifndef SC_SINK_H
 #define SC_SINK_H
 
-#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sodium.h>
@@ -23,7 +22,6 @@ struct sink {
     int fd;
     uint64_t bytes;    /* stored bytes */
     struct hashpipe h; /* of the stored bytes, on its own thread */
-    bool hashing;      /* h (and plain_h when encrypted) started */
     /* Encrypted sets only (enc != NULL): */
     struct crypto_writer *enc;
     char *plain_relpath;
