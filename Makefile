@@ -11,7 +11,9 @@ override CFLAGS += -std=c11 -pthread -D_GNU_SOURCE -Wall -Wextra -Werror -Wshado
               -DSC_VERSION='"$(VERSION)"' $(PKG_CFLAGS)
 override LDLIBS += $(PKG_LIBS)
 
-SRCS       := $(sort $(wildcard src/*.c src/*/*.c))
+# Every .c and .h under src/, at any depth: a new folder needs no line here.
+SRCS       := $(sort $(shell find src -name '*.c'))
+HDRS       := $(sort $(shell find src -name '*.h'))
 OBJS       := $(SRCS:%.c=$(BUILD)/%.o)
 LIB_OBJS   := $(filter-out $(BUILD)/src/main.o,$(OBJS))
 UNIT_SRCS  := $(sort $(wildcard tests/unit/test_*.c))
@@ -78,10 +80,10 @@ demo:
 lint:
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
 	  --inline-suppr --std=c11 --include=/usr/include/jansson.h -I/usr/include/mariadb src tests/unit tests/fuzz
-	clang-format --dry-run -Werror $(SRCS) $(wildcard src/*/*.h) $(UNIT_SRCS) $(wildcard tests/fuzz/*.c)
+	clang-format --dry-run -Werror $(SRCS) $(HDRS) $(UNIT_SRCS) $(wildcard tests/fuzz/*.c)
 
 format:
-	clang-format -i $(SRCS) $(wildcard src/*/*.h) $(UNIT_SRCS) $(wildcard tests/fuzz/*.c)
+	clang-format -i $(SRCS) $(HDRS) $(UNIT_SRCS) $(wildcard tests/fuzz/*.c)
 
 # clang-tidy 14 with .clang-tidy (its comment says which checks and why) on
 # every source and fuzz target, two at a time; any finding fails.

@@ -15,6 +15,7 @@
 #include "core/log.h"
 #include "core/report.h"
 #include "core/spawn.h"
+#include "source/source.h"
 
 static const struct command commands[] = {
     {"stage", cmd_stage, "stage", true},
@@ -190,7 +191,7 @@ int main(int argc, char **argv)
     int rc = 0;
     if (cmd->needs_config) {
         struct config_problems probs = {0};
-        rc = config_load(&c.cfg, c.config_path, &probs, &err);
+        rc = config_load(&c.cfg, c.config_path, &source_kinds, &probs, &err);
         for (size_t i = 0; rc != 0 && i < probs.msgs.n; i++)
             log_error("%s", probs.msgs.v[i]);
         if (rc != 0 && probs.msgs.n > 0)

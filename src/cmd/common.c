@@ -63,15 +63,11 @@ static void print_stage_plan(const struct config *cfg)
     print_hook(cfg, HOOK_BEFORE_STAGE);
     for (size_t i = 0; i < cfg->nsources; i++) {
         const struct source_cfg *s = &cfg->sources[i];
-        if (strcmp(s->kind, "sqlite") == 0)
-            printf("  sqlite %s: %s -> sqlite/%s.db (online backup API, %s check)\n", s->name,
-                   s->path, s->name, s->check == CHECK_INTEGRITY ? "integrity" : "quick");
+        const struct source_ops *ops = source_of(s);
+        if (ops->plan)
+            ops->plan(s, stdout);
         else
             printf("  %s %s -> %s/%s\n", s->kind, s->name, s->kind, s->name);
-        for (size_t j = 0; j < s->paths.n; j++)
-            printf("    path %s\n", s->paths.v[j]);
-        if (s->from_file)
-            printf("    paths listed in %s\n", s->from_file);
     }
     if (cfg->staging.encrypt)
         printf("  every file encrypted (%s), stored as NAME.enc\n",

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "../core/log.h"
+#include "../source/source.h"
 #include "cmd.h"
 
 int cmd_config(struct ctx *c, int argc, char **argv, sc_err *err)
@@ -11,7 +12,7 @@ int cmd_config(struct ctx *c, int argc, char **argv, sc_err *err)
     if (argc != 2 || (strcmp(argv[1], "check") != 0 && strcmp(argv[1], "show") != 0))
         return sc_fail(err, SC_EUSAGE, "usage: stagecoach config check|show");
     struct config_problems probs = {0};
-    int rc = config_load(&c->cfg, c->config_path, &probs, err);
+    int rc = config_load(&c->cfg, c->config_path, &source_kinds, &probs, err);
     c->config_loaded = true;
     if (rc != 0) {
         for (size_t i = 0; i < probs.msgs.n; i++)

@@ -22,8 +22,7 @@
 #include "../core/log.h"
 #include "../core/report.h"
 #include "../restic/restic.h"
-#include "../source/mysql.h"
-#include "../source/pathlist.h"
+#include "../source/source.h"
 #include "../stage/set.h"
 #include "cmd.h"
 
@@ -31,6 +30,7 @@ enum verdict { V_OK, V_WARN, V_FAIL };
 
 struct doctor {
     struct ctx *c;
+    struct probe probe; /* how sources report (source.h): into verdict */
     json_t *checks; /* [{check, status, message, exit_code?}] */
     int nok, nwarn, nfail;
     int first_code;        /* exit code of the first FAIL */
@@ -69,6 +69,13 @@ __attribute__((format(printf, 4, 5))) static void verdict(struct doctor *d, enum
         printf("%-4s %s\n", names[v], line);
 }
 
+/* A source's finding, through its probe (source.h). */
+static void verdict_of_probe(struct probe *p, enum probe_status st, int code, const char *line)
+{
+    static const enum verdict of[] = {[PROBE_OK] = V_OK, [PROBE_WARN] = V_WARN, [PROBE_FAIL] = V_FAIL};
+    verdict(p->ctx, of[st], code, "%s", line);
+}
+
 /* ---- permissions of secret files ------------------------------------------ */
 
 static void check_secret(struct doctor *d, const char *path, const char *what)
@@ -90,17 +97,10 @@ static void check_secrets(struct doctor *d)
     check_secret(d, cfg->staging.key_file, "staging key_file");
     check_secret(d, cfg->staging.identity, "staging identity");
     check_secret(d, cfg->staging.passphrase_file, "staging passphrase_file");
-    char what[300];
     for (size_t i = 0; i < cfg->nsources; i++) {
         const struct source_cfg *s = &cfg->sources[i];
-        if (strcmp(s->kind, "mysql") != 0)
-            continue;
-        snprintf(what, sizeof what, "mysql %s option_file", s->name);
-        check_secret(d, s->option_file, what);
-        snprintf(what, sizeof what, "mysql %s password_file", s->name);
-        check_secret(d, s->password_file, what);
-        snprintf(what, sizeof what, "mysql %s ssl_key", s->name);
-        check_secret(d, s->ssl_key, what);
+        if (source_of(s)->secrets)
+            source_of(s)->secrets(s, &d->probe);
     }
 }
 
@@ -151,242 +151,14 @@ static void check_repository(struct doctor *d)
 
 /* ---- sources --------------------------------------------------------------- */
 
-/* The 100-byte header: "SQLite format 3\0", and the file format bytes
- * (offsets 18, 19) that say 2 for WAL. */
-static int sqlite_header(const char *path, bool *wal, char *why, size_t n)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-    if (fd < 0) {
-        snprintf(why, n, "cannot open %s: %s", path, strerror(errno));
-        return -1;
-    }
-    struct stat st;
-    unsigned char h[100];
-    ssize_t got = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) ? read(fd, h, sizeof h) : -2;
-    close(fd);
-    if (got == -2) {
-        snprintf(why, n, "%s is not a regular file", path);
-        return -1;
-    }
-    if (got < 0) {
-        snprintf(why, n, "cannot read %s: %s", path, strerror(errno));
-        return -1;
-    }
-    if (got < (ssize_t)sizeof h || memcmp(h, "SQLite format 3", 16) != 0) {
-        snprintf(why, n, "%s is not a SQLite database (no SQLite header)", path);
-        return -1;
-    }
-    *wal = h[18] == 2 || h[19] == 2;
-    return 0;
-}
-
-/* A URI path: every byte but unreserved ones and '/' percent-encoded. */
-static char *uri_path(const char *path)
-{
-    size_t n = strlen(path);
-    char *out = xmalloc(3 * n + 1);
-    size_t o = 0;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char ch = (unsigned char)path[i];
-        if ((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
-            strchr("/-._~", ch) != NULL) {
-            out[o++] = (char)ch;
-        } else {
-            snprintf(out + o, 4, "%%%02X", ch);
-            o += 3;
-        }
-    }
-    out[o] = '\0';
-    return out;
-}
-
-static void check_sqlite(struct doctor *d, const struct source_cfg *s)
-{
-    char why[1200];
-    bool wal = false;
-    if (sqlite_header(s->path, &wal, why, sizeof why) != 0) {
-        verdict(d, V_FAIL, SC_ESOURCE, "sqlite %s: %s", s->name, why);
-        return;
-    }
-    /* A reader of a WAL database creates -wal and -shm when they are
-     * missing: with neither there, nothing is in the log, and the file
-     * alone is read as it is (immutable=1: no lock, no side files). */
-    char *walf = xasprintf("%s-wal", s->path);
-    char *shmf = xasprintf("%s-shm", s->path);
-    bool immutable = wal && (!fs_exists(walf) || !fs_exists(shmf));
-    free(walf);
-    free(shmf);
-    sqlite3 *db = NULL;
-    int rc;
-    if (immutable) {
-        char *p = uri_path(s->path);
-        char *uri = xasprintf("file:%s?immutable=1", p);
-        rc = sqlite3_open_v2(uri, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, NULL);
-        free(uri);
-        free(p);
-    } else {
-        rc = sqlite3_open_v2(s->path, &db, SQLITE_OPEN_READONLY, NULL);
-    }
-    sqlite3_stmt *st = NULL;
-    long long tables = -1;
-    if (rc == SQLITE_OK) {
-        sqlite3_busy_timeout(db, s->busy_timeout_ms > 0 ? (int)s->busy_timeout_ms : 5000);
-        rc = sqlite3_prepare_v2(db, "SELECT count(*) FROM sqlite_schema WHERE type = 'table'", -1,
-                                &st, NULL);
-    }
-    if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-        tables = sqlite3_column_int64(st, 0);
-        rc = SQLITE_OK;
-    }
-    if (rc != SQLITE_OK)
-        verdict(d, V_FAIL, SC_ESOURCE, "sqlite %s: %s: cannot read it: %s", s->name, s->path,
-                db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
-    else
-        verdict(d, V_OK, 0, "sqlite %s: %s opens read-only, %lld table%s, %s journal", s->name,
-                s->path, tables, tables == 1 ? "" : "s", wal ? "WAL" : "rollback");
-    sqlite3_finalize(st);
-    sqlite3_close(db);
-}
-
-/* Can the account lock non-transactional tables (FLUSH TABLES WITH READ
- * LOCK / BACKUP STAGE need RELOAD)? 1 yes, 0 no, -1 unknown. */
-static int mysql_has_reload(MYSQL *m, const struct source_cfg *s)
-{
-    static const char sql[] =
-        "SELECT COUNT(*) FROM information_schema.USER_PRIVILEGES WHERE PRIVILEGE_TYPE = 'RELOAD' "
-        "AND GRANTEE = CONCAT('''', SUBSTRING_INDEX(CURRENT_USER(), '@', 1), '''@''', "
-        "SUBSTRING_INDEX(CURRENT_USER(), '@', -1), '''')";
-    char *v = NULL;
-    sc_err e = {0};
-    if (my_query_value(m, s, sql, &v, &e) != 0 || v == NULL) {
-        free(v);
-        return -1;
-    }
-    int yes = atoll(v) > 0;
-    free(v);
-    return yes;
-}
-
-static void check_mysql(struct doctor *d, const struct source_cfg *s)
-{
-    sc_err e = {0};
-    char *pw = NULL;
-    MYSQL *m = NULL;
-    char *one = NULL;
-    if (my_check_files(s, &e) != 0 || my_read_password(s, &pw, &e) != 0) {
-        verdict(d, V_FAIL, e.code, "mysql %s: %s", s->name, e.msg);
-        return;
-    }
-    int rc = my_connect(s, pw, "doctor", &m, &e);
-    my_free_password(pw);
-    if (rc == 0)
-        rc = my_query_value(m, s, "SELECT 1", &one, &e);
-    free(one);
-    if (rc != 0) {
-        verdict(d, V_FAIL, e.code ? e.code : SC_ESOURCE, "mysql %s: %s", s->name, e.msg);
-        my_close(&m);
-        return;
-    }
-    /* Every configured database is there and visible to the account. */
-    for (size_t i = 0; i < s->databases.n; i++) {
-        char *lit = my_string(m, s->databases.v[i]);
-        char *sql = xasprintf("SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE "
-                              "SCHEMA_NAME = %s",
-                              lit);
-        char *n = NULL;
-        sc_err qe = {0};
-        int qrc = my_query_value(m, s, sql, &n, &qe);
-        bool found = qrc == 0 && n != NULL && atoll(n) > 0;
-        free(n);
-        free(sql);
-        free(lit);
-        if (qrc != 0) {
-            verdict(d, V_FAIL, SC_ESOURCE, "mysql %s: %s", s->name, qe.msg);
-            my_close(&m);
-            return;
-        }
-        if (!found) {
-            verdict(d, V_FAIL, SC_ESOURCE,
-                    "mysql %s: database '%s' does not exist or the account cannot see it "
-                    "(create it, or grant SELECT on it)",
-                    s->name, s->databases.v[i]);
-            my_close(&m);
-            return;
-        }
-    }
-    int reload = mysql_has_reload(m, s);
-    my_close(&m);
-    if (reload == 0)
-        verdict(d, V_WARN, 0,
-                "mysql %s: connects and reads, but the account lacks RELOAD: "
-                "non-transactional (MyISAM, Aria) tables would not be locked during the dump "
-                "and it is read over one connection, not in parallel (GRANT RELOAD ON *.* to it)",
-                s->name);
-    else
-        verdict(d, V_OK, 0, "mysql %s: connects and reads%s", s->name,
-                reload < 0 ? " (RELOAD privilege not determined)" : ", RELOAD granted");
-}
-
-/* A path and everything needed to archive it: readable, and a directory
- * searchable too. Only the path itself is looked at, not its tree. */
-static void check_paths(struct doctor *d, const struct source_cfg *s)
-{
-    struct strvec all = {0};
-    for (size_t i = 0; i < s->paths.n; i++)
-        strvec_push(&all, s->paths.v[i]);
-    if (s->from_file != NULL) {
-        sc_err e = {0};
-        if (pathlist_read_file(s->from_file, &all, &e) != 0) {
-            verdict(d, V_FAIL, SC_ESOURCE, "paths %s: from_file: %s", s->name, e.msg);
-            strvec_free(&all);
-            return;
-        }
-    }
-    size_t bad = 0;
-    char first[1200] = "";
-    for (size_t i = 0; i < all.n; i++) {
-        const char *p = all.v[i];
-        char *full = NULL;
-        if (p[0] != '/' && i >= s->paths.n && s->from_file) { /* relative to from_file's dir */
-            const char *slash = strrchr(s->from_file, '/');
-            full = slash ? xasprintf("%.*s/%s", (int)(slash - s->from_file), s->from_file, p)
-                         : xstrdup(p);
-            p = full;
-        }
-        struct stat st;
-        const char *why = NULL;
-        int saved = 0;
-        if (lstat(p, &st) != 0) {
-            saved = errno;
-            why = (saved == ENOENT || saved == ENOTDIR) && s->missing_ok ? NULL : "";
-        } else if (!S_ISLNK(st.st_mode) &&
-                   access(p, S_ISDIR(st.st_mode) ? (R_OK | X_OK) : R_OK) != 0) {
-            saved = errno;
-            why = "";
-        }
-        if (why != NULL && bad++ == 0)
-            snprintf(first, sizeof first, "%s: %s", p, strerror(saved));
-        free(full);
-    }
-    if (bad > 0)
-        verdict(d, V_FAIL, SC_ESOURCE, "paths %s: %zu of %zu path%s not readable, first %s",
-                s->name, bad, all.n, all.n == 1 ? "" : "s", first);
-    else
-        verdict(d, V_OK, 0, "paths %s: %zu path%s readable", s->name, all.n, all.n == 1 ? "" : "s");
-    strvec_free(&all);
-}
-
 static void check_sources(struct doctor *d)
 {
     const struct config *cfg = &d->c->cfg;
     for (size_t i = 0; i < cfg->nsources; i++) {
         const struct source_cfg *s = &cfg->sources[i];
-        if (strcmp(s->kind, "sqlite") == 0)
-            check_sqlite(d, s);
-        else if (strcmp(s->kind, "mysql") == 0)
-            check_mysql(d, s);
-        else if (strcmp(s->kind, "paths") == 0)
-            check_paths(d, s);
+        const struct source_ops *ops = source_of(s);
+        if (ops->doctor)
+            ops->doctor(s, &d->probe);
         else
             verdict(d, V_WARN, 0, "%s %s: no pre-flight check for this kind", s->kind, s->name);
     }
@@ -538,6 +310,7 @@ int cmd_doctor(struct ctx *c, int argc, char **argv, sc_err *err)
     if (cmd_parse_opts(argc, argv, NULL, err) != 0)
         return err->code;
     struct doctor d = {.c = c, .checks = json_array()};
+    d.probe = (struct probe){.report = verdict_of_probe, .ctx = &d};
     check_secrets(&d);
     check_restic(&d);
     check_repository(&d);

@@ -21,10 +21,6 @@
 #include "../stage/set.h"
 #include "cmd.h"
 
-/* MySQL names are at most 64 characters. */
-#define DB_NAME_MAX 64
-
-enum target_kind { TARGET_FILE, TARGET_DIR, TARGET_DATABASE };
 
 struct drill {
     struct ctx *c;
@@ -37,26 +33,16 @@ struct drill {
     json_t *result; /* becomes last_drill */
 };
 
-/* Where a kind's scratch target lives: SQLite and paths restore into
- * files, every other kind (MySQL) into a database next to the live one. */
-static enum target_kind target_kind_of(const char *kind)
-{
-    if (strcmp(kind, "sqlite") == 0)
-        return TARGET_FILE;
-    if (strcmp(kind, "paths") == 0)
-        return TARGET_DIR;
-    return TARGET_DATABASE;
-}
-
-/* <db>_drill_<snapshot id>: the dump's one database, else the source name. */
-static char *database_target(const struct drill *d, json_t *entry, const char *name)
+/* <db>_drill_<snapshot id>: the dump's one database, else the source name;
+ * at most max bytes (the kind's longest database name). */
+static char *database_target(const struct drill *d, json_t *entry, const char *name, size_t max)
 {
     json_t *dbs = json_object_get(entry, "databases");
     const char *db = json_array_size(dbs) == 1 ? json_string_value(json_array_get(dbs, 0)) : NULL;
     char *t = xasprintf("%s_drill_%s", db ? db : name, d->short_id);
-    if (strlen(t) > DB_NAME_MAX) {
+    if (strlen(t) > max) {
         /* keep the suffix, which makes the name the drill's own */
-        size_t keep = DB_NAME_MAX - strlen("_drill_") - strlen(d->short_id);
+        size_t keep = max - strlen("_drill_") - strlen(d->short_id);
         char *shorter = xasprintf("%.*s_drill_%s", (int)keep, db ? db : name, d->short_id);
         free(t);
         t = shorter;
@@ -64,12 +50,12 @@ static char *database_target(const struct drill *d, json_t *entry, const char *n
     return t;
 }
 
-static char *scratch_target(const struct drill *d, enum target_kind tk, json_t *entry,
+static char *scratch_target(const struct drill *d, const struct source_ops *ops, json_t *entry,
                             const char *name)
 {
     char *leaf;
     char *t;
-    switch (tk) {
+    switch (ops->drill_target) {
     case TARGET_FILE:
         leaf = xasprintf("%s.db", name);
         t = path_join(d->targets, leaf);
@@ -83,7 +69,7 @@ static char *scratch_target(const struct drill *d, enum target_kind tk, json_t *
     case TARGET_DATABASE:
         break;
     }
-    return database_target(d, entry, name);
+    return database_target(d, entry, name, ops->db_name_max);
 }
 
 /* What was compared, for the report: rows, tables, entries. */
@@ -120,11 +106,11 @@ static void skip_source(json_t *r, const char *why)
 static void discard_target(const struct source_cfg *src, const char *target, json_t *r)
 {
     sc_err e = {0};
-    if (src->ops->discard == NULL) {
+    if (source_of(src)->discard == NULL) {
         log_warn("drill: %s %s: scratch target %s was left behind: remove it by hand", src->kind,
                  src->name, target);
         json_object_set_new(r, "left_behind", json_string(target));
-    } else if (src->ops->discard(src, target, &e) != 0) {
+    } else if (source_of(src)->discard(src, target, &e) != 0) {
         log_warn("drill: %s %s: cannot remove scratch target %s: %s", src->kind, src->name, target,
                  e.msg);
         json_object_set_new(r, "left_behind", json_string(target));
@@ -150,18 +136,18 @@ static int drill_source(struct drill *d, json_t *entry, sc_err *err)
         skip_source(r, "not in the configuration");
         return 0;
     }
-    if (src->ops->restore == NULL) {
+    if (source_of(src)->restore == NULL) {
         skip_source(r, "this version cannot restore this kind");
         return 0;
     }
-    enum target_kind tk = target_kind_of(kind);
-    char *target = scratch_target(d, tk, entry, name);
+    const struct source_ops *ops = source_of(src);
+    char *target = scratch_target(d, ops, entry, name);
     json_object_set_new(r, "target", json_string(target));
     sc_err e = {0};
     log_info("drill: restoring %s %s into %s", kind, name, target);
     /* force: a scratch target left by a crashed drill is ours to replace */
-    int rc = src->ops->restore(src, d->plain, entry, target, true, &e);
-    if (tk == TARGET_DATABASE)
+    int rc = ops->restore(src, d->plain, entry, target, true, &e);
+    if (ops->drill_target == TARGET_DATABASE)
         discard_target(src, target, r);
     json_object_set_new(r, "status", json_string(rc == 0 ? "ok" : "failed"));
     if (rc == 0)

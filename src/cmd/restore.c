@@ -197,12 +197,12 @@ static int apply_source(struct ctx *c, const struct restore_opts *o, json_t *ent
                        "%s %s is in the set but not in the configuration: add its [%s %s] "
                        "section to put it back (its files are in %s)",
                        kind, name, kind, name, o->to);
-    if (src->ops->restore == NULL)
+    if (source_of(src)->restore == NULL)
         return sc_fail(err, SC_EFAIL,
                        "%s %s: this version cannot put a %s source back; its files are in %s", kind,
                        name, kind, o->to);
     log_info("putting %s %s back%s%s", kind, name, o->into ? " into " : "", o->into ? o->into : "");
-    int rc = src->ops->restore(src, o->to, entry, o->into, o->force, err);
+    int rc = source_of(src)->restore(src, o->to, entry, o->into, o->force, err);
     if (rc == 0)
         json_array_append_new(applied, json_pack("{s:s, s:s, s:s?, s:O?}", "name", name, "kind",
                                                  kind, "into", o->into, "restored_to",

@@ -9,6 +9,7 @@
 #include "../core/lock.h"
 #include "../core/log.h"
 #include "../core/spawn.h"
+#include "../source/source.h"
 #include "cmd.h"
 
 /* One run. The lock is held for the run only, so that in continuous mode
@@ -79,7 +80,7 @@ static void reload_config(struct ctx *c)
     struct config fresh;
     struct config_problems probs = {0};
     sc_err e = {0};
-    if (config_load(&fresh, c->config_path, &probs, &e) != 0) {
+    if (config_load(&fresh, c->config_path, &source_kinds, &probs, &e) != 0) {
         for (size_t i = 0; i < probs.msgs.n; i++)
             log_error("%s", probs.msgs.v[i]);
         log_error("SIGHUP: configuration not reloaded; keeping the previous one");

@@ -18,7 +18,7 @@ static int stage_sources(struct ctx *c, struct set *set, sc_err *err)
             return sc_fail(err, SC_EINTR, "interrupted; the partial set was removed");
         log_info("staging %s %s", src->kind, src->name);
         json_t *entry = set_begin_source(set, src->name, src->kind);
-        int rc = src->ops->stage(src, set, entry, err);
+        int rc = source_of(src)->stage(src, set, entry, err);
         if (rc == 0 && sc_stop_requested)
             rc = sc_fail(err, SC_EINTR, "interrupted; the partial set was removed");
         if (rc != 0)

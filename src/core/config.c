@@ -11,10 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../restic/restic.h"
-#include "../source/source.h"
+#include <stdarg.h>
+#include <stdio.h>
 #include "fs.h"
-#include "hooks.h"
+#include "words.h"
 #include "log.h"
 
 extern char **environ;
@@ -25,7 +25,7 @@ extern char **environ;
 static const char *check_hook(const char *value)
 {
     struct strvec argv = {0};
-    const char *why = hook_split(value, &argv);
+    const char *why = words_split(value, &argv);
     if (why == NULL && (argv.n == 0 || argv.v[0][0] == '\0'))
         why = "names no program";
     strvec_free(&argv);
@@ -40,7 +40,7 @@ static const char *check_policy(const char *value)
 
 static const char *check_within(const char *value)
 {
-    return restic_within_ok(value) ? NULL
+    return restic_duration_ok(value) ? NULL
                                    : "expected a restic duration like 7d, 1y6m or 48h (units y, m, "
                                      "d, h)";
 }
@@ -139,6 +139,7 @@ struct key_seen {
 
 struct loader {
     struct config *cfg;
+    const struct cfg_kinds *kinds;
     struct config_problems *probs;
     const char *file;
     char *base_dir; /* relative paths in the file are relative to it */
@@ -315,15 +316,15 @@ static struct source_cfg *find_source(struct config *cfg, const char *kind, cons
     return NULL;
 }
 
-static struct source_cfg *add_source(struct config *cfg, const struct source_ops *ops,
+static struct source_cfg *add_source(struct config *cfg, const struct cfg_kind *def,
                                      const char *name, int line)
 {
     cfg->sources = xrealloc(cfg->sources, (cfg->nsources + 1) * sizeof *cfg->sources);
     struct source_cfg *s = &cfg->sources[cfg->nsources++];
     memset(s, 0, sizeof *s);
-    s->kind = xstrdup(ops->kind);
+    s->kind = xstrdup(def->kind);
     s->name = xstrdup(name);
-    s->ops = ops;
+    s->def = def;
     s->line = line;
     s->check = CHECK_QUICK;
     s->busy_timeout_ms = 60000;
@@ -390,13 +391,14 @@ static bool open_section(struct loader *ld, const char *section)
     if (!split_section(section, kind, sizeof kind, sname, sizeof sname)) {
         config_problem(ld->probs, ld->file, ld->line, section, NULL,
                        "unknown section (known: staging, restic, retention, check, hooks, run, "
-                       "sqlite NAME, paths NAME, mysql NAME)");
+                       "and KIND NAME for a source of kind %s)",
+                       ld->kinds->names());
         return false;
     }
-    const struct source_ops *ops = source_find(kind);
-    if (ops == NULL) {
+    const struct cfg_kind *def = ld->kinds->find(kind);
+    if (def == NULL) {
         config_problem(ld->probs, ld->file, ld->line, section, NULL,
-                       "unknown source kind '%s' (known: sqlite, paths, mysql)", kind);
+                       "unknown source kind '%s' (known: %s)", kind, ld->kinds->names());
         return false;
     }
     if (!valid_source_name(sname)) {
@@ -406,8 +408,8 @@ static bool open_section(struct loader *ld, const char *section)
     }
     struct source_cfg *src = find_source(ld->cfg, kind, sname);
     if (src == NULL)
-        src = add_source(ld->cfg, ops, sname, ld->line);
-    ld->cur_keys = ops->keys;
+        src = add_source(ld->cfg, def, sname, ld->line);
+    ld->cur_keys = def->keys;
     ld->cur_base = src;
     return true;
 }
@@ -528,7 +530,7 @@ static bool apply_env_var(struct loader *ld, const char *var, const char *value)
         struct source_cfg *s = &ld->cfg->sources[i];
         char section[256];
         snprintf(section, sizeof section, "%s %s", s->kind, s->name);
-        for (const struct cfg_key *k = s->ops->keys; k->name; k++) {
+        for (const struct cfg_key *k = s->def->keys; k->name; k++) {
             env_name(want, sizeof want, section, k->name);
             if (strcmp(want, var) != 0)
                 continue;
@@ -728,15 +730,15 @@ static void validate(struct loader *ld)
     if (c->nsources == 0)
         config_problem(
             p, ld->file, 0, "sources", NULL,
-            "no source configured: add a [sqlite NAME], [mysql NAME] or [paths NAME] section");
+            "no source configured: add a [KIND NAME] section, KIND one of %s", ld->kinds->names());
     for (size_t i = 0; i < c->nsources; i++) {
         const struct source_cfg *s = &c->sources[i];
         for (size_t j = 0; j < i; j++)
             if (strcmp(c->sources[j].name, s->name) == 0)
                 config_problem(p, ld->file, s->line, s->kind, NULL,
                                "source name '%s' is used twice", s->name);
-        if (s->ops->validate)
-            s->ops->validate(s, p, ld->file);
+        if (s->def->validate)
+            s->def->validate(s, p, ld->file);
     }
 }
 
@@ -788,11 +790,13 @@ static char *config_dir(const char *path)
     return abs;
 }
 
-int config_load(struct config *cfg, const char *path, struct config_problems *probs, sc_err *err)
+int config_load(struct config *cfg, const char *path, const struct cfg_kinds *kinds,
+                struct config_problems *probs, sc_err *err)
 {
     memset(cfg, 0, sizeof *cfg);
     set_defaults(cfg);
-    struct loader ld = {.cfg = cfg, .probs = probs, .file = path, .at_line_start = 1};
+    struct loader ld = {
+        .cfg = cfg, .kinds = kinds, .probs = probs, .file = path, .at_line_start = 1};
     if (path != NULL) {
         cfg->file = xstrdup(path);
         ld.base_dir = config_dir(path);
@@ -895,7 +899,7 @@ void config_print(const struct config *cfg, FILE *out)
     }
     for (size_t i = 0; i < cfg->nsources; i++) {
         fprintf(out, "\n[%s %s]\n", cfg->sources[i].kind, cfg->sources[i].name);
-        print_keys(out, &cfg->sources[i], cfg->sources[i].ops->keys);
+        print_keys(out, &cfg->sources[i], cfg->sources[i].def->keys);
     }
 }
 
@@ -917,7 +921,7 @@ void config_free(struct config *cfg)
     for (size_t i = 0; i < NSECTIONS; i++)
         free_keys(cfg, sections[i].keys);
     for (size_t i = 0; i < cfg->nsources; i++) {
-        free_keys(&cfg->sources[i], cfg->sources[i].ops->keys);
+        free_keys(&cfg->sources[i], cfg->sources[i].def->keys);
         if (cfg->sources[i].password != NULL) {
             memset(cfg->sources[i].password, 0, strlen(cfg->sources[i].password));
             free(cfg->sources[i].password);
@@ -933,4 +937,42 @@ void config_free(struct config *cfg)
 void config_problems_free(struct config_problems *p)
 {
     strvec_free(&p->msgs);
+}
+
+void config_problem(struct config_problems *probs, const char *file, int line, const char *section,
+                    const char *key, const char *fmt, ...)
+{
+    char text[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    const char *where = file ? file : "(environment)";
+    if (line > 0 && key != NULL)
+        strvec_pushf(&probs->msgs, "%s:%d: [%s] %s: %s", where, line, section, key, text);
+    else if (line > 0)
+        strvec_pushf(&probs->msgs, "%s:%d: [%s]: %s", where, line, section, text);
+    else if (key != NULL)
+        strvec_pushf(&probs->msgs, "%s: [%s] %s: %s", where, section, key, text);
+    else
+        strvec_pushf(&probs->msgs, "%s: %s", where, text);
+}
+
+bool restic_duration_ok(const char *s)
+{
+    if (s == NULL || *s == '\0')
+        return false;
+    char units[5] = "";
+    size_t nunits = 0;
+    while (*s) {
+        if (*s < '0' || *s > '9')
+            return false;
+        while (*s >= '0' && *s <= '9')
+            s++;
+        if (*s == '\0' || strchr("ymdh", *s) == NULL || strchr(units, *s) != NULL)
+            return false;
+        units[nunits++] = *s++;
+        units[nunits] = '\0';
+    }
+    return true;
 }

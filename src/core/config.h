@@ -15,9 +15,9 @@ enum check_level { CHECK_QUICK = 0, CHECK_INTEGRITY = 1 };
 /* One [KIND NAME] source section. Fields of all kinds live here; each kind's
  * key table (in src/source/KIND.c) says which ones it uses. */
 struct source_cfg {
-    char *kind; /* "sqlite", "paths", "mysql" */
+    char *kind; /* the section's KIND: "sqlite", "paths", "mysql", ... */
     char *name; /* [A-Za-z0-9._-]+, unique across sources */
-    const struct source_ops *ops;
+    const struct cfg_kind *def; /* its keys and validation (src/source/ has the rest) */
     int line; /* where the section starts, for messages */
 
     /* sqlite */
@@ -114,9 +114,37 @@ struct config_problems {
     struct strvec msgs;
 };
 
-/* Load path (NULL: no file, defaults and environment only). Returns 0, or
- * SC_ECONFIG with every problem listed in probs (and the first in err). */
-int config_load(struct config *cfg, const char *path, struct config_problems *probs, sc_err *err);
+/* What the loader needs of a source kind: the section name, its keys and a
+ * check of the whole section. src/source/ has one per kind (the first part
+ * of its struct source_ops), so this module never depends on the sources. */
+struct cfg_kind {
+    const char *kind;
+    /* Keys accepted in a [KIND NAME] section; offsets into struct source_cfg. */
+    const struct cfg_key *keys;
+    /* Check required keys and value combinations after loading; append
+     * problems with config_problem(). Return 0 when valid. */
+    int (*validate)(const struct source_cfg *src, struct config_problems *probs, const char *file);
+};
+/* The kinds a configuration may name: find one by its section name, and
+ * list them all ("sqlite, paths, mysql") for messages. */
+struct cfg_kinds {
+    const struct cfg_kind *(*find)(const char *kind);
+    const char *(*names)(void);
+};
+
+/* Load path (NULL: no file, defaults and environment only) with the
+ * source kinds of kinds. Returns 0, or SC_ECONFIG with every problem listed
+ * in probs (and the first in err). */
+int config_load(struct config *cfg, const char *path, const struct cfg_kinds *kinds,
+                struct config_problems *probs, sc_err *err);
+
+/* Append a problem message "FILE:LINE: [section] key: text". */
+void config_problem(struct config_problems *probs, const char *file, int line, const char *section,
+                    const char *key, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+
+/* restic's own duration syntax, which [retention] keep_within takes:
+ * "1y5m7d2h", units y, m, d, h, each at most once (no weeks since 0.14). */
+bool restic_duration_ok(const char *s);
 void config_free(struct config *cfg);
 void config_problems_free(struct config_problems *p);
 

@@ -32,10 +32,6 @@ struct hook_info {
 };
 
 const char *hook_name(enum hook_point p);
-/* Split a command line into words: blanks separate; '...' is literal;
- * "..." allows \" \\ \$ \`; a backslash outside quotes escapes the next
- * character. No expansion of any kind. Returns NULL or why it cannot. */
-const char *hook_split(const char *cmd, struct strvec *argv);
 /* Whether a failure of the hook at p fails the run (policy "fail", or no
  * policy and a point that prepares or restores the service) or only warns. */
 bool hook_policy_fails(const struct config *cfg, enum hook_point p);

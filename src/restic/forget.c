@@ -19,27 +19,6 @@
 #include "../core/log.h"
 #include "internal.h"
 
-/* "1y5m7d2h": restic's own duration (units y, m, d, h; no weeks since
- * 0.14), each unit at most once. */
-bool restic_within_ok(const char *s)
-{
-    if (s == NULL || *s == '\0')
-        return false;
-    char units[5] = "";
-    size_t nunits = 0;
-    while (*s) {
-        if (*s < '0' || *s > '9')
-            return false;
-        while (*s >= '0' && *s <= '9')
-            s++;
-        if (*s == '\0' || strchr("ymdh", *s) == NULL || strchr(units, *s) != NULL)
-            return false;
-        units[nunits++] = *s++;
-        units[nunits] = '\0';
-    }
-    return true;
-}
-
 bool restic_retention_args(const struct config *cfg, struct strvec *argv)
 {
     static const struct {
@@ -156,7 +135,7 @@ int restic_forget_parse(const char *text, size_t len, struct restic_forget_resul
 int restic_forget(struct restic *r, bool dry_run, struct restic_forget_result *out, sc_err *err)
 {
     out->keep = out->remove = NULL;
-    if (r->cfg->retention.keep_within && !restic_within_ok(r->cfg->retention.keep_within))
+    if (r->cfg->retention.keep_within && !restic_duration_ok(r->cfg->retention.keep_within))
         return sc_fail(err, SC_ECONFIG,
                        "[retention] keep_within = %s: expected a restic duration like 7d, 2m15d "
                        "or 1y (units y, m, d, h)",

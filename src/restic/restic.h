@@ -70,8 +70,6 @@ bool restic_snapshot_newer(json_t *a, json_t *b);
 /* The [retention] policy as forget flags (--keep-last=N ...) appended to
  * argv; false when no keep_* is set (then nothing may be forgotten). */
 bool restic_retention_args(const struct config *cfg, struct strvec *argv);
-/* A keep_within value restic accepts ("7d", "1y2m", units y m d h). */
-bool restic_within_ok(const char *s);
 /* The snapshots under this tool's retention: --tag stagecoach,<tags> (AND)
  * --host <host>. Appended to argv. */
 void restic_own_filter(const struct restic *r, const char *host, struct strvec *argv);

@@ -13,6 +13,7 @@
 #include "../core/spawn.h"
 #include "../core/xalloc.h"
 #include "crypto.h"
+#include "hashfile.h"
 #include "hashpipe.h"
 #include "set.h"
 
@@ -313,34 +314,6 @@ static int write_plain(void *ctx, const void *buf, size_t len, sc_err *err)
     return 0;
 }
 
-/* An unencrypted file: copied (out may be NULL) and hashed, like decryption. */
-static int copy_plain(int fd, const char *display, crypto_out_fn out, void *ctx,
-                      struct crypto_plain *plain, sc_err *err)
-{
-    unsigned char *buf = xmalloc(1 << 20);
-    crypto_generichash_state h;
-    crypto_generichash_init(&h, NULL, 0, crypto_generichash_BYTES_MAX);
-    uint64_t total = 0;
-    int rc = 0;
-    for (;;) {
-        ssize_t r = read(fd, buf, 1 << 20);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0)
-            rc = sc_fail_errno(err, SC_EVERIFY, "cannot read %s", display);
-        if (r <= 0)
-            break;
-        crypto_generichash_update(&h, buf, (size_t)r);
-        total += (uint64_t)r;
-        if (out != NULL && (rc = out(ctx, buf, (size_t)r, err)) != 0)
-            break;
-    }
-    free(buf);
-    blake2b_final_hex(&h, plain->blake2b);
-    plain->bytes = total;
-    return rc;
-}
-
 /* Read one file of the set (decrypting it when it is encrypted), send its
  * plaintext to out, and compare the plaintext with the manifest. */
 static int read_plaintext(const char *dir, json_t *f, const struct crypto_key *key,
@@ -357,8 +330,9 @@ static int read_plaintext(const char *dir, json_t *f, const struct crypto_key *k
     if (fd < 0)
         return sc_fail_errno(err, SC_EVERIFY, "%s: cannot read it", stored);
     struct crypto_plain got;
-    int rc = plain == f ? copy_plain(fd, stored, out, ctx, &got, err)
-                        : crypto_decrypt_fd(fd, stored, name, key, out, ctx, &got, err);
+    int rc = plain == f
+                 ? hash_fd_to(fd, stored, SC_EVERIFY, out, ctx, got.blake2b, &got.bytes, err)
+                 : crypto_decrypt_fd(fd, stored, name, key, out, ctx, &got, err);
     close(fd);
     if (rc == 0 && (json_int_t)got.bytes != bytes)
         rc = sc_fail(err, SC_EVERIFY, "%s: plaintext is %llu bytes, manifest says %lld", stored,

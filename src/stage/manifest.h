@@ -37,4 +37,8 @@ int set_verify_plaintext(const char *dir, const struct crypto_key *key, sc_err *
 int set_unpack(const char *dir, const char *to, const struct crypto_key *key, json_t **manifest,
                sc_err *err);
 
+/* Verify a published set: MANIFEST.json and B2SUMS agree with the files.
+ * Exit 7 naming the first bad file; lists every problem through log_error. */
+int set_verify(const char *dir, sc_err *err);
+
 #endif

@@ -48,11 +48,6 @@ const struct crypto_key *set_key(const struct set *s);
 json_t *set_begin_source(struct set *s, const char *name, const char *kind);
 /* Absolute path (owned) of relpath inside the set being built; creates parent dirs (0700). */
 char *set_file_path(struct set *s, const char *relpath, sc_err *err);
-/* Take in a file some other writer finished (e.g. SQLite): hash it, fsync
- * it, chmod 0600, record it. In an encrypted set it is encrypted through a
- * sink into relpath.enc instead, and the plaintext unlinked at once, also
- * on failure: the plaintext never outlives staging. */
-int set_add_file(struct set *s, const char *relpath, sc_err *err);
 /* Record a file written through a sink. */
 void set_record_file(struct set *s, const char *relpath, uint64_t bytes, const char *b2hex);
 /* Record an encrypted file: as stored, and its plaintext. */
@@ -70,11 +65,5 @@ int set_list(const char *staging, char ***ids, size_t *n, sc_err *err);
 void set_list_free(char **ids, size_t n);
 /* Resolve "latest" or an ID into the set's directory (owned). Exit 1 when absent. */
 int set_resolve(const char *staging, const char *which, char **dir, char **id, sc_err *err);
-
-/* BLAKE2b-512 of a whole file as 128 lowercase hex chars. */
-int hash_file(const char *path, char hex[129], uint64_t *bytes, sc_err *err);
-/* Verify a published set: MANIFEST.json and B2SUMS agree with the files.
- * Exit 7 naming the first bad file; lists every problem through log_error. */
-int set_verify(const char *dir, sc_err *err);
 
 #endif

@@ -4,10 +4,13 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "../core/fs.h"
+#include "../core/spawn.h"
 #include "../core/xalloc.h"
+#include "hashfile.h"
 #include "set.h"
 
 /* The file's pages are handed to the disk every this many bytes, so that
@@ -147,4 +150,84 @@ void sink_abort(struct sink *k)
     if (k->path != NULL)
         unlink(k->path);
     sink_release(k);
+}
+
+/* Stream a finished plaintext file through an encrypting sink. */
+static int encrypt_file(struct set *s, const char *relpath, const char *path, sc_err *err)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return sc_fail_errno(err, SC_ESTAGING, "cannot read %s", path);
+    struct sink k;
+    int rc = sink_open(&k, s, relpath, err);
+    if (rc != 0) {
+        close(fd);
+        return rc;
+    }
+    unsigned char *buf = xmalloc((size_t)CRYPTO_CHUNK * 16);
+    for (;;) {
+        if (sc_stop_requested) {
+            rc = sc_fail(err, SC_EINTR, "interrupted while encrypting %s", path);
+            break;
+        }
+        ssize_t r = read(fd, buf, (size_t)CRYPTO_CHUNK * 16);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            rc = sc_fail_errno(err, SC_ESTAGING, "cannot read %s", path);
+        if (r <= 0)
+            break;
+        if ((rc = sink_write(&k, buf, (size_t)r, err)) != 0)
+            break;
+    }
+    sodium_memzero(buf, (size_t)CRYPTO_CHUNK * 16);
+    free(buf);
+    close(fd);
+    if (rc == 0)
+        return sink_close(&k, err);
+    sink_abort(&k);
+    return rc;
+}
+
+static int add_file_encrypted(struct set *s, const char *relpath, sc_err *err)
+{
+    char *path = path_join(s->tmpdir, relpath);
+    int rc = encrypt_file(s, relpath, path, err);
+    /* Whatever happened, the plaintext goes now (its blocks are freed, not
+     * wiped: see docs/encryption.md). */
+    if (unlink(path) != 0 && errno != ENOENT && rc == 0)
+        rc = sc_fail_errno(err, SC_ESTAGING, "cannot remove the plaintext %s", path);
+    free(path);
+    return rc;
+}
+
+/* A finished file written by someone else (SQLite) becomes part of the set:
+ * private, hashed, durable. The write-out to disk is started first and the
+ * fsync comes last, so the disk writes while the CPU hashes from the page
+ * cache (the hash is of the same bytes the fsync then makes durable; a
+ * failed fsync fails the set). */
+int set_add_file(struct set *s, const char *relpath, sc_err *err)
+{
+    if (set_key(s) != NULL)
+        return add_file_encrypted(s, relpath, err);
+    char *path = path_join(s->tmpdir, relpath);
+    char hex[129];
+    uint64_t bytes = 0;
+    int rc = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || fchmod(fd, 0600) != 0)
+        rc = sc_fail_errno(err, SC_ESTAGING, "cannot open %s", path);
+    if (rc == 0) {
+        /* Advisory: a failure only means the fsync below does it all. */
+        (void)sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+        rc = hash_fd_to(fd, path, SC_ESTAGING, NULL, NULL, hex, &bytes, err);
+    }
+    if (rc == 0 && fsync(fd) != 0)
+        rc = sc_fail_errno(err, SC_ESTAGING, "cannot sync %s", path);
+    if (fd >= 0)
+        close(fd);
+    if (rc == 0)
+        set_record_file(s, relpath, bytes, hex);
+    free(path);
+    return rc;
 }

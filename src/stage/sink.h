@@ -38,4 +38,9 @@ int sink_close(struct sink *k, sc_err *err);
 /* Close and unlink after a failure. */
 void sink_abort(struct sink *k);
 
+/* Take in a file some other writer finished (e.g. SQLite): hash it, fsync
+ * it, chmod 0600, record it. In an encrypted set it is encrypted through a
+ * sink into relpath.enc instead, and the plaintext unlinked at once, also
+ * on failure: the plaintext never outlives staging. */
+int set_add_file(struct set *s, const char *relpath, sc_err *err);
 #endif

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "../../src/core/config.h"
+#include "../../src/source/source.h"
 #include "../../src/core/fs.h"
 
 static char path[64];
@@ -31,7 +32,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct config cfg;
     struct config_problems probs = {0};
     sc_err err = {0};
-    int rc = config_load(&cfg, path, &probs, &err);
+    int rc = config_load(&cfg, path, &source_kinds, &probs, &err);
     if (rc != 0 && (rc != SC_ECONFIG || probs.msgs.n == 0))
         __builtin_trap();
     if (rc == 0 && (probs.msgs.n != 0 || cfg.nsources == 0))

@@ -3,7 +3,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
-#include "../../src/source/pathlist.h"
+#include "../../src/source/paths/pathlist.h"
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     struct strvec out = {0};

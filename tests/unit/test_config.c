@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "../../src/core/config.h"
+#include "../../src/source/source.h"
 #include "../../src/core/fs.h"
 #include "../../src/core/xalloc.h"
 
@@ -56,7 +57,7 @@ static void load_text(struct loaded *l, const char *text)
 {
     memset(l, 0, sizeof *l);
     l->path = conf_file("stagecoach.conf", text);
-    l->rc = config_load(&l->cfg, l->path, &l->probs, &l->err);
+    l->rc = config_load(&l->cfg, l->path, &source_kinds, &l->probs, &l->err);
 }
 
 static void loaded_free(struct loaded *l)
@@ -531,7 +532,7 @@ static void test_missing_file(void **state)
     struct config_problems probs = {0};
     sc_err err = {0};
     char *path = path_join(tmpdir, "does-not-exist.conf");
-    assert_int_equal(config_load(&cfg, path, &probs, &err), SC_ECONFIG);
+    assert_int_equal(config_load(&cfg, path, &source_kinds, &probs, &err), SC_ECONFIG);
     assert_non_null(strstr(err.msg, path));
     assert_true(probs.msgs.n >= 1);
     config_free(&cfg);
@@ -562,7 +563,7 @@ static void test_relative_paths(void **state)
     /* (the last line is an unknown key: check that resolution still happened) */
     struct config cfg;
     struct config_problems probs = {0};
-    assert_int_equal(config_load(&cfg, path, &probs, &err), SC_ECONFIG);
+    assert_int_equal(config_load(&cfg, path, &source_kinds, &probs, &err), SC_ECONFIG);
     char *want_dir = path_join(sub, "staging");
     char *want_db = path_join(sub, "db/app.db");
     char *want_pass = path_join(sub, "restic.pass");
@@ -583,7 +584,7 @@ static void test_relative_paths(void **state)
     write_file(path, "[staging]\ndir = /abs/staging\n" VALID_TAIL);
     memset(&err, 0, sizeof err);
     memset(&probs, 0, sizeof probs);
-    assert_int_equal(config_load(&cfg, path, &probs, &err), 0);
+    assert_int_equal(config_load(&cfg, path, &source_kinds, &probs, &err), 0);
     assert_string_equal(cfg.staging.dir, "/abs/staging");
     config_free(&cfg);
     config_problems_free(&probs);
@@ -594,7 +595,7 @@ static void test_relative_paths(void **state)
     assert_non_null(getcwd(cwd, sizeof cwd));
     assert_int_equal(chdir(sub), 0);
     write_file("y.conf", "[staging]\ndir = st\n" VALID_TAIL);
-    assert_int_equal(config_load(&cfg, "y.conf", &probs, &err), 0);
+    assert_int_equal(config_load(&cfg, "y.conf", &source_kinds, &probs, &err), 0);
     char *real_sub = realpath(sub, NULL);
     assert_non_null(real_sub);
     char *want_st = path_join(real_sub, "st");
@@ -689,7 +690,7 @@ static void test_env_only(void **state)
     struct config_problems probs = {0};
     sc_err err = {0};
     /* no file: defaults and environment; still needs a source */
-    assert_int_equal(config_load(&cfg, NULL, &probs, &err), SC_ECONFIG);
+    assert_int_equal(config_load(&cfg, NULL, &source_kinds, &probs, &err), SC_ECONFIG);
     assert_string_equal(cfg.restic.repository, "/env/repo");
     assert_string_equal(cfg.restic.password_file, "/env/pass");
     int no_source = 0;

@@ -22,6 +22,7 @@
 #include "../../src/stage/crypto.h"
 #include "../../src/stage/manifest.h"
 #include "../../src/stage/set.h"
+#include "../../src/stage/hashfile.h"
 #include "../../src/stage/sink.h"
 
 /* Offsets of the header fields (docs/encryption.md). */

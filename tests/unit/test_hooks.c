@@ -15,11 +15,12 @@
 
 #include "../../src/core/fs.h"
 #include "../../src/core/hooks.h"
+#include "../../src/core/words.h"
 
 static void assert_words(const char *cmd, const char *const *want, size_t n)
 {
     struct strvec v = {0};
-    assert_null(hook_split(cmd, &v));
+    assert_null(words_split(cmd, &v));
     assert_int_equal(v.n, n);
     for (size_t i = 0; i < n; i++)
         assert_string_equal(v.v[i], want[i]);
@@ -48,11 +49,11 @@ static void test_split_errors(void **state)
 {
     (void)state;
     struct strvec v = {0};
-    assert_non_null(hook_split("echo 'open", &v));
+    assert_non_null(words_split("echo 'open", &v));
     strvec_free(&v);
-    assert_non_null(hook_split("echo \"open", &v));
+    assert_non_null(words_split("echo \"open", &v));
     strvec_free(&v);
-    assert_non_null(hook_split("echo \\", &v));
+    assert_non_null(words_split("echo \\", &v));
     strvec_free(&v);
 }
 

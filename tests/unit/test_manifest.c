@@ -17,6 +17,8 @@
 #include "../../src/core/xalloc.h"
 #include "../../src/stage/manifest.h"
 #include "../../src/stage/set.h"
+#include "../../src/stage/hashfile.h"
+#include "../../src/stage/sink.h"
 
 #define H1                                                                                         \
     "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"                             \

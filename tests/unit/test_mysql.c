@@ -18,7 +18,7 @@
 #include "../../src/core/config.h"
 #include "../../src/core/fs.h"
 #include "../../src/core/xalloc.h"
-#include "../../src/source/mysql.h"
+#include "../../src/source/mysql/mysql.h"
 #include "../../src/source/source.h"
 
 /* ---- splitter ------------------------------------------------------------ */
@@ -523,7 +523,7 @@ static int load_text(const char *text, struct config *cfg, struct config_problem
     assert_int_equal(fs_write_all(fd, text, strlen(text)), 0);
     close(fd);
     sc_err err = {0};
-    int rc = config_load(cfg, path, probs, &err);
+    int rc = config_load(cfg, path, &source_kinds, probs, &err);
     unlink(path);
     return rc;
 }

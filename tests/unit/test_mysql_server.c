@@ -18,7 +18,7 @@
 #include "../../src/core/fs.h"
 #include "../../src/core/spawn.h"
 #include "../../src/core/xalloc.h"
-#include "../../src/source/mysql.h"
+#include "../../src/source/mysql/mysql.h"
 #include "../../src/source/source.h"
 #include "../../src/stage/set.h"
 
@@ -95,7 +95,7 @@ static void cfg_init(struct source_cfg *cfg, const char *db)
     memset(cfg, 0, sizeof *cfg);
     cfg->kind = "mysql";
     cfg->name = "db";
-    cfg->ops = &source_mysql;
+    cfg->def = &source_mysql.cfg;
     cfg->socket = sock;
     cfg->user = "root"; /* unix_socket authentication: the test runs as root */
     if (db != NULL)

@@ -24,9 +24,12 @@
 #include "../../src/core/log.h"
 #include "../../src/core/spawn.h"
 #include "../../src/core/xalloc.h"
-#include "../../src/source/pathlist.h"
+#include "../../src/source/paths/pathlist.h"
 #include "../../src/source/source.h"
 #include "../../src/stage/set.h"
+#include "../../src/stage/hashfile.h"
+#include "../../src/stage/sink.h"
+#include "../../src/stage/manifest.h"
 
 /* ---- the parser ----------------------------------------------------------- */
 
@@ -272,7 +275,7 @@ static struct source_cfg paths_cfg(void)
     struct source_cfg c = {0};
     c.kind = (char *)"paths";
     c.name = (char *)"config";
-    c.ops = &source_paths;
+    c.def = &source_paths.cfg;
     return c;
 }
 
@@ -283,8 +286,8 @@ static int stage(const struct source_cfg *c, char **setdir, json_t **entry, sc_e
     *entry = NULL;
     int rc = set_create(&set, staging, err);
     if (rc == 0) {
-        json_t *e = set_begin_source(&set, c->name, c->ops->kind);
-        rc = c->ops->stage(c, &set, e, err);
+        json_t *e = set_begin_source(&set, c->name, c->kind);
+        rc = source_of(c)->stage(c, &set, e, err);
         if (rc == 0)
             rc = set_publish(&set, err);
         if (rc == 0) {
@@ -768,7 +771,7 @@ static void test_validate(void **state)
     struct source_cfg c = paths_cfg();
     c.line = 9;
     struct config_problems p = {0};
-    assert_int_not_equal(source_paths.validate(&c, &p, "s.conf"), 0);
+    assert_int_not_equal(source_paths.cfg.validate(&c, &p, "s.conf"), 0);
     assert_int_equal(p.msgs.n, 1);
     assert_non_null(strstr(p.msgs.v[0], "s.conf:9: [paths config]"));
     config_problems_free(&p);
@@ -776,14 +779,14 @@ static void test_validate(void **state)
     strvec_push(&c.paths, "relative/path");
     strvec_push(&c.paths, "/a/../b");
     strvec_push(&c.paths, "/fine/path");
-    assert_int_not_equal(source_paths.validate(&c, &p, "s.conf"), 0);
+    assert_int_not_equal(source_paths.cfg.validate(&c, &p, "s.conf"), 0);
     assert_int_equal(p.msgs.n, 1);
     assert_non_null(strstr(p.msgs.v[0], "'relative/path' must be an absolute path"));
     config_problems_free(&p);
     strvec_free(&c.paths);
 
     c.from_file = (char *)"/etc/stagecoach/paths.txt";
-    assert_int_equal(source_paths.validate(&c, &p, "s.conf"), 0);
+    assert_int_equal(source_paths.cfg.validate(&c, &p, "s.conf"), 0);
     assert_int_equal(p.msgs.n, 0);
 }
 

@@ -90,16 +90,16 @@ static void test_retention_args(void **state)
 static void test_within_ok(void **state)
 {
     (void)state;
-    assert_true(restic_within_ok("7d"));
-    assert_true(restic_within_ok("1y5m7d2h"));
-    assert_true(restic_within_ok("48h"));
-    assert_false(restic_within_ok(""));
-    assert_false(restic_within_ok("2w")); /* weeks: an error since restic 0.14 */
-    assert_false(restic_within_ok("7"));
-    assert_false(restic_within_ok("d"));
-    assert_false(restic_within_ok("7d7d"));
-    assert_false(restic_within_ok("-1d"));
-    assert_false(restic_within_ok("7 d"));
+    assert_true(restic_duration_ok("7d"));
+    assert_true(restic_duration_ok("1y5m7d2h"));
+    assert_true(restic_duration_ok("48h"));
+    assert_false(restic_duration_ok(""));
+    assert_false(restic_duration_ok("2w")); /* weeks: an error since restic 0.14 */
+    assert_false(restic_duration_ok("7"));
+    assert_false(restic_duration_ok("d"));
+    assert_false(restic_duration_ok("7d7d"));
+    assert_false(restic_duration_ok("-1d"));
+    assert_false(restic_duration_ok("7 d"));
 }
 
 /* ---- forget's output ---- */

@@ -17,6 +17,8 @@
 #include "../../src/core/fs.h"
 #include "../../src/core/xalloc.h"
 #include "../../src/stage/set.h"
+#include "../../src/stage/hashfile.h"
+#include "../../src/stage/manifest.h"
 #include "../../src/stage/sink.h"
 
 static char *staging;

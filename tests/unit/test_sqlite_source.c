@@ -114,7 +114,7 @@ static struct source_cfg sqlite_cfg(const char *path)
     struct source_cfg c = {0};
     c.kind = (char *)"sqlite";
     c.name = (char *)"tracker";
-    c.ops = &source_sqlite;
+    c.def = &source_sqlite.cfg;
     c.path = (char *)path;
     c.check = CHECK_QUICK;
     c.busy_timeout_ms = 5000;
@@ -131,8 +131,8 @@ static int stage(const struct source_cfg *c, char **setdir, json_t **entry, sc_e
     *entry = NULL;
     int rc = set_create(&set, staging, err);
     if (rc == 0) {
-        json_t *e = set_begin_source(&set, c->name, c->ops->kind);
-        rc = c->ops->stage(c, &set, e, err);
+        json_t *e = set_begin_source(&set, c->name, c->kind);
+        rc = source_of(c)->stage(c, &set, e, err);
         if (rc == 0)
             rc = set_publish(&set, err);
         if (rc == 0) {
@@ -607,13 +607,13 @@ static void test_validate(void **state)
     c.line = 4;
     c.step_pages = 0;
     struct config_problems p = {0};
-    assert_int_not_equal(source_sqlite.validate(&c, &p, "x.conf"), 0);
+    assert_int_not_equal(source_sqlite.cfg.validate(&c, &p, "x.conf"), 0);
     assert_int_equal(p.msgs.n, 2);
     assert_non_null(strstr(p.msgs.v[0], "x.conf:4: [sqlite tracker] path"));
     assert_non_null(strstr(p.msgs.v[1], "step_pages"));
     config_problems_free(&p);
     c = sqlite_cfg("/x.db");
-    assert_int_equal(source_sqlite.validate(&c, &p, "x.conf"), 0);
+    assert_int_equal(source_sqlite.cfg.validate(&c, &p, "x.conf"), 0);
     assert_int_equal(p.msgs.n, 0);
 }
 
@@ -622,7 +622,7 @@ static void test_key_table(void **state)
     (void)state;
     const char *want[] = {"path", "check", "busy_timeout_ms", "step_pages"};
     size_t n = 0;
-    for (const struct cfg_key *k = source_sqlite.keys; k->name; k++, n++)
+    for (const struct cfg_key *k = source_sqlite.cfg.keys; k->name; k++, n++)
         assert_string_equal(k->name, want[n]);
     assert_int_equal(n, 4);
     assert_ptr_equal(source_find("sqlite"), &source_sqlite);

@@ -21,10 +21,10 @@
 #include <string.h>
 #include <strings.h>
 
-#include "../core/log.h"
-#include "../core/xalloc.h"
+#include "../../core/log.h"
+#include "../../core/xalloc.h"
 #include "mysql.h"
-#include "source.h"
+#include "../source.h"
 
 /* ---- helpers ------------------------------------------------------------- */
 

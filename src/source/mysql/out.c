@@ -10,8 +10,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../core/fs.h"
-#include "../core/xalloc.h"
+#include "../../core/fs.h"
+#include "../../core/xalloc.h"
 #include "mysql.h"
 
 #define OUT_BUFFER ((size_t)1024 * 1024)

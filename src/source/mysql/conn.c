@@ -12,8 +12,8 @@
 #include <string.h>
 #include <sodium.h>
 
-#include "../core/fs.h"
-#include "../core/xalloc.h"
+#include "../../core/fs.h"
+#include "../../core/xalloc.h"
 #include "mysql.h"
 
 /* A password file is one line; anything longer is not a password file. */

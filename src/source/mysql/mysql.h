@@ -1,20 +1,24 @@
-/* Private to the [mysql NAME] source (mysql*.c): the pieces of an
+/* Private to the [mysql NAME] source (src/source/mysql/): the pieces of an
  * in-process logical dump over libmariadb, and of loading it back.
  *
- *   mysql.c         keys, validation, the stage orchestration (snapshot,
- *                   lock window, manifest entry)
- *   mysql_conn.c    password file, connecting, queries, error wording,
- *                   identifier and string quoting
- *   mysql_out.c     the buffered writer: dump bytes into the sink, or into
- *                   the spool of tables read under the lock
- *   mysql_rows.c    one table's rows: column list, key order, value
- *                   encoding, multi-row INSERTs
- *   mysql_plan.c    which databases and tables a dump covers
- *   mysql_schema.c  the DDL: databases, tables, views, triggers, routines,
- *                   events; what the account cannot see
- *   mysql_split.c   splitting a dump into statements (quotes, comments,
- *                   DELIMITER), for restore
- *   mysql_restore.c loading a staged dump into a server */
+ *   mysql.c    keys, validation, the stage orchestration (snapshot,
+ *              lock window, manifest entry)
+ *   conn.c     password file, connecting, queries, error wording,
+ *              identifier and string quoting
+ *   out.c      the buffered writer: dump bytes into the sink, or into
+ *              the spool of tables read under the lock
+ *   rows.c     one table's rows: column list, key order, value
+ *              encoding, multi-row INSERTs
+ *   par.c      parallel reading: worker connections in the one snapshot
+ *   plan.c     which databases and tables a dump covers
+ *   schema.c   the DDL: databases, tables, views, triggers, routines,
+ *              events; what the account cannot see
+ *   split.c    splitting a dump into statements (quotes, comments,
+ *              DELIMITER), for restore
+ *   restore.c  loading a staged dump into a server
+ *   doctor.c   doctor's pre-flight check: secrets, connection, RELOAD
+ * Calls src/core/ and the set's sink (src/stage/); called through
+ * source_mysql (src/source/source.h) and, for tests, directly. */
 #ifndef SC_SOURCE_MYSQL_H
 #define SC_SOURCE_MYSQL_H
 
@@ -26,9 +30,9 @@
 #include <mysql.h>
 #include <jansson.h>
 
-#include "../core/config.h"
-#include "../core/err.h"
-#include "../stage/sink.h"
+#include "../../core/config.h"
+#include "../../core/err.h"
+#include "../../stage/sink.h"
 
 /* Defaults for keys left unset (0 in struct source_cfg). */
 #define MY_DEFAULT_CONNECT_TIMEOUT_S 10
@@ -67,7 +71,7 @@ struct my_settings {
 };
 void my_settings_of(const struct source_cfg *cfg, struct my_settings *out);
 
-/* ---- connections (mysql_conn.c) ----------------------------------------- */
+/* ---- connections (conn.c) ----------------------------------------- */
 
 /* Read password_file (when set) into an owned buffer: SC_ECONFIG when it is
  * missing or empty; else a copy of the in-memory password (the POC's
@@ -108,7 +112,7 @@ char *my_string(MYSQL *m, const char *value);
 /* The name of an object for messages: `db`.`name`. Owned. */
 char *my_qualified(const char *db, const char *name);
 
-/* ---- output (mysql_out.c) ------------------------------------------------ */
+/* ---- output (out.c) ------------------------------------------------ */
 
 /* Buffered bytes to a sink (the dump file) or to a plain fd (the spool). */
 struct my_out {
@@ -138,7 +142,7 @@ uint64_t my_out_pos(const struct my_out *o);
 int my_out_copy_from(struct my_out *o, int fd, uint64_t off, uint64_t len);
 void my_out_free(struct my_out *o);
 
-/* ---- one table's rows (mysql_rows.c) ------------------------------------- */
+/* ---- one table's rows (rows.c) ------------------------------------- */
 
 /* How a result column is written. */
 enum my_enc { ENC_NUMBER, ENC_HEX, ENC_TEXT };
@@ -202,7 +206,7 @@ struct my_rows_job {
 };
 int my_rows_dump(struct my_rows_job *j);
 
-/* ---- parallel reading (mysql_par.c) -------------------------------------- */
+/* ---- parallel reading (par.c) -------------------------------------- */
 
 struct my_table;
 struct my_pool;
@@ -259,7 +263,7 @@ int my_pool_take(struct my_pool *p, struct my_table *t, struct my_out *out, long
 /* Cancel, join, close every connection and spool. Idempotent. */
 void my_pool_stop(struct my_pool *p);
 
-/* ---- schema objects (mysql_plan.c, mysql_schema.c) ----------------------- */
+/* ---- schema objects (plan.c, schema.c) ----------------------- */
 
 enum my_kind { MY_TABLE, MY_SEQUENCE, MY_VIEW };
 
@@ -323,7 +327,7 @@ bool my_strip_definer(char *sql);
 /* A delimiter that does not occur in sql (";;" unless it does). */
 const char *my_pick_delimiter(const char *sql);
 
-/* ---- statements of a dump (mysql_split.c) -------------------------------- */
+/* ---- statements of a dump (split.c) -------------------------------- */
 
 /* Splits a stream into statements as the mariadb client does: ';' (or the
  * DELIMITER in force) outside quotes and comments ends one; DELIMITER lines
@@ -336,7 +340,7 @@ struct my_splitter {
     size_t max; /* longest statement accepted */
     char delim[16];
     size_t dlen;
-    int state;        /* normal, quote, comment ... (mysql_split.c) */
+    int state;        /* normal, quote, comment ... (split.c) */
     char quote;       /* the quote char of a string or identifier */
     bool escape;      /* the previous char was a backslash in a string */
     bool code;        /* the statement has something besides blanks/comments */
@@ -359,7 +363,12 @@ int my_split_feed(struct my_splitter *s, const char *p, size_t n);
 int my_split_finish(struct my_splitter *s);
 void my_split_free(struct my_splitter *s);
 
-/* ---- restore (mysql_restore.c) ------------------------------------------- */
+/* ---- doctor (doctor.c) ---------------------------------------------------- */
+struct probe;
+void my_doctor(const struct source_cfg *s, struct probe *p);
+void my_doctor_secrets(const struct source_cfg *s, struct probe *p);
+
+/* ---- restore (restore.c) -------------------------------------------------- */
 
 /* The source_ops restore: load the staged dump of entry (in setdir) into
  * the configured server, under the original database names or, for a dump

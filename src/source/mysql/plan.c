@@ -8,7 +8,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "../core/xalloc.h"
+#include "../../core/xalloc.h"
 #include "mysql.h"
 
 /* Schemas that belong to the server, never dumped as "all databases". */

@@ -5,8 +5,8 @@
 #define SC_PATHLIST_H
 
 #include <stddef.h>
-#include "../core/err.h"
-#include "../core/xalloc.h"
+#include "../../core/err.h"
+#include "../../core/xalloc.h"
 
 /* A paths file larger than this is refused: it is a list of config paths,
  * not data, and reading it must stay bounded. */

@@ -26,10 +26,10 @@
 #include <string.h>
 #include <time.h>
 
-#include "../core/clock.h"
-#include "../core/log.h"
-#include "../core/spawn.h"
-#include "../core/xalloc.h"
+#include "../../core/clock.h"
+#include "../../core/log.h"
+#include "../../core/spawn.h"
+#include "../../core/xalloc.h"
 #include "mysql.h"
 
 #define PROGRESS_EVERY_ROWS 4096

@@ -16,7 +16,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "../core/xalloc.h"
+#include "../../core/xalloc.h"
 #include "mysql.h"
 
 enum {

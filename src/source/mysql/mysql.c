@@ -35,13 +35,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../core/clock.h"
-#include "../core/log.h"
-#include "../core/spawn.h"
-#include "../core/xalloc.h"
-#include "../stage/set.h"
+#include "../../core/clock.h"
+#include "../../core/log.h"
+#include "../../core/spawn.h"
+#include "../../core/xalloc.h"
+#include "../../stage/set.h"
 #include "mysql.h"
-#include "source.h"
+#include "../source.h"
 
 #define O(field) offsetof(struct source_cfg, field)
 
@@ -848,10 +848,12 @@ static int mysql_stage(const struct source_cfg *src, struct set *set, json_t *en
 }
 
 const struct source_ops source_mysql = {
-    .kind = "mysql",
-    .keys = mysql_keys,
-    .validate = mysql_validate,
+    .cfg = {.kind = "mysql", .keys = mysql_keys, .validate = mysql_validate},
+    .drill_target = TARGET_DATABASE,
+    .db_name_max = 64,
     .stage = mysql_stage,
     .restore = my_restore,
     .discard = my_discard,
+    .doctor = my_doctor,
+    .secrets = my_doctor_secrets,
 };

@@ -1,7 +1,7 @@
 /* Parallel reading: worker threads, one connection each, all inside the
  * one snapshot (mysql.c starts their transactions while the lock holds).
  *
- * The chunks of every table to read (key ranges, mysql_rows.c) form one
+ * The chunks of every table to read (key ranges, rows.c) form one
  * list in the order of the dump file. Workers take them in that order, each
  * writing its chunk's INSERTs into an unlinked 0600 spool file in the set's
  * tmpdir; the main thread takes them in the same order, copies each into the
@@ -22,9 +22,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../core/spawn.h"
-#include "../core/thread.h"
-#include "../core/xalloc.h"
+#include "../../core/spawn.h"
+#include "../../core/thread.h"
+#include "../../core/xalloc.h"
 #include "mysql.h"
 
 enum { JOB_WAITING, JOB_RUNNING, JOB_DONE, JOB_FAILED };

@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../core/fs.h"
+#include "../../core/fs.h"
 
 static bool is_blank(char c)
 {

@@ -17,10 +17,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../core/fs.h"
-#include "../core/log.h"
-#include "../core/spawn.h"
-#include "../core/xalloc.h"
+#include "../../core/fs.h"
+#include "../../core/log.h"
+#include "../../core/spawn.h"
+#include "../../core/xalloc.h"
 #include "mysql.h"
 
 #define READ_CHUNK ((size_t)1024 * 1024)
