@@ -32,18 +32,26 @@ $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
 
-$(BUILD)/tests/%: tests/unit/%.c $(LIB_OBJS)
+# What the unit tests share (tests/unit/testutil.c), linked into each.
+TESTUTIL   := $(BUILD)/tests/testutil.o
+$(TESTUTIL): tests/unit/testutil.c tests/unit/testutil.h
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB_OBJS) $(LDLIBS) $(shell pkg-config --libs cmocka)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/tests/%: tests/unit/%.c $(LIB_OBJS) $(TESTUTIL)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(TESTUTIL) $(LIB_OBJS) $(LDLIBS) $(shell pkg-config --libs cmocka)
 
 # The helper programs alone (CI builds them before suites run side by side).
 .PHONY: helpers
 helpers: $(HELPER_BINS)
 
 # Small C programs the integration tests drive (e.g. a busy SQLite writer).
-$(BUILD)/tests/helpers/%: tests/helpers/%.c
+# tests/helpers/common/ holds what they share with each other and the bench.
+HELPER_COMMON := $(wildcard tests/helpers/common/*.c)
+$(BUILD)/tests/helpers/%: tests/helpers/%.c $(HELPER_COMMON) $(wildcard tests/helpers/common/*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(shell pkg-config --libs sqlite3)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(HELPER_COMMON) $(shell pkg-config --libs sqlite3)
 
 -include $(OBJS:.o=.d)
 
@@ -77,13 +85,19 @@ test: unit integration
 demo:
 	scripts/demo.sh
 
-lint:
+lint: check-layers
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
 	  --inline-suppr --std=c11 --include=/usr/include/jansson.h -I/usr/include/mariadb src tests/unit tests/fuzz
-	clang-format --dry-run -Werror $(SRCS) $(HDRS) $(UNIT_SRCS) $(wildcard tests/fuzz/*.c)
+	clang-format --dry-run -Werror $(SRCS) $(HDRS) $(UNIT_SRCS) tests/unit/testutil.[ch] $(wildcard tests/fuzz/*.c)
+
+# No circle of imports, each layer importing only those below it, and no
+# command calling another command's file (nm on build/src/cmd/*.o).
+.PHONY: check-layers
+check-layers: $(BUILD)/stagecoach
+	python3 scripts/check-layers.py $(BUILD)
 
 format:
-	clang-format -i $(SRCS) $(HDRS) $(UNIT_SRCS) $(wildcard tests/fuzz/*.c)
+	clang-format -i $(SRCS) $(HDRS) $(UNIT_SRCS) tests/unit/testutil.[ch] $(wildcard tests/fuzz/*.c)
 
 # clang-tidy 14 with .clang-tidy (its comment says which checks and why) on
 # every source and fuzz target, two at a time; any finding fails.
@@ -144,5 +158,5 @@ bench:
 	$(MAKE) BUILD=build-bench-nohash CFLAGS='-O2 -g -DSC_BENCH_NO_HASH' build-bench-nohash/stagecoach
 	@mkdir -p build-bench/bench
 	$(CC) -O2 -g -std=c11 -Wall -Wextra -Werror -o build-bench/bench/sqlite_load \
-	  scripts/bench/sqlite_load.c $(shell pkg-config --cflags --libs sqlite3)
+	  scripts/bench/sqlite_load.c $(HELPER_COMMON) $(shell pkg-config --cflags --libs sqlite3)
 	python3 scripts/bench/run.py

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "cmd/cmd.h"
+#include "core/clock.h"
 #include "core/env.h"
 #include "core/log.h"
 #include "core/report.h"

@@ -30,20 +30,7 @@
 #include <string.h>
 #include <time.h>
 
-static volatile sig_atomic_t stop;
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    stop = 1;
-}
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
+#include "../../tests/helpers/common/writer.h"
 
 static double wall(void)
 {
@@ -52,31 +39,9 @@ static double wall(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static void die(sqlite3 *db, const char *what)
-{
-    fprintf(stderr, "sqlite_load: %s: %s\n", what, db ? sqlite3_errmsg(db) : "?");
-    exit(1);
-}
-
-/* The busy handler waits (busy_timeout); BUSY after that is retried, since
- * a backup may hold its lock for longer than any timeout. */
-static int exec_retry(sqlite3 *db, const char *sql)
-{
-    for (;;) {
-        int rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
-        if (rc == SQLITE_OK)
-            return 0;
-        if ((rc & 0xff) != SQLITE_BUSY && (rc & 0xff) != SQLITE_LOCKED)
-            die(db, sql);
-        if (stop && strcmp(sql, "COMMIT") != 0)
-            return -1;
-        sqlite3_sleep(1);
-    }
-}
-
 static void sleep_until(double t)
 {
-    double d = t - now();
+    double d = t - writer_now();
     if (d <= 0)
         return;
     struct timespec ts = {(time_t)d, (long)((d - (double)(time_t)d) * 1e9)};
@@ -101,58 +66,44 @@ int main(int argc, char **argv)
         fprintf(stderr, "sqlite_load: RATE must be > 0, mode wal or delete\n");
         return 2;
     }
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-
-    sqlite3 *db;
-    if (sqlite3_open(path, &db) != SQLITE_OK)
-        die(db, "open");
-    sqlite3_busy_timeout(db, 100);
-    char sql[128];
-    snprintf(sql, sizeof sql, "PRAGMA journal_mode=%s", mode);
-    exec_retry(db, sql);
-    exec_retry(db, "PRAGMA synchronous=NORMAL");
-    exec_retry(db, "CREATE TABLE IF NOT EXISTS load_counter(id INTEGER PRIMARY KEY, n INTEGER);"
-                   "CREATE TABLE IF NOT EXISTS load_log(id INTEGER PRIMARY KEY, n INTEGER, "
-                   "t REAL, pad TEXT);"
-                   "INSERT OR IGNORE INTO load_counter VALUES (1, 0)");
-    sqlite3_stmt *upd, *ins;
-    if (sqlite3_prepare_v2(db, "UPDATE load_counter SET n = n + 1 WHERE id = 1", -1, &upd, NULL) !=
-        SQLITE_OK)
-        die(db, "prepare update");
-    if (sqlite3_prepare_v2(db,
-                           "INSERT INTO load_log(n, t, pad) SELECT n, ?1, printf('%.190c', 'x') "
-                           "FROM load_counter WHERE id = 1",
-                           -1, &ins, NULL) != SQLITE_OK)
-        die(db, "prepare insert");
+    writer_prog = "sqlite_load";
+    writer_catch_stop();
+    sqlite3 *db = writer_open(path, 100, mode);
+    writer_exec_retry(db, "PRAGMA synchronous=NORMAL", 1);
+    writer_exec_retry(db,
+                      "CREATE TABLE IF NOT EXISTS load_counter(id INTEGER PRIMARY KEY, n INTEGER);"
+                      "CREATE TABLE IF NOT EXISTS load_log(id INTEGER PRIMARY KEY, n INTEGER, "
+                      "t REAL, pad TEXT);"
+                      "INSERT OR IGNORE INTO load_counter VALUES (1, 0)",
+                      1);
+    sqlite3_stmt *upd = writer_prepare(db, "UPDATE load_counter SET n = n + 1 WHERE id = 1");
+    sqlite3_stmt *ins = writer_prepare(db, "INSERT INTO load_log(n, t, pad) SELECT n, ?1, "
+                                           "printf('%.190c', 'x') FROM load_counter WHERE id = 1");
 
     size_t cap = 1 << 16, n = 0;
     double *lat = malloc(cap * sizeof *lat);
     if (lat == NULL)
-        die(NULL, "out of memory");
-    double worst = 0, worst_at = 0, start = now(), sched = start;
+        writer_die(NULL, "out of memory");
+    double worst = 0, worst_at = 0, start = writer_now(), sched = start;
     long k = 0;
-    while (!stop) {
+    while (!writer_stop) {
         sleep_until(sched + (double)k / rate);
-        if (stop)
+        if (writer_stop)
             break;
-        double t0 = now(), w0 = wall();
-        if (exec_retry(db, "BEGIN IMMEDIATE") != 0)
+        double t0 = writer_now(), w0 = wall();
+        if (writer_exec_retry(db, "BEGIN IMMEDIATE", 1) != 0)
             break;
         int rc = sqlite3_step(upd);
         sqlite3_reset(upd);
         if (rc != SQLITE_DONE)
-            die(db, "update");
+            writer_die(db, "update");
         sqlite3_bind_double(ins, 1, t0);
         rc = sqlite3_step(ins);
         sqlite3_reset(ins);
         if (rc != SQLITE_DONE)
-            die(db, "insert");
-        exec_retry(db, "COMMIT");
-        double ms = (now() - t0) * 1000.0;
+            writer_die(db, "insert");
+        writer_exec_retry(db, "COMMIT", 1);
+        double ms = (writer_now() - t0) * 1000.0;
         if (ms > worst) {
             worst = ms;
             worst_at = w0;
@@ -161,7 +112,7 @@ int main(int argc, char **argv)
             cap *= 2;
             double *p = realloc(lat, cap * sizeof *lat);
             if (p == NULL)
-                die(NULL, "out of memory");
+                writer_die(NULL, "out of memory");
             lat = p;
         }
         lat[n++] = ms;
@@ -173,16 +124,16 @@ int main(int argc, char **argv)
                 return 1;
             }
         }
-        if (now() - (sched + (double)k / rate) > 1.0) { /* blocked: new schedule */
-            sched = now();
+        if (writer_now() - (sched + (double)k / rate) > 1.0) { /* blocked: new schedule */
+            sched = writer_now();
             k = 0;
         }
     }
-    double secs = now() - start;
+    double secs = writer_now() - start;
     sqlite3_finalize(upd);
     sqlite3_finalize(ins);
     if (sqlite3_close(db) != SQLITE_OK)
-        die(db, "close");
+        writer_die(db, "close");
     double p99 = 0;
     long over = 0;
     if (n > 0) {

@@ -1,222 +1,10 @@
-/* drill: a restore rehearsal that touches nothing live. The latest snapshot
- * (or --snapshot) is read back from the repository into STAGING/.drill-*,
- * verified and decrypted, and every source is restored into a scratch
- * target through its kind's restore op, which checks it against the
- * manifest: a SQLite copy in the scratch directory (integrity_check, rows of
- * every table), the paths archive extracted there (entry count), a MySQL
- * dump loaded into <db>_drill_<id> (rows of every table) and dropped again.
- * The outcome goes to state.json (last_drill) and the JSON report; exit 7
- * when anything differs from the manifest. */
+/* drill: restore the latest snapshot (or --snapshot) into scratch targets,
+ * compare every source with its manifest, clean up, report
+ * (src/pipeline/drill.h says how). */
 #include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 
-#include "../core/fs.h"
-#include "../core/lock.h"
-#include "../core/log.h"
-#include "../core/state.h"
-#include "../source/source.h"
-#include "../stage/crypto.h"
-#include "../stage/manifest.h"
-#include "../stage/set.h"
+#include "../pipeline/drill.h"
 #include "cmd.h"
-
-
-struct drill {
-    struct ctx *c;
-    const char *which, *identity, *passphrase_file;
-    char *scratch;  /* STAGING/.drill-XXXXXX, removed at the end */
-    int scratch_fd; /* holds it (scratch_create) */
-    char *plain;    /* the verified plaintext set */
-    char *targets;  /* scratch targets of file kinds */
-    char short_id[9];
-    json_t *result; /* becomes last_drill */
-};
-
-/* <db>_drill_<snapshot id>: the dump's one database, else the source name;
- * at most max bytes (the kind's longest database name). */
-static char *database_target(const struct drill *d, json_t *entry, const char *name, size_t max)
-{
-    json_t *dbs = json_object_get(entry, "databases");
-    const char *db = json_array_size(dbs) == 1 ? json_string_value(json_array_get(dbs, 0)) : NULL;
-    char *t = xasprintf("%s_drill_%s", db ? db : name, d->short_id);
-    if (strlen(t) > max) {
-        /* keep the suffix, which makes the name the drill's own */
-        size_t keep = max - strlen("_drill_") - strlen(d->short_id);
-        char *shorter = xasprintf("%.*s_drill_%s", (int)keep, db ? db : name, d->short_id);
-        free(t);
-        t = shorter;
-    }
-    return t;
-}
-
-static char *scratch_target(const struct drill *d, const struct source_ops *ops, json_t *entry,
-                            const char *name)
-{
-    char *leaf;
-    char *t;
-    switch (ops->drill_target) {
-    case TARGET_FILE:
-        leaf = xasprintf("%s.db", name);
-        t = path_join(d->targets, leaf);
-        free(leaf);
-        return t;
-    case TARGET_DIR:
-        leaf = xasprintf("paths-%s", name);
-        t = path_join(d->targets, leaf);
-        free(leaf);
-        return t;
-    case TARGET_DATABASE:
-        break;
-    }
-    return database_target(d, entry, name, ops->db_name_max);
-}
-
-/* What was compared, for the report: rows, tables, entries. */
-static void describe_checks(json_t *r, json_t *entry)
-{
-    static const char *const keys[] = {"rows_total", "entries"};
-    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
-        json_t *v = json_object_get(entry, keys[i]);
-        if (json_is_integer(v))
-            json_object_set(r, keys[i], v);
-    }
-    /* {table: rows} for SQLite; {database: {table: rows}} for MySQL */
-    json_t *tables = json_object_get(entry, "tables");
-    const char *key;
-    json_t *v;
-    json_int_t n = 0;
-    json_object_foreach(tables, key, v)
-    {
-        n += json_is_object(v) ? (json_int_t)json_object_size(v) : 1;
-    }
-    if (json_is_object(tables))
-        json_object_set_new(r, "tables", json_integer(n));
-}
-
-static void skip_source(json_t *r, const char *why)
-{
-    json_object_set_new(r, "status", json_string("skipped"));
-    json_object_set_new(r, "reason", json_string(why));
-    log_warn("drill: %s %s skipped: %s", json_string_value(json_object_get(r, "kind")),
-             json_string_value(json_object_get(r, "name")), why);
-}
-
-/* A database target is not in the scratch directory: drop it now. */
-static void discard_target(const struct source_cfg *src, const char *target, json_t *r)
-{
-    sc_err e = {0};
-    if (source_of(src)->discard == NULL) {
-        log_warn("drill: %s %s: scratch target %s was left behind: remove it by hand", src->kind,
-                 src->name, target);
-        json_object_set_new(r, "left_behind", json_string(target));
-    } else if (source_of(src)->discard(src, target, &e) != 0) {
-        log_warn("drill: %s %s: cannot remove scratch target %s: %s", src->kind, src->name, target,
-                 e.msg);
-        json_object_set_new(r, "left_behind", json_string(target));
-    }
-}
-
-/* Restore one source into its scratch target; the op compares it with the
- * manifest. Returns 0 or the failure's exit code (first kept in err). */
-static int drill_source(struct drill *d, json_t *entry, sc_err *err)
-{
-    const char *name = json_string_value(json_object_get(entry, "name"));
-    const char *kind = json_string_value(json_object_get(entry, "kind"));
-    if (name == NULL || kind == NULL)
-        return sc_fail(err, SC_EVERIFY, "MANIFEST.json: a source without name or kind");
-    json_t *r = json_pack("{s:s, s:s}", "name", name, "kind", kind);
-    json_array_append_new(json_object_get(d->result, "sources"), r);
-    const struct source_cfg *src = NULL;
-    for (size_t i = 0; i < d->c->cfg.nsources && src == NULL; i++)
-        if (strcmp(d->c->cfg.sources[i].name, name) == 0 &&
-            strcmp(d->c->cfg.sources[i].kind, kind) == 0)
-            src = &d->c->cfg.sources[i];
-    if (src == NULL) {
-        skip_source(r, "not in the configuration");
-        return 0;
-    }
-    if (source_of(src)->restore == NULL) {
-        skip_source(r, "this version cannot restore this kind");
-        return 0;
-    }
-    const struct source_ops *ops = source_of(src);
-    char *target = scratch_target(d, ops, entry, name);
-    json_object_set_new(r, "target", json_string(target));
-    sc_err e = {0};
-    log_info("drill: restoring %s %s into %s", kind, name, target);
-    /* force: a scratch target left by a crashed drill is ours to replace */
-    int rc = ops->restore(src, d->plain, entry, target, true, &e);
-    if (ops->drill_target == TARGET_DATABASE)
-        discard_target(src, target, r);
-    json_object_set_new(r, "status", json_string(rc == 0 ? "ok" : "failed"));
-    if (rc == 0)
-        describe_checks(r, entry);
-    else
-        json_object_set_new(r, "error", json_string(e.msg));
-    free(target);
-    return rc == 0 ? 0 : sc_fail(err, e.code ? e.code : rc, "%s", e.msg);
-}
-
-static int make_dirs(struct drill *d, sc_err *err)
-{
-    d->plain = path_join(d->scratch, "plain");
-    d->targets = path_join(d->scratch, "targets");
-    if (fs_mkdir_p(d->plain, 0700, err) != 0 || fs_mkdir_p(d->targets, 0700, err) != 0)
-        return err->code;
-    return 0;
-}
-
-static int run_drill(struct drill *d, sc_err *err)
-{
-    struct ctx *c = d->c;
-    struct fetched f = {0};
-    struct crypto_key *key = NULL;
-    json_t *m = NULL;
-    int rc = scratch_create(c->cfg.staging.dir, ".drill-", &d->scratch, &d->scratch_fd, err);
-    if (rc == 0)
-        rc = make_dirs(d, err);
-    if (rc == 0)
-        rc = cmd_fetch_snapshot(c, d->which, d->scratch, "fetched-", &f, err);
-    if (f.snapshot[0]) {
-        snprintf(d->short_id, sizeof d->short_id, "%.8s", f.snapshot);
-        json_object_set_new(d->result, "snapshot", json_string(f.snapshot));
-    }
-    if (rc == 0)
-        rc = cmd_set_key(c, f.setdir, d->identity, d->passphrase_file, &key, err);
-    if (rc == 0)
-        rc = set_unpack(f.setdir, d->plain, key, &m, err);
-    crypto_key_free(key);
-    cmd_fetched_free(&f);
-    if (m != NULL)
-        json_object_set(d->result, "set", json_object_get(m, "set"));
-    size_t i;
-    json_t *entry;
-    json_array_foreach(json_object_get(m, "sources"), i, entry)
-    {
-        /* every source is tried, so the report lists them all */
-        int src_rc = drill_source(d, entry, err);
-        if (rc == 0)
-            rc = src_rc;
-    }
-    json_decref(m);
-    return rc;
-}
-
-/* state.json: last_drill, for status and for monitoring. Needs the lock. */
-static void record_drill(struct ctx *c, json_t *result)
-{
-    sc_err e = {0};
-    json_t *state;
-    if (state_load(c->cfg.staging.dir, &state, &e) != 0) {
-        log_warn("cannot record the drill: %s", e.msg);
-        return;
-    }
-    json_object_set(state, "last_drill", result);
-    if (state_save(c->cfg.staging.dir, state, &e) != 0)
-        log_warn("cannot record the drill: %s", e.msg);
-    json_decref(state);
-}
 
 static void print_result(const json_t *result, int rc)
 {
@@ -245,50 +33,27 @@ static void print_result(const json_t *result, int rc)
     printf("drill %s\n", rc == 0 ? "passed" : "FAILED");
 }
 
-static void finish_result(json_t *result, int rc, const sc_err *err)
-{
-    char finished[32];
-    utc_timestamp(finished, sizeof finished);
-    json_object_set_new(result, "finished", json_string(finished));
-    json_object_set_new(result, "status", json_string(rc == 0 ? "success" : "failure"));
-    json_object_set_new(result, "exit_code", json_integer(rc));
-    json_object_set_new(result, "error", rc ? json_string(err->msg) : json_null());
-}
-
 int cmd_drill(struct ctx *c, int argc, char **argv, sc_err *err)
 {
-    struct drill d = {.c = c, .which = "latest", .scratch_fd = -1};
-    const struct cmd_opt opts[] = {{"snapshot", &d.which},
-                                   {"identity", &d.identity},
-                                   {"passphrase-file", &d.passphrase_file},
-                                   {NULL, NULL}};
-    if (cmd_parse_opts(argc, argv, opts, err) != 0)
+    struct drill_opts o = {.which = "latest"};
+    const struct opt opts[] = {{"snapshot", &o.which},
+                               {"identity", &o.identity},
+                               {"passphrase-file", &o.passphrase_file},
+                               {NULL, NULL}};
+    if (opts_parse(argc, argv, opts, err) != 0)
         return err->code;
     if (c->dry_run) {
         printf("dry run: would restore snapshot %s into %s/.drill-*, check every source in "
                "scratch targets, and remove them\n",
-               d.which, c->cfg.staging.dir);
+               o.which, c->cfg.staging.dir);
         return 0;
     }
-    int fd;
-    if (cmd_lock(c, &fd, err) != 0)
-        return err->code;
-    char started[32];
-    utc_timestamp(started, sizeof started);
-    d.result = json_pack("{s:s, s:[]}", "started", started, "sources");
-    int rc = run_drill(&d, err);
-    finish_result(d.result, rc, err);
-    record_drill(c, d.result);
+    json_t *result = NULL;
+    int rc = drill_run(c, &o, &result, err);
     if (c->report)
-        json_object_set(c->report, "drill", d.result);
-    else
-        print_result(d.result, rc);
-    if (d.scratch != NULL)
-        scratch_remove(d.scratch, d.scratch_fd);
-    free(d.scratch);
-    free(d.plain);
-    free(d.targets);
-    json_decref(d.result);
-    lock_release(fd);
+        json_object_set(c->report, "drill", result);
+    else if (result)
+        print_result(result, rc);
+    json_decref(result);
     return rc;
 }

@@ -42,12 +42,12 @@ static void report_key(struct ctx *c, const char *out, const struct crypto_keyge
 int cmd_keygen(struct ctx *c, int argc, char **argv, sc_err *err)
 {
     struct crypto_keygen_opts o = {0};
-    o.symmetric = cmd_take_flag(&argc, argv, "symmetric");
-    o.ask_passphrase = cmd_take_flag(&argc, argv, "ask-passphrase");
+    o.symmetric = opts_take_flag(&argc, argv, "symmetric");
+    o.ask_passphrase = opts_take_flag(&argc, argv, "ask-passphrase");
     const char *out = NULL;
-    const struct cmd_opt opts[] = {
+    const struct opt opts[] = {
         {"out", &out}, {"passphrase-file", &o.passphrase_file}, {NULL, NULL}};
-    if (cmd_parse_opts(argc, argv, opts, err) != 0)
+    if (opts_parse(argc, argv, opts, err) != 0)
         return err->code;
     if (out == NULL)
         return sc_fail(err, SC_EUSAGE, "keygen needs --out FILE");

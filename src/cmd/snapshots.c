@@ -25,7 +25,7 @@ static void print_row(json_t *s)
 
 int cmd_snapshots(struct ctx *c, int argc, char **argv, sc_err *err)
 {
-    if (cmd_parse_opts(argc, argv, NULL, err) != 0)
+    if (opts_parse(argc, argv, NULL, err) != 0)
         return err->code;
     struct restic r;
     json_t *list = NULL;

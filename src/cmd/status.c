@@ -8,18 +8,8 @@
 #include "../core/fs.h"
 #include "../core/state.h"
 #include "../stage/set.h"
+#include "../pipeline/check.h"
 #include "cmd.h"
-
-static unsigned long long usage_bytes;
-
-static int add_size(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)path;
-    (void)ftw;
-    if (flag == FTW_F)
-        usage_bytes += (unsigned long long)st->st_size;
-    return 0;
-}
 
 /* "next check due" for people: a time, "at the next run", or "never". */
 static void print_next_check(long long due)
@@ -86,7 +76,7 @@ static void report_offsite(json_t *report, json_t *state, long long due, long ev
 
 int cmd_status(struct ctx *c, int argc, char **argv, sc_err *err)
 {
-    if (cmd_parse_opts(argc, argv, NULL, err) != 0)
+    if (opts_parse(argc, argv, NULL, err) != 0)
         return err->code;
     const char *staging = c->cfg.staging.dir;
     json_t *state;
@@ -98,9 +88,7 @@ int cmd_status(struct ctx *c, int argc, char **argv, sc_err *err)
         json_decref(state);
         return err->code;
     }
-    usage_bytes = 0;
-    if (fs_exists(staging) && nftw(staging, add_size, 16, FTW_PHYS) != 0)
-        usage_bytes = 0;
+    unsigned long long usage_bytes = fs_exists(staging) ? fs_tree_bytes(staging) : 0;
     json_t *sets = json_array();
     for (size_t i = 0; i < n; i++) {
         const char *snap = state_set_snapshot(state, ids[i]);

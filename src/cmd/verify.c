@@ -1,110 +1,21 @@
-/* verify: re-hash a local set, or read a snapshot back from restic into a
- * private scratch directory and check every file against its manifest.
- * For an encrypted set, with an identity (--identity, or [staging] identity
- * or key_file), every file is also decrypted and its plaintext checked;
- * nothing decrypted is written anywhere. */
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-
-#include "../core/fs.h"
-#include "../core/log.h"
-#include "../stage/crypto.h"
-#include "../stage/manifest.h"
-#include "../stage/set.h"
+/* verify: re-hash a local set (--set), or read a snapshot back and check it
+ * (--snapshot); src/pipeline/verify.h says how. */
+#include "../pipeline/verify.h"
 #include "cmd.h"
-
-struct verify_opts {
-    const char *set, *snapshot, *identity, *passphrase_file;
-};
-
-/* The stored files are verified; now the plaintext, when there is a key. */
-static int verify_plaintext(struct ctx *c, const struct verify_opts *o, const char *dir,
-                            bool *checked, sc_err *err)
-{
-    json_t *m, *b2;
-    *checked = false;
-    if (manifest_read(dir, &m, &b2, err) != 0)
-        return err->code;
-    bool encrypted = manifest_encrypted(m);
-    json_decref(m);
-    json_decref(b2);
-    if (!encrypted)
-        return 0;
-    struct crypto_key *key = NULL;
-    int rc = cmd_reading_key(c, o->identity, o->passphrase_file, &key, err);
-    if (rc == 0 && key == NULL)
-        log_info("the set is encrypted: its plaintext was not checked (give --identity FILE)");
-    if (rc == 0 && key != NULL) {
-        rc = set_verify_plaintext(dir, key, err);
-        *checked = rc == 0;
-    }
-    crypto_key_free(key);
-    return rc;
-}
-
-/* Stored files, then plaintext: the one verification of a set in dir. */
-static int verify_dir(struct ctx *c, const struct verify_opts *o, const char *dir, sc_err *err)
-{
-    bool checked = false;
-    int rc = set_verify(dir, err);
-    if (rc == 0)
-        rc = verify_plaintext(c, o, dir, &checked, err);
-    if (c->report)
-        json_object_set_new(c->report, "plaintext_checked", json_boolean(checked));
-    return rc;
-}
-
-static int verify_local(struct ctx *c, const struct verify_opts *o, sc_err *err)
-{
-    char *dir = NULL, *id = NULL;
-    int rc = set_resolve(c->cfg.staging.dir, o->set ? o->set : "latest", &dir, &id, err);
-    if (rc == 0)
-        rc = verify_dir(c, o, dir, err);
-    if (rc == 0) {
-        log_info("set %s verified", id);
-        if (!c->json)
-            printf("set %s: ok\n", id);
-    }
-    if (c->report && id)
-        json_object_set_new(c->report, "set", json_string(id));
-    free(dir);
-    free(id);
-    return rc;
-}
-
-static int verify_snapshot(struct ctx *c, const struct verify_opts *o, sc_err *err)
-{
-    struct fetched f;
-    /* Private scratch space beside the sets: same disk, 0700, and removed
-     * at start-up should a crash leave it. */
-    int rc = cmd_fetch_snapshot(c, o->snapshot, c->cfg.staging.dir, ".verify-", &f, err);
-    if (rc == 0)
-        rc = verify_dir(c, o, f.setdir, err);
-    if (rc == 0) {
-        log_info("snapshot %.8s verified", f.snapshot);
-        if (!c->json)
-            printf("snapshot %.8s: ok\n", f.snapshot);
-    }
-    if (c->report && f.snapshot[0])
-        json_object_set_new(c->report, "snapshot", json_string(f.snapshot));
-    cmd_fetched_free(&f);
-    return rc;
-}
 
 int cmd_verify(struct ctx *c, int argc, char **argv, sc_err *err)
 {
     struct verify_opts o = {0};
-    const struct cmd_opt opts[] = {{"set", &o.set},
-                                   {"snapshot", &o.snapshot},
-                                   {"identity", &o.identity},
-                                   {"passphrase-file", &o.passphrase_file},
-                                   {NULL, NULL}};
-    if (cmd_parse_opts(argc, argv, opts, err) != 0)
+    const struct opt opts[] = {{"set", &o.set},
+                               {"snapshot", &o.snapshot},
+                               {"identity", &o.identity},
+                               {"passphrase-file", &o.passphrase_file},
+                               {NULL, NULL}};
+    if (opts_parse(argc, argv, opts, err) != 0)
         return err->code;
     if (o.set && o.snapshot)
         return sc_fail(err, SC_EUSAGE, "verify takes --set or --snapshot, not both");
     if (o.snapshot)
-        return verify_snapshot(c, &o, err);
-    return verify_local(c, &o, err);
+        return verify_remote_snapshot(c, &o, err);
+    return verify_local_set(c, &o, err);
 }

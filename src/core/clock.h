@@ -1,8 +1,13 @@
-/* Time for deadlines, timeouts and progress: milliseconds of the monotonic
- * clock (unaffected by changes to the wall clock). */
+/* Time: milliseconds of the monotonic clock for deadlines, timeouts and
+ * progress (unaffected by changes to the wall clock), and the wall clock
+ * in UTC for records. */
 #ifndef SC_CLOCK_H
 #define SC_CLOCK_H
 
+#include <stddef.h>
+
 long long now_ms(void);
+/* Now in UTC as "2026-11-27T07:44:35Z" (buf: at least 21 bytes). */
+void utc_timestamp(char *buf, size_t n);
 
 #endif

@@ -40,9 +40,10 @@ static const char *check_policy(const char *value)
 
 static const char *check_within(const char *value)
 {
-    return restic_duration_ok(value) ? NULL
-                                   : "expected a restic duration like 7d, 1y6m or 48h (units y, m, "
-                                     "d, h)";
+    return restic_duration_ok(value)
+               ? NULL
+               : "expected a restic duration like 7d, 1y6m or 48h (units y, m, "
+                 "d, h)";
 }
 
 /* restic takes "--tag a,b" as two tags: a tag must be one word. */
@@ -728,9 +729,9 @@ static void validate(struct loader *ld)
         config_problem(p, ld->file, line_of(ld, "run", "mode"), "run", "mode",
                        "expected single or continuous");
     if (c->nsources == 0)
-        config_problem(
-            p, ld->file, 0, "sources", NULL,
-            "no source configured: add a [KIND NAME] section, KIND one of %s", ld->kinds->names());
+        config_problem(p, ld->file, 0, "sources", NULL,
+                       "no source configured: add a [KIND NAME] section, KIND one of %s",
+                       ld->kinds->names());
     for (size_t i = 0; i < c->nsources; i++) {
         const struct source_cfg *s = &c->sources[i];
         for (size_t j = 0; j < i; j++)

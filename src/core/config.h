@@ -15,10 +15,10 @@ enum check_level { CHECK_QUICK = 0, CHECK_INTEGRITY = 1 };
 /* One [KIND NAME] source section. Fields of all kinds live here; each kind's
  * key table (in src/source/KIND.c) says which ones it uses. */
 struct source_cfg {
-    char *kind; /* the section's KIND: "sqlite", "paths", "mysql", ... */
-    char *name; /* [A-Za-z0-9._-]+, unique across sources */
+    char *kind;                 /* the section's KIND: "sqlite", "paths", "mysql", ... */
+    char *name;                 /* [A-Za-z0-9._-]+, unique across sources */
     const struct cfg_kind *def; /* its keys and validation (src/source/ has the rest) */
-    int line; /* where the section starts, for messages */
+    int line;                   /* where the section starts, for messages */
 
     /* sqlite */
     char *path;

@@ -30,4 +30,8 @@ bool fs_exists(const char *path);
  * can read or write: exit code 3 naming the file. */
 int fs_check_private(const char *path, const char *what, sc_err *err);
 
+/* Bytes of the regular files under path (symlinks not followed); 0 when
+ * it cannot be walked. Not thread-safe (nftw has no context). */
+unsigned long long fs_tree_bytes(const char *path);
+
 #endif

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "fs.h"
 
 int state_load(const char *staging, json_t **state, sc_err *err)
@@ -55,10 +56,7 @@ const char *state_set_snapshot(json_t *state, const char *set_id)
 void state_set_shipped(json_t *state, const char *set_id, const char *snapshot_id)
 {
     char when[32];
-    time_t t = time(NULL);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    utc_timestamp(when, sizeof when);
     json_object_set_new(json_object_get(state, "sets"), set_id,
                         json_pack("{s:s, s:s}", "snapshot", snapshot_id, "shipped", when));
 }
@@ -84,4 +82,24 @@ void format_utc(long long t, char *buf, size_t n)
     struct tm tm;
     if (gmtime_r(&tt, &tm) == NULL || strftime(buf, n, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
         snprintf(buf, n, "?");
+}
+
+/* The object under key in state (created when missing; borrowed). */
+json_t *state_section(json_t *state, const char *key)
+{
+    json_t *o = json_object_get(state, key);
+    if (!json_is_object(o)) {
+        o = json_object();
+        json_object_set_new(state, key, o);
+    }
+    return o;
+}
+
+/* Remember what the repository holds now, for status and metrics. */
+void state_note_snapshots(json_t *state, size_t n)
+{
+    char now[32];
+    utc_timestamp(now, sizeof now);
+    json_object_set_new(state, "repository",
+                        json_pack("{s:I, s:s}", "snapshots", (json_int_t)n, "counted", now));
 }

@@ -14,6 +14,11 @@ int state_save(const char *staging, json_t *state, sc_err *err);
 const char *state_set_snapshot(json_t *state, const char *set_id);
 void state_set_shipped(json_t *state, const char *set_id, const char *snapshot_id);
 
+/* The object under key in state, created when missing (borrowed). */
+json_t *state_section(json_t *state, const char *key);
+/* "repository": {snapshots: n, counted: now}, for status and metrics. */
+void state_note_snapshots(json_t *state, size_t n);
+
 long long parse_utc(const char *s); /* "2026-11-27T07:44:35Z" -> epoch s, or -1 */
 void format_utc(long long t, char *buf, size_t n);
 

@@ -460,28 +460,33 @@ static int keyfile_kind(struct keyfile *kf, const char *path, enum keyfile_kind 
 
 /* ---- writing keys ----------------------------------------------------------- */
 
-static size_t format_public(char *buf, size_t cap, const struct crypto_key *k)
+/* A key file that holds one key: its header and version, a comment line
+ * that says what it is for, the key id, then the key as a base64 line. */
+static size_t format_one_key(char *buf, size_t cap, const struct crypto_key *k, const char *header,
+                             const char *comment, const char *field, const unsigned char *key,
+                             size_t keylen)
 {
     char id[CRYPTO_KEY_ID_HEX];
     crypto_key_id_hex(k, id);
-    size_t len = (size_t)snprintf(buf, cap,
-                                  "%s %d\n# staging recipient: [staging] encrypt = yes, "
-                                  "recipient = this file\nid: %s\n",
-                                  PUBLIC_HEADER, KEYFILE_VERSION, id);
-    put_b64_line(buf, cap, &len, "x25519", k->pk, sizeof k->pk);
+    size_t len =
+        (size_t)snprintf(buf, cap, "%s %d\n# %s\nid: %s\n", header, KEYFILE_VERSION, comment, id);
+    put_b64_line(buf, cap, &len, field, key, keylen);
     return len;
+}
+
+static size_t format_public(char *buf, size_t cap, const struct crypto_key *k)
+{
+    return format_one_key(buf, cap, k, PUBLIC_HEADER,
+                          "staging recipient: [staging] encrypt = yes, recipient = this file",
+                          "x25519", k->pk, sizeof k->pk);
 }
 
 static size_t format_symmetric(char *buf, size_t cap, const struct crypto_key *k)
 {
-    char id[CRYPTO_KEY_ID_HEX];
-    crypto_key_id_hex(k, id);
-    size_t len = (size_t)snprintf(buf, cap,
-                                  "%s %d\n# [staging] key_file: encrypts and decrypts every "
-                                  "set; keep it secret and keep a copy off this host\nid: %s\n",
-                                  SYMMETRIC_HEADER, KEYFILE_VERSION, id);
-    put_b64_line(buf, cap, &len, "key", k->sym, sizeof k->sym);
-    return len;
+    return format_one_key(buf, cap, k, SYMMETRIC_HEADER,
+                          "[staging] key_file: encrypts and decrypts every set; keep it secret "
+                          "and keep a copy off this host",
+                          "key", k->sym, sizeof k->sym);
 }
 
 /* The secret key as text; with a passphrase, the key sealed under an

@@ -45,8 +45,8 @@ static void show_hash_progress(const char *path, uint64_t done, uint64_t size, l
                  (double)size / 1e6);
 }
 
-int hash_fd_to(int fd, const char *path, int read_code, crypto_out_fn out, void *ctx,
-               char hex[129], uint64_t *bytes, sc_err *err)
+int hash_fd_to(int fd, const char *path, int read_code, crypto_out_fn out, void *ctx, char hex[129],
+               uint64_t *bytes, sc_err *err)
 {
     crypto_generichash_state h;
     crypto_generichash_init(&h, NULL, 0, crypto_generichash_BYTES_MAX);
@@ -100,4 +100,3 @@ int hash_file(const char *path, char hex[129], uint64_t *bytes, sc_err *err)
     close(fd);
     return rc;
 }
-

@@ -330,9 +330,8 @@ static int read_plaintext(const char *dir, json_t *f, const struct crypto_key *k
     if (fd < 0)
         return sc_fail_errno(err, SC_EVERIFY, "%s: cannot read it", stored);
     struct crypto_plain got;
-    int rc = plain == f
-                 ? hash_fd_to(fd, stored, SC_EVERIFY, out, ctx, got.blake2b, &got.bytes, err)
-                 : crypto_decrypt_fd(fd, stored, name, key, out, ctx, &got, err);
+    int rc = plain == f ? hash_fd_to(fd, stored, SC_EVERIFY, out, ctx, got.blake2b, &got.bytes, err)
+                        : crypto_decrypt_fd(fd, stored, name, key, out, ctx, &got, err);
     close(fd);
     if (rc == 0 && (json_int_t)got.bytes != bytes)
         rc = sc_fail(err, SC_EVERIFY, "%s: plaintext is %llu bytes, manifest says %lld", stored,

@@ -24,46 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static volatile sig_atomic_t stop;
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    stop = 1;
-}
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void die(sqlite3 *db, const char *what)
-{
-    fprintf(stderr, "sqlite_writer: %s: %s\n", what, db ? sqlite3_errmsg(db) : "?");
-    exit(1);
-}
-
-/* Run sql; retry while the database is busy (the busy handler already waited). */
-static void exec_retry(sqlite3 *db, const char *sql)
-{
-    for (;;) {
-        int rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
-        if (rc == SQLITE_OK)
-            return;
-        if ((rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED) {
-            if (stop && strcmp(sql, "COMMIT") != 0) {
-                /* a stop request while waiting: leave cleanly */
-                sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
-                return;
-            }
-            sqlite3_sleep(5);
-            continue;
-        }
-        die(db, sql);
-    }
-}
+#include "common/writer.h"
 
 /* Replace path with the number n, atomically (write a temp file, rename). */
 static void write_progress(const char *path, long n)
@@ -91,47 +52,34 @@ int main(int argc, char **argv)
         fprintf(stderr, "sqlite_writer: mode must be wal or delete\n");
         return 2;
     }
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
+    writer_prog = "sqlite_writer";
+    writer_catch_stop();
+    sqlite3 *db = writer_open(path, 600000, mode);
+    writer_exec_retry(db,
+                      "CREATE TABLE IF NOT EXISTS c(id INTEGER PRIMARY KEY, a INTEGER, b INTEGER);"
+                      "CREATE TABLE IF NOT EXISTS log(id INTEGER PRIMARY KEY, a INTEGER, pad BLOB);"
+                      "INSERT OR IGNORE INTO c VALUES (1, 0, 0)",
+                      5);
 
-    sqlite3 *db;
-    if (sqlite3_open(path, &db) != SQLITE_OK)
-        die(db, "open");
-    sqlite3_busy_timeout(db, 600000);
-    char sql[128];
-    snprintf(sql, sizeof sql, "PRAGMA journal_mode=%s", mode);
-    exec_retry(db, sql);
-    exec_retry(db, "CREATE TABLE IF NOT EXISTS c(id INTEGER PRIMARY KEY, a INTEGER, b INTEGER);"
-                   "CREATE TABLE IF NOT EXISTS log(id INTEGER PRIMARY KEY, a INTEGER, pad BLOB);"
-                   "INSERT OR IGNORE INTO c VALUES (1, 0, 0)");
-
-    sqlite3_stmt *upd, *ins;
-    if (sqlite3_prepare_v2(db, "UPDATE c SET a = a + 1, b = b + 1 WHERE id = 1", -1, &upd, NULL) !=
-        SQLITE_OK)
-        die(db, "prepare update");
-    if (sqlite3_prepare_v2(db,
-                           "INSERT INTO log(a, pad) SELECT a, randomblob(64) FROM c WHERE id = 1",
-                           -1, &ins, NULL) != SQLITE_OK)
-        die(db, "prepare insert");
+    sqlite3_stmt *upd = writer_prepare(db, "UPDATE c SET a = a + 1, b = b + 1 WHERE id = 1");
+    sqlite3_stmt *ins =
+        writer_prepare(db, "INSERT INTO log(a, pad) SELECT a, randomblob(64) FROM c WHERE id = 1");
 
     long commits = 0;
-    double end = now() + seconds;
-    while (!stop && (seconds <= 0 || now() < end)) {
-        exec_retry(db, "BEGIN IMMEDIATE");
-        if (stop && sqlite3_get_autocommit(db))
+    double end = writer_now() + seconds;
+    while (!writer_stop && (seconds <= 0 || writer_now() < end)) {
+        writer_exec_retry(db, "BEGIN IMMEDIATE", 5);
+        if (writer_stop && sqlite3_get_autocommit(db))
             break; /* BEGIN gave up because of the stop request */
         int rc = sqlite3_step(upd);
         sqlite3_reset(upd);
         if (rc != SQLITE_DONE)
-            die(db, "update");
+            writer_die(db, "update");
         rc = sqlite3_step(ins);
         sqlite3_reset(ins);
         if (rc != SQLITE_DONE)
-            die(db, "insert");
-        exec_retry(db, "COMMIT");
+            writer_die(db, "insert");
+        writer_exec_retry(db, "COMMIT", 5);
         commits++;
         if (ready && (commits == 20 || (commits > 20 && commits % 50 == 0)))
             write_progress(ready, commits);
@@ -139,7 +87,7 @@ int main(int argc, char **argv)
     sqlite3_finalize(upd);
     sqlite3_finalize(ins);
     if (sqlite3_close(db) != SQLITE_OK)
-        die(db, "close");
+        writer_die(db, "close");
     printf("%ld\n", commits);
     return 0;
 }

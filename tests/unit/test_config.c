@@ -6,6 +6,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "testutil.h"
+
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -129,18 +131,15 @@ static int group_setup(void **state)
 {
     (void)state;
     clear_stagecoach_env();
-    char tmpl[] = "/tmp/test_config.XXXXXX";
-    if (mkdtemp(tmpl) == NULL)
+    if ((tmpdir = tu_mkdtemp("config")) == NULL)
         return -1;
-    tmpdir = xstrdup(tmpl);
     return 0;
 }
 
 static int group_teardown(void **state)
 {
     (void)state;
-    fs_rm_rf(tmpdir);
-    free(tmpdir);
+    tu_rmdir(tmpdir);
     return 0;
 }
 

@@ -9,6 +9,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "testutil.h"
+
 #include <fcntl.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -71,10 +73,8 @@ static int group_setup(void **state)
     (void)state;
     if (sodium_init() < 0)
         return -1;
-    char tmpl[] = "/tmp/test_crypto.XXXXXX";
-    if (mkdtemp(tmpl) == NULL)
+    if ((dir = tu_mkdtemp("crypto")) == NULL)
         return -1;
-    dir = xstrdup(tmpl);
     make_pair("main", &sealed_id, &sealed_pub);
     make_pair("other", &other_id, NULL);
     struct crypto_keygen_opts o = cheap;
@@ -94,8 +94,7 @@ static int group_teardown(void **state)
     crypto_key_free(sealed_pub);
     crypto_key_free(other_id);
     crypto_key_free(sym_key);
-    fs_rm_rf(dir);
-    free(dir);
+    tu_rmdir(dir);
     return 0;
 }
 

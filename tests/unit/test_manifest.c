@@ -6,6 +6,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "testutil.h"
+
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -341,18 +343,15 @@ static int group_setup(void **state)
     (void)state;
     if (sodium_init() < 0)
         return -1;
-    char tmpl[] = "/tmp/test_manifest.XXXXXX";
-    if (mkdtemp(tmpl) == NULL)
+    if ((tmpdir = tu_mkdtemp("manifest")) == NULL)
         return -1;
-    tmpdir = xstrdup(tmpl);
     return 0;
 }
 
 static int group_teardown(void **state)
 {
     (void)state;
-    fs_rm_rf(tmpdir);
-    free(tmpdir);
+    tu_rmdir(tmpdir);
     return 0;
 }
 

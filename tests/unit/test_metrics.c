@@ -8,6 +8,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "testutil.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,17 +20,6 @@
 #include "../../src/core/metrics.h"
 #include "../../src/core/report.h"
 #include "../../src/core/xalloc.h"
-
-#define assert_contains(hay, needle)                                                               \
-    do {                                                                                           \
-        if (strstr((hay), (needle)) == NULL)                                                       \
-            fail_msg("'%s' does not contain '%s'", (hay), (needle));                               \
-    } while (0)
-#define assert_lacks(hay, needle)                                                                  \
-    do {                                                                                           \
-        if (strstr((hay), (needle)) != NULL)                                                       \
-            fail_msg("'%s' contains '%s'", (hay), (needle));                                       \
-    } while (0)
 
 static json_t *load(const char *text)
 {

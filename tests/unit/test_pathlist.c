@@ -7,6 +7,8 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include "testutil.h"
+
 #include <archive.h>
 #include <archive_entry.h>
 #include <fcntl.h>
@@ -279,26 +281,6 @@ static struct source_cfg paths_cfg(void)
     return c;
 }
 
-static int stage(const struct source_cfg *c, char **setdir, json_t **entry, sc_err *err)
-{
-    struct set set;
-    *setdir = NULL;
-    *entry = NULL;
-    int rc = set_create(&set, staging, err);
-    if (rc == 0) {
-        json_t *e = set_begin_source(&set, c->name, c->kind);
-        rc = source_of(c)->stage(c, &set, e, err);
-        if (rc == 0)
-            rc = set_publish(&set, err);
-        if (rc == 0) {
-            *setdir = xstrdup(set.finaldir);
-            *entry = json_incref(e);
-        }
-    }
-    set_discard(&set);
-    return rc;
-}
-
 /* The archive's entries as "name" (files, dirs), "name -> target"
  * (symlinks) or "name => target" (hard links), one a line, plus the total of
  * the file data. */
@@ -387,7 +369,7 @@ static void test_archive_a_tree(void **state)
     char *setdir;
     json_t *e;
     sc_err err = {0};
-    if (stage(&c, &setdir, &e, &err) != 0)
+    if (tu_stage_one(staging, &c, &setdir, &e, &err) != 0)
         fail_msg("stage: %s", err.msg);
     uint64_t bytes;
     char *listing = list_tar(setdir, &bytes);
@@ -442,8 +424,8 @@ static void test_metadata_and_stable_bytes(void **state)
     char *set1, *set2;
     json_t *e1, *e2;
     sc_err err = {0};
-    assert_int_equal(stage(&c, &set1, &e1, &err), 0);
-    assert_int_equal(stage(&c, &set2, &e2, &err), 0);
+    assert_int_equal(tu_stage_one(staging, &c, &set1, &e1, &err), 0);
+    assert_int_equal(tu_stage_one(staging, &c, &set2, &e2, &err), 0);
     char h1[129], h2[129];
     char *t1 = xasprintf("%s/paths/config.tar", set1), *t2 = xasprintf("%s/paths/config.tar", set2);
     assert_int_equal(hash_file(t1, h1, NULL, &err), 0);
@@ -493,7 +475,7 @@ static void test_from_file_with_spaces_and_overlaps(void **state)
     char *setdir;
     json_t *e;
     sc_err err = {0};
-    if (stage(&c, &setdir, &e, &err) != 0)
+    if (tu_stage_one(staging, &c, &setdir, &e, &err) != 0)
         fail_msg("stage: %s", err.msg);
     assert_int_equal(json_integer_value(json_object_get(e, "entries")), 7);
     assert_int_equal(json_array_size(json_object_get(e, "paths")), 4);
@@ -522,7 +504,7 @@ static void test_missing_path_fails(void **state)
     char *setdir;
     json_t *e;
     sc_err err = {0};
-    assert_int_equal(stage(&c, &setdir, &e, &err), SC_ESOURCE);
+    assert_int_equal(tu_stage_one(staging, &c, &setdir, &e, &err), SC_ESOURCE);
     char *want = xasprintf("paths config: %s: No such file or directory", missing);
     assert_string_equal(err.msg, want);
     free(want);
@@ -542,7 +524,7 @@ static void test_missing_ok(void **state)
     char *setdir;
     json_t *e;
     sc_err err = {0};
-    assert_int_equal(stage(&c, &setdir, &e, &err), 0);
+    assert_int_equal(tu_stage_one(staging, &c, &setdir, &e, &err), 0);
     json_t *m = json_object_get(e, "missing");
     assert_int_equal(json_array_size(m), 1);
     assert_string_equal(json_string_value(json_array_get(m, 0)), missing);
@@ -563,7 +545,7 @@ static void test_missing_from_file_fails(void **state)
     char *setdir;
     json_t *e;
     sc_err err = {0};
-    assert_int_equal(stage(&c, &setdir, &e, &err), SC_ESOURCE);
+    assert_int_equal(tu_stage_one(staging, &c, &setdir, &e, &err), SC_ESOURCE);
     assert_non_null(strstr(err.msg, c.from_file));
     free(c.from_file);
 }
@@ -582,7 +564,7 @@ static void test_relative_and_dotdot_paths(void **state)
     char *setdir;
     json_t *e;
     sc_err err = {0};
-    if (stage(&c, &setdir, &e, &err) != 0)
+    if (tu_stage_one(staging, &c, &setdir, &e, &err) != 0)
         fail_msg("stage: %s", err.msg);
     uint64_t bytes;
     char *listing = list_tar(setdir, &bytes);
@@ -612,7 +594,7 @@ static void test_empty_from_file_fails(void **state)
     char *setdir;
     json_t *e;
     sc_err err = {0};
-    assert_int_equal(stage(&c, &setdir, &e, &err), SC_ESOURCE);
+    assert_int_equal(tu_stage_one(staging, &c, &setdir, &e, &err), SC_ESOURCE);
     assert_non_null(strstr(err.msg, "lists no paths"));
     free(list);
 }
@@ -628,7 +610,7 @@ static void test_symlink_listed_is_stored_as_link(void **state)
     char *setdir;
     json_t *e;
     sc_err err = {0};
-    assert_int_equal(stage(&c, &setdir, &e, &err), 0);
+    assert_int_equal(tu_stage_one(staging, &c, &setdir, &e, &err), 0);
     uint64_t bytes;
     char *listing = list_tar(setdir, &bytes);
     assert_listed(listing, link, NULL, " -> real.yml");
@@ -653,7 +635,7 @@ static void test_staging_dir_inside_a_listed_tree(void **state)
     char *setdir;
     json_t *e;
     sc_err err = {0};
-    if (stage(&c, &setdir, &e, &err) != 0)
+    if (tu_stage_one(staging, &c, &setdir, &e, &err) != 0)
         fail_msg("stage: %s", err.msg);
     uint64_t bytes;
     char *listing = list_tar(setdir, &bytes);
@@ -689,7 +671,7 @@ static int stage_with_small_file_limit(const char *path)
     char *setdir;
     json_t *e;
     sc_err err = {0};
-    int rc = stage(&c, &setdir, &e, &err);
+    int rc = tu_stage_one(staging, &c, &setdir, &e, &err);
     strvec_free(&c.paths);
     if (rc != SC_ESTAGING || strstr(err.msg, "config.tar") == NULL) {
         fprintf(stderr, "rc %d: %s\n", rc, err.msg);
@@ -740,7 +722,7 @@ static void test_unreadable_file_is_a_source_error(void **state)
     char *setdir;
     json_t *e;
     sc_err err = {0};
-    assert_int_equal(stage(&c, &setdir, &e, &err), SC_ESOURCE);
+    assert_int_equal(tu_stage_one(staging, &c, &setdir, &e, &err), SC_ESOURCE);
     assert_non_null(strstr(err.msg, unreadable));
     assert_non_null(strstr(err.msg, "Permission denied"));
     strvec_free(&c.paths);
@@ -758,7 +740,7 @@ static void test_stop_request_interrupts(void **state)
     json_t *e;
     sc_err err = {0};
     sc_stop_requested = 1;
-    int rc = stage(&c, &setdir, &e, &err);
+    int rc = tu_stage_one(staging, &c, &setdir, &e, &err);
     sc_stop_requested = 0;
     assert_int_equal(rc, SC_EINTR);
     strvec_free(&c.paths);

@@ -8,6 +8,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "testutil.h"
+
 #include <dirent.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -22,24 +24,6 @@
 #include "../../src/restic/restic.h"
 
 /* ---- helpers ---- */
-
-static char *make_tmpdir(void)
-{
-    char *dir = xstrdup("/tmp/sc-test-restic-XXXXXX");
-    assert_non_null(mkdtemp(dir));
-    return dir;
-}
-
-static char *write_file(const char *dir, const char *name, const char *text, mode_t mode)
-{
-    char *path = path_join(dir, name);
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
-    assert_true(fd >= 0);
-    assert_int_equal(fs_write_all(fd, text, strlen(text)), 0);
-    assert_int_equal(fchmod(fd, mode), 0);
-    assert_int_equal(close(fd), 0);
-    return path;
-}
 
 static int count_fds(void)
 {
@@ -68,17 +52,6 @@ static sc_err classify(const char *what, int code, const char *text)
     assert_null(strchr(e.msg, '\033'));
     return e;
 }
-
-#define assert_contains(hay, needle)                                                               \
-    do {                                                                                           \
-        if (strstr((hay), (needle)) == NULL)                                                       \
-            fail_msg("'%s' does not contain '%s'", (hay), (needle));                               \
-    } while (0)
-#define assert_lacks(hay, needle)                                                                  \
-    do {                                                                                           \
-        if (strstr((hay), (needle)) != NULL)                                                       \
-            fail_msg("'%s' contains '%s'", (hay), (needle));                                       \
-    } while (0)
 
 /* ---- restic_classify: texts of restic 0.14.0, as captured ---- */
 
@@ -226,18 +199,18 @@ static const char *env_get(const struct strvec *env, const char *name)
 static void test_env_file_parses(void **state)
 {
     (void)state;
-    char *dir = make_tmpdir();
-    char *path = write_file(dir, "restic.env",
-                            "# backend credentials\n"
-                            "\n"
-                            "export AWS_ACCESS_KEY_ID=AKIA123\n"
-                            "AWS_SECRET_ACCESS_KEY=\"se cret#x\"\n"
-                            "B2_ACCOUNT_KEY='sing\"le'\r\n"
-                            "  SPACED = value with = sign  \n"
-                            "EMPTY=\n"
-                            "   # indented comment\n"
-                            "LAST=no newline",
-                            0600);
+    char *dir = tu_tmpdir("restic");
+    char *path = tu_write_file(dir, "restic.env",
+                               "# backend credentials\n"
+                               "\n"
+                               "export AWS_ACCESS_KEY_ID=AKIA123\n"
+                               "AWS_SECRET_ACCESS_KEY=\"se cret#x\"\n"
+                               "B2_ACCOUNT_KEY='sing\"le'\r\n"
+                               "  SPACED = value with = sign  \n"
+                               "EMPTY=\n"
+                               "   # indented comment\n"
+                               "LAST=no newline",
+                               0600);
     struct strvec env = {0};
     strvec_push(&env, "AWS_ACCESS_KEY_ID=old");
     strvec_push(&env, "HOME=/root");
@@ -254,15 +227,14 @@ static void test_env_file_parses(void **state)
     assert_null(env.v[env.n]);
     strvec_free(&env);
     free(path);
-    fs_rm_rf(dir);
-    free(dir);
+    tu_rmdir(dir);
 }
 
 /* A bad line is exit 3 naming file and line, never echoing the content. */
 static void expect_env_error(const char *text, mode_t mode, const char *want, const char *secret)
 {
-    char *dir = make_tmpdir();
-    char *path = write_file(dir, "restic.env", text, mode);
+    char *dir = tu_tmpdir("restic");
+    char *path = tu_write_file(dir, "restic.env", text, mode);
     struct strvec env = {0};
     sc_err e = {0};
     assert_int_equal(restic_parse_env_file(path, &env, &e), SC_ECONFIG);
@@ -273,8 +245,7 @@ static void expect_env_error(const char *text, mode_t mode, const char *want, co
         assert_lacks(e.msg, secret);
     strvec_free(&env);
     free(path);
-    fs_rm_rf(dir);
-    free(dir);
+    tu_rmdir(dir);
 }
 
 static void test_env_file_errors(void **state)
@@ -450,7 +421,7 @@ static void test_spawn_max_stdout(void **state)
 static void test_spawn_stdout_fd_and_stderr_tail(void **state)
 {
     (void)state;
-    char *dir = make_tmpdir();
+    char *dir = tu_tmpdir("restic");
     char *path = path_join(dir, "out");
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     assert_true(fd >= 0);
@@ -473,8 +444,7 @@ static void test_spawn_stdout_fd_and_stderr_tail(void **state)
     free(text);
     spawn_result_free(&r);
     free(path);
-    fs_rm_rf(dir);
-    free(dir);
+    tu_rmdir(dir);
 }
 
 static void test_spawn_grandchild_holds_pipe(void **state)
@@ -500,7 +470,7 @@ static void config_init(struct config *cfg, const char *dir, const char *binary)
 {
     memset(cfg, 0, sizeof *cfg);
     cfg->restic.repository = path_join(dir, "repo");
-    cfg->restic.password_file = write_file(dir, "pass", "correct horse\n", 0600);
+    cfg->restic.password_file = tu_write_file(dir, "pass", "correct horse\n", 0600);
     cfg->restic.binary = binary ? xstrdup(binary) : NULL;
     cfg->restic.host = xstrdup("unit-host");
     cfg->restic.timeout_s = 120;
@@ -528,7 +498,7 @@ static char *fake_restic(const char *dir, const char *version, int cat_rc)
                            "*) exit 1;;\n"
                            "esac\n",
                            version, cat_rc);
-    char *path = write_file(dir, "restic", text, 0700);
+    char *path = tu_write_file(dir, "restic", text, 0700);
     free(text);
     return path;
 }
@@ -536,7 +506,7 @@ static char *fake_restic(const char *dir, const char *version, int cat_rc)
 static void test_restic_open_versions(void **state)
 {
     (void)state;
-    char *dir = make_tmpdir();
+    char *dir = tu_tmpdir("restic");
     char *bin = fake_restic(dir, "0.17.3", 10);
     struct config cfg;
     config_init(&cfg, dir, bin);
@@ -568,8 +538,7 @@ static void test_restic_open_versions(void **state)
 
     config_fini(&cfg);
     free(bin);
-    fs_rm_rf(dir);
-    free(dir);
+    tu_rmdir(dir);
 }
 
 #define FAKE_ID "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
@@ -594,7 +563,7 @@ static char *fake_backup_restic(const char *dir, int backup_rc)
                   "*) exit 1;;\n"
                   "esac\n",
                   backup_rc);
-    char *path = write_file(dir, "restic", text, 0700);
+    char *path = tu_write_file(dir, "restic", text, 0700);
     free(text);
     return path;
 }
@@ -602,7 +571,7 @@ static char *fake_backup_restic(const char *dir, int backup_rc)
 static void test_restic_backup_new_versions(void **state)
 {
     (void)state;
-    char *dir = make_tmpdir();
+    char *dir = tu_tmpdir("restic");
     char *bin = fake_backup_restic(dir, 0);
     struct config cfg;
     config_init(&cfg, dir, bin);
@@ -629,18 +598,17 @@ static void test_restic_backup_new_versions(void **state)
 
     config_fini(&cfg);
     free(bin);
-    fs_rm_rf(dir);
-    free(dir);
+    tu_rmdir(dir);
 }
 
 static void test_restic_env_scrubbed(void **state)
 {
     (void)state;
-    char *dir = make_tmpdir();
+    char *dir = tu_tmpdir("restic");
     char *bin = fake_restic(dir, "0.14.0", 0);
     struct config cfg;
     config_init(&cfg, dir, bin);
-    cfg.restic.env_file = write_file(dir, "env", "AWS_ACCESS_KEY_ID=k1\n", 0600);
+    cfg.restic.env_file = tu_write_file(dir, "env", "AWS_ACCESS_KEY_ID=k1\n", 0600);
     setenv("RESTIC_REPOSITORY_FILE", "/elsewhere", 1);
     setenv("RESTIC_PASSWORD", "inherited", 1);
     setenv("MYSQL_PWD", "dbsecret", 1);
@@ -670,8 +638,7 @@ static void test_restic_env_scrubbed(void **state)
 
     config_fini(&cfg);
     free(bin);
-    fs_rm_rf(dir);
-    free(dir);
+    tu_rmdir(dir);
 }
 
 /* ---- the real restic, end to end, on a local repository ---- */
@@ -686,7 +653,7 @@ static void test_restic_round_trip(void **state)
     (void)state;
     if (!have_restic())
         skip();
-    char *dir = make_tmpdir();
+    char *dir = tu_tmpdir("restic");
     struct config cfg;
     config_init(&cfg, dir, NULL);
     strvec_push(&cfg.restic.tags, "unit");
@@ -695,8 +662,8 @@ static void test_restic_round_trip(void **state)
     char *set = path_join(dir, "set");
     sc_err e = {0};
     assert_int_equal(fs_mkdir_p(set, 0700, &e), 0);
-    free(write_file(set, "B2SUMS", "abc  x\n", 0600));
-    free(write_file(set, "data.db", "0123456789", 0600));
+    free(tu_write_file(set, "B2SUMS", "abc  x\n", 0600));
+    free(tu_write_file(set, "data.db", "0123456789", 0600));
 
     struct restic r;
     assert_int_equal(restic_open(&r, &cfg, &e), 0);
@@ -777,7 +744,7 @@ static void test_restic_round_trip(void **state)
     restic_close(&r);
 
     /* The wrong password. */
-    free(write_file(dir, "pass", "wrong\n", 0600));
+    free(tu_write_file(dir, "pass", "wrong\n", 0600));
     assert_int_equal(restic_open(&r, &cfg, &e), 0);
     assert_int_equal(restic_ensure_repo(&r, true, &e), SC_ERESTIC);
     assert_contains(e.msg, "wrong password");
@@ -788,8 +755,7 @@ static void test_restic_round_trip(void **state)
     free(cache);
     free(set);
     config_fini(&cfg);
-    fs_rm_rf(dir);
-    free(dir);
+    tu_rmdir(dir);
 }
 
 int main(void)

@@ -10,6 +10,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "testutil.h"
+
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,12 +22,6 @@
 
 #include "../../src/core/fs.h"
 #include "../../src/restic/restic.h"
-
-#define assert_contains(hay, needle)                                                               \
-    do {                                                                                           \
-        if (strstr((hay), (needle)) == NULL)                                                       \
-            fail_msg("'%s' does not contain '%s'", (hay), (needle));                               \
-    } while (0)
 
 static const char locked_text[] =
     "unable to create lock in backend: repository is already locked exclusively by PID 4242 on "

@@ -7,6 +7,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "testutil.h"
+
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,18 +30,15 @@ static int group_setup(void **state)
     (void)state;
     if (sodium_init() < 0)
         return -1;
-    char tmpl[] = "/tmp/test_sink.XXXXXX";
-    if (mkdtemp(tmpl) == NULL)
+    if ((staging = tu_mkdtemp("sink")) == NULL)
         return -1;
-    staging = xstrdup(tmpl);
     return 0;
 }
 
 static int group_teardown(void **state)
 {
     (void)state;
-    fs_rm_rf(staging);
-    free(staging);
+    tu_rmdir(staging);
     return 0;
 }
 

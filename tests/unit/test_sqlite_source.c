@@ -7,6 +7,8 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include "testutil.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -122,28 +124,6 @@ static struct source_cfg sqlite_cfg(const char *path)
     return c;
 }
 
-/* Stage one source into a new set and publish it. On success *setdir is the
- * published set and *entry its manifest entry (both owned). */
-static int stage(const struct source_cfg *c, char **setdir, json_t **entry, sc_err *err)
-{
-    struct set set;
-    *setdir = NULL;
-    *entry = NULL;
-    int rc = set_create(&set, staging, err);
-    if (rc == 0) {
-        json_t *e = set_begin_source(&set, c->name, c->kind);
-        rc = source_of(c)->stage(c, &set, e, err);
-        if (rc == 0)
-            rc = set_publish(&set, err);
-        if (rc == 0) {
-            *setdir = xstrdup(set.finaldir);
-            *entry = json_incref(e);
-        }
-    }
-    set_discard(&set);
-    return rc;
-}
-
 static long long entry_int(json_t *entry, const char *key)
 {
     json_t *v = json_object_get(entry, key);
@@ -223,7 +203,7 @@ static void test_rollback_database(void **state)
     char *setdir;
     json_t *e;
     sc_err err = {0};
-    assert_int_equal(stage(&c, &setdir, &e, &err), 0);
+    assert_int_equal(tu_stage_one(staging, &c, &setdir, &e, &err), 0);
     check_entry(e, 5000, "delete");
     check_copy(setdir, 5000);
     json_decref(e);
@@ -245,7 +225,7 @@ static void test_wal_database_with_open_writer(void **state)
     char *setdir;
     json_t *e;
     sc_err err = {0};
-    assert_int_equal(stage(&c, &setdir, &e, &err), 0);
+    assert_int_equal(tu_stage_one(staging, &c, &setdir, &e, &err), 0);
     check_entry(e, 3000, "wal");
     check_copy(setdir, 3000);
     /* The writer goes on untroubled. */
@@ -265,7 +245,7 @@ static void test_integrity_check_level(void **state)
     char *setdir;
     json_t *e;
     sc_err err = {0};
-    assert_int_equal(stage(&c, &setdir, &e, &err), 0);
+    assert_int_equal(tu_stage_one(staging, &c, &setdir, &e, &err), 0);
     assert_string_equal(entry_str(e, "check"), "integrity_check");
     json_decref(e);
     free(setdir);
@@ -281,7 +261,7 @@ static void test_database_without_tables(void **state)
     char *setdir;
     json_t *e;
     sc_err err = {0};
-    assert_int_equal(stage(&c, &setdir, &e, &err), 0);
+    assert_int_equal(tu_stage_one(staging, &c, &setdir, &e, &err), 0);
     assert_int_equal(json_object_size(json_object_get(e, "tables")), 0);
     assert_int_equal(entry_int(e, "rows_total"), 0);
     json_decref(e);
@@ -296,7 +276,7 @@ static void test_zero_byte_file_is_an_empty_database(void **state)
     char *setdir;
     json_t *e;
     sc_err err = {0};
-    assert_int_equal(stage(&c, &setdir, &e, &err), 0);
+    assert_int_equal(tu_stage_one(staging, &c, &setdir, &e, &err), 0);
     assert_int_equal(entry_int(e, "rows_total"), 0);
     assert_int_equal(json_array_size(json_object_get(e, "warnings")), 1);
     json_decref(e);
@@ -309,7 +289,7 @@ static void expect_source_failure(const char *needle)
     char *setdir;
     json_t *e;
     sc_err err = {0};
-    assert_int_equal(stage(&c, &setdir, &e, &err), SC_ESOURCE);
+    assert_int_equal(tu_stage_one(staging, &c, &setdir, &e, &err), SC_ESOURCE);
     assert_int_equal(err.code, SC_ESOURCE);
     if (strstr(err.msg, needle) == NULL || strstr(err.msg, dbpath) == NULL)
         fail_msg("message without '%s' or the path: %s", needle, err.msg);
@@ -391,7 +371,7 @@ static void test_locked_database_times_out(void **state)
     char *setdir;
     json_t *e;
     sc_err err = {0};
-    assert_int_equal(stage(&c, &setdir, &e, &err), SC_ESOURCE);
+    assert_int_equal(tu_stage_one(staging, &c, &setdir, &e, &err), SC_ESOURCE);
     assert_non_null(strstr(err.msg, "locked"));
     sql(writer, "COMMIT");
     sqlite3_close(writer);
@@ -438,7 +418,7 @@ static void backup_under_writes(bool wal)
     char *setdir;
     json_t *e;
     sc_err err = {0};
-    int rc = stage(&c, &setdir, &e, &err);
+    int rc = tu_stage_one(staging, &c, &setdir, &e, &err);
     kill(pid, SIGKILL);
     waitpid(pid, NULL, 0);
     if (rc != 0)
@@ -484,7 +464,7 @@ static void test_full_disk_is_a_staging_error(void **state)
         char *setdir;
         json_t *e;
         sc_err err = {0};
-        int rc = stage(&c, &setdir, &e, &err);
+        int rc = tu_stage_one(staging, &c, &setdir, &e, &err);
         if (rc != SC_ESTAGING || strstr(err.msg, "tracker.db") == NULL) {
             fprintf(stderr, "rc %d: %s\n", rc, err.msg);
             _exit(1);
@@ -531,7 +511,7 @@ static int stage_from_read_only_mount(const char *datadir, const char *rodir)
     char *setdir;
     json_t *e;
     sc_err err = {0};
-    int rc = stage(&c, &setdir, &e, &err);
+    int rc = tu_stage_one(staging, &c, &setdir, &e, &err);
     free(path);
     if (rc != 0) {
         fprintf(stderr, "stage: %s\n", err.msg);
@@ -594,7 +574,7 @@ static void test_stop_request_interrupts(void **state)
     json_t *e;
     sc_err err = {0};
     sc_stop_requested = 1;
-    int rc = stage(&c, &setdir, &e, &err);
+    int rc = tu_stage_one(staging, &c, &setdir, &e, &err);
     sc_stop_requested = 0;
     assert_int_equal(rc, SC_EINTR);
     assert_non_null(strstr(err.msg, "interrupted"));

@@ -78,9 +78,9 @@ void my_doctor(const struct source_cfg *s, struct probe *p)
         }
         if (!found) {
             probe_report(p, PROBE_FAIL, SC_ESOURCE,
-                    "mysql %s: database '%s' does not exist or the account cannot see it "
-                    "(create it, or grant SELECT on it)",
-                    s->name, s->databases.v[i]);
+                         "mysql %s: database '%s' does not exist or the account cannot see it "
+                         "(create it, or grant SELECT on it)",
+                         s->name, s->databases.v[i]);
             my_close(&m);
             return;
         }
@@ -88,12 +88,13 @@ void my_doctor(const struct source_cfg *s, struct probe *p)
     int reload = mysql_has_reload(m, s);
     my_close(&m);
     if (reload == 0)
-        probe_report(p, PROBE_WARN, 0,
-                "mysql %s: connects and reads, but the account lacks RELOAD: "
-                "non-transactional (MyISAM, Aria) tables would not be locked during the dump "
-                "and it is read over one connection, not in parallel (GRANT RELOAD ON *.* to it)",
-                s->name);
+        probe_report(
+            p, PROBE_WARN, 0,
+            "mysql %s: connects and reads, but the account lacks RELOAD: "
+            "non-transactional (MyISAM, Aria) tables would not be locked during the dump "
+            "and it is read over one connection, not in parallel (GRANT RELOAD ON *.* to it)",
+            s->name);
     else
         probe_report(p, PROBE_OK, 0, "mysql %s: connects and reads%s", s->name,
-                reload < 0 ? " (RELOAD privilege not determined)" : ", RELOAD granted");
+                     reload < 0 ? " (RELOAD privilege not determined)" : ", RELOAD granted");
 }

@@ -379,4 +379,3 @@ int paths_stage(const struct source_cfg *src, struct set *set, json_t *entry, sc
     free(relpath);
     return rc;
 }
-

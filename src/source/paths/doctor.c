@@ -45,8 +45,9 @@ void paths_doctor(const struct source_cfg *s, struct probe *p)
             snprintf(first, sizeof first, "%s: %s", all.v[i], strerror(saved));
     }
     if (bad > 0)
-        probe_report(p, PROBE_FAIL, SC_ESOURCE, "paths %s: %zu of %zu path%s not readable, first %s",
-                     s->name, bad, all.n, all.n == 1 ? "" : "s", first);
+        probe_report(p, PROBE_FAIL, SC_ESOURCE,
+                     "paths %s: %zu of %zu path%s not readable, first %s", s->name, bad, all.n,
+                     all.n == 1 ? "" : "s", first);
     else
         probe_report(p, PROBE_OK, 0, "paths %s: %zu path%s readable", s->name, all.n,
                      all.n == 1 ? "" : "s");

@@ -178,7 +178,8 @@ static int copy_entry_data(struct unpack *u, struct archive *in, struct archive 
         if (r == ARCHIVE_EOF)
             return 0;
         if (r < ARCHIVE_WARN)
-            return sc_fail(u->err, SC_EVERIFY, "paths %s: %s: %s", u->cfg->name, name, pa_reason(in));
+            return sc_fail(u->err, SC_EVERIFY, "paths %s: %s: %s", u->cfg->name, name,
+                           pa_reason(in));
         if (archive_write_data_block(out, buf, size, offset) < ARCHIVE_WARN)
             return sc_fail(u->err, SC_ESTAGING, "paths %s: %s: %s", u->cfg->name, name,
                            pa_reason(out));
@@ -208,7 +209,8 @@ static int extract_entries(struct unpack *u, struct archive *in, struct archive 
         if (rc == 0 && archive_entry_size(e) > 0)
             rc = copy_entry_data(u, in, out, name);
         if (rc == 0 && archive_write_finish_entry(out) < ARCHIVE_WARN)
-            rc = sc_fail(u->err, SC_ESTAGING, "paths %s: %s: %s", u->cfg->name, name, pa_reason(out));
+            rc = sc_fail(u->err, SC_ESTAGING, "paths %s: %s: %s", u->cfg->name, name,
+                         pa_reason(out));
         free(name);
         if (rc != 0)
             return rc;
@@ -260,8 +262,8 @@ static char *archive_of(const char *setdir, const struct source_cfg *src, json_t
     return path;
 }
 
-int paths_restore(const struct source_cfg *src, const char *setdir, json_t *entry,
-                         const char *into, bool force, sc_err *err)
+int paths_restore(const struct source_cfg *src, const char *setdir, json_t *entry, const char *into,
+                  bool force, sc_err *err)
 {
     struct unpack u = {.cfg = src, .err = err, .root = into ? into : "/", .force = force};
     u.archive = archive_of(setdir, src, entry);
@@ -288,4 +290,3 @@ int paths_restore(const struct source_cfg *src, const char *setdir, json_t *entr
     free(u.archive);
     return rc;
 }
-

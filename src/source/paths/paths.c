@@ -31,7 +31,6 @@
 #include "paths.h"
 #include "../source.h"
 
-
 static const struct cfg_key paths_keys[] = {
     {"path", CFG_PATH_LIST, offsetof(struct source_cfg, paths), false, NULL},
     {"from_file", CFG_PATH, offsetof(struct source_cfg, from_file), false, NULL},
@@ -203,4 +202,3 @@ const struct source_ops source_paths = {
     .restore = paths_restore,
     .doctor = paths_doctor,
 };
-

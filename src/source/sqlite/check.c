@@ -133,7 +133,6 @@ int sq_check_no_sidecars(struct job *j)
     return 0;
 }
 
-
 static int check_and_count(struct job *j)
 {
     int rc = check_copy(j);

@@ -144,7 +144,6 @@ bool sq_is_copy_error(int rc)
     }
 }
 
-
 int sq_exec(sqlite3 *db, const char *sql)
 {
     return sqlite3_exec(db, sql, NULL, NULL, NULL);

@@ -81,11 +81,11 @@ void sq_doctor(const struct source_cfg *s, struct probe *p)
         rc = SQLITE_OK;
     }
     if (rc != SQLITE_OK)
-        probe_report(p, PROBE_FAIL, SC_ESOURCE, "sqlite %s: %s: cannot read it: %s", s->name, s->path,
-                db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+        probe_report(p, PROBE_FAIL, SC_ESOURCE, "sqlite %s: %s: cannot read it: %s", s->name,
+                     s->path, db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
     else
-        probe_report(p, PROBE_OK, 0, "sqlite %s: %s opens read-only, %lld table%s, %s journal", s->name,
-                s->path, tables, tables == 1 ? "" : "s", wal ? "WAL" : "rollback");
+        probe_report(p, PROBE_OK, 0, "sqlite %s: %s opens read-only, %lld table%s, %s journal",
+                     s->name, s->path, tables, tables == 1 ? "" : "s", wal ? "WAL" : "rollback");
     sqlite3_finalize(st);
     sqlite3_close(db);
 }

@@ -24,8 +24,6 @@
 #include "../../stage/set.h"
 #include "sqlite.h"
 
-
-
 struct restore {
     const struct source_cfg *cfg;
     json_t *entry;
@@ -377,8 +375,8 @@ static int install_new_file(struct restore *r)
     return rc;
 }
 
-int sq_restore(const struct source_cfg *src, const char *setdir, json_t *entry,
-                          const char *into, bool force, sc_err *err)
+int sq_restore(const struct source_cfg *src, const char *setdir, json_t *entry, const char *into,
+               bool force, sc_err *err)
 {
     struct restore r = {.cfg = src, .entry = entry, .err = err};
     char *rel = xasprintf("sqlite/%s.db", src->name);

@@ -1,13 +1,14 @@
-/* Unit tests for retention (src/restic/forget.c) and the check cadence
- * (src/cmd/check.c): the forget flags built from [retention], forget's
- * JSON as restic 0.14 prints it, keep_within validation, the k/n subset
- * rotation, and when a check is due. forget itself runs against a stand-in
- * restic that records its argv. */
+/* Unit tests for retention in the repository (src/restic/forget.c): the
+ * forget flags built from [retention], forget's JSON as restic 0.14 prints
+ * it, keep_within validation. forget itself runs against a stand-in restic
+ * that records its argv. (The check cadence: test_pipeline_check.c.) */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
 #include <cmocka.h>
+
+#include "testutil.h"
 
 #include <fcntl.h>
 #include <stdio.h>
@@ -16,33 +17,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "../../src/cmd/cmd.h"
+#include "../../src/core/config.h"
 #include "../../src/core/fs.h"
 #include "../../src/restic/restic.h"
-
-#define assert_contains(hay, needle)                                                               \
-    do {                                                                                           \
-        if (strstr((hay), (needle)) == NULL)                                                       \
-            fail_msg("'%s' does not contain '%s'", (hay), (needle));                               \
-    } while (0)
-
-static char *make_tmpdir(void)
-{
-    char *dir = xstrdup("/tmp/sc-test-retention-XXXXXX");
-    assert_non_null(mkdtemp(dir));
-    return dir;
-}
-
-static char *write_file(const char *dir, const char *name, const char *text, mode_t mode)
-{
-    char *path = path_join(dir, name);
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
-    assert_true(fd >= 0);
-    assert_int_equal(fs_write_all(fd, text, strlen(text)), 0);
-    assert_int_equal(fchmod(fd, mode), 0);
-    assert_int_equal(close(fd), 0);
-    return path;
-}
 
 /* argv joined with spaces (owned). */
 static char *joined(const struct strvec *v)
@@ -178,7 +155,7 @@ static void test_forget_parse_rejects(void **state)
 static void test_forget_argv(void **state)
 {
     (void)state;
-    char *dir = make_tmpdir();
+    char *dir = tu_tmpdir("retention");
     char *log = path_join(dir, "argv");
     char *script =
         xasprintf("#!/bin/sh\n"
@@ -189,12 +166,12 @@ static void test_forget_argv(void **state)
                   "*) exit 1;;\n"
                   "esac\n",
                   log);
-    char *bin = write_file(dir, "restic", script, 0700);
+    char *bin = tu_write_file(dir, "restic", script, 0700);
     free(script);
     struct config cfg;
     memset(&cfg, 0, sizeof cfg);
     cfg.restic.repository = path_join(dir, "repo");
-    cfg.restic.password_file = write_file(dir, "pass", "pw\n", 0600);
+    cfg.restic.password_file = tu_write_file(dir, "pass", "pw\n", 0600);
     cfg.restic.binary = xstrdup(bin);
     cfg.restic.host = xstrdup("tracker-1");
     strvec_push(&cfg.restic.tags, "torrust");
@@ -239,80 +216,7 @@ static void test_forget_argv(void **state)
     strvec_free(&cfg.restic.tags);
     free(bin);
     free(log);
-    fs_rm_rf(dir);
-    free(dir);
-}
-
-/* ---- check cadence ---- */
-
-static void test_subset_rotation_covers_all(void **state)
-{
-    (void)state;
-    json_t *cs = json_object();
-    int pos, n;
-    /* 1/4 to start with, then 2/4, 3/4, 4/4 and round again */
-    static const char *const want[] = {"1/4", "2/4", "3/4", "4/4", "1/4", "2/4"};
-    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
-        char *s = check_subset_now("1/4", cs, &pos, &n);
-        assert_string_equal(s, want[i]);
-        assert_int_equal(n, 4);
-        check_rotation_advance(cs, pos, n);
-        free(s);
-    }
-    /* a failed check does not advance: the same subset again */
-    char *s = check_subset_now("1/4", cs, &pos, &n);
-    char *again = check_subset_now("1/4", cs, &pos, &n);
-    assert_string_equal(s, again);
-    free(s);
-    free(again);
-    /* another n: the old position does not apply */
-    s = check_subset_now("5/12", cs, &pos, &n);
-    assert_string_equal(s, "5/12");
-    free(s);
-    json_decref(cs);
-}
-
-static void test_subset_other_forms(void **state)
-{
-    (void)state;
-    int pos, n;
-    assert_null(check_subset_now(NULL, NULL, &pos, &n));
-    char *s = check_subset_now("5%", NULL, &pos, &n);
-    assert_string_equal(s, "5%");
-    assert_int_equal(n, 0);
-    free(s);
-    s = check_subset_now("2.5%", NULL, &pos, &n);
-    assert_string_equal(s, "2.5%");
-    free(s);
-    /* a rotation position out of range is ignored */
-    json_t *cs = json_pack("{s:{s:i, s:i}}", "rotation", "n", 3, "next", 9);
-    s = check_subset_now("2/3", cs, &pos, &n);
-    assert_string_equal(s, "2/3");
-    free(s);
-    json_decref(cs);
-}
-
-static void test_next_due(void **state)
-{
-    (void)state;
-    json_t *cs = json_object();
-    assert_int_equal(check_next_due(0, cs), -1);    /* every = 0: never by itself */
-    assert_int_equal(check_next_due(86400, cs), 0); /* never checked: now */
-    json_object_set_new(cs, "last_success", json_string("2026-11-27T00:00:00Z"));
-    json_object_set_new(cs, "last", json_pack("{s:s}", "status", "success"));
-    long long t = parse_utc("2026-11-27T00:00:00Z");
-    assert_true(t > 0);
-    assert_int_equal(check_next_due(7 * 86400, cs), t + 7 * 86400);
-    /* the last one failed: due again at once */
-    json_object_set_new(cs, "last", json_pack("{s:s}", "status", "failure"));
-    assert_int_equal(check_next_due(7 * 86400, cs), 0);
-    json_decref(cs);
-
-    char buf[32];
-    format_utc(t, buf, sizeof buf);
-    assert_string_equal(buf, "2026-11-27T00:00:00Z");
-    assert_int_equal(parse_utc("2026-11-27 00:00:00"), -1);
-    assert_int_equal(parse_utc(NULL), -1);
+    tu_rmdir(dir);
 }
 
 int main(void)
@@ -324,9 +228,6 @@ int main(void)
         cmocka_unit_test(test_forget_parse_null_remove_and_groups),
         cmocka_unit_test(test_forget_parse_rejects),
         cmocka_unit_test(test_forget_argv),
-        cmocka_unit_test(test_subset_rotation_covers_all),
-        cmocka_unit_test(test_subset_other_forms),
-        cmocka_unit_test(test_next_due),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,24 +1,47 @@
-/* What follows a verified ship, for `run` and `ship`: retention, a check
- * when due, the run's numbers in state.json, and the metrics textfile. */
+#include "record.h"
+
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
-#include "../core/fs.h"
+#include "../core/clock.h"
 #include "../core/log.h"
 #include "../core/metrics.h"
-#include "../core/report.h"
 #include "../core/state.h"
 #include "../restic/restic.h"
 #include "../stage/manifest.h"
 #include "../stage/set.h"
-#include "cmd.h"
+#include "check.h"
+
+void record_run(struct ctx *c, const char *command, const char *started, const char *set_id, int rc,
+                const sc_err *err)
+{
+    sc_err e = {0};
+    json_t *state;
+    if (state_load(c->cfg.staging.dir, &state, &e) != 0) {
+        log_warn("cannot record the run: %s", e.msg);
+        return;
+    }
+    char finished[32];
+    utc_timestamp(finished, sizeof finished);
+    json_object_set_new(state, "last_run",
+                        json_pack("{s:s, s:s, s:s, s:s, s:i, s:s?, s:s?}", "command", command,
+                                  "started", started, "finished", finished, "status",
+                                  rc == 0 ? "success" : "failure", "exit_code", rc, "error",
+                                  rc ? err->msg : NULL, "set", set_id));
+    if (rc == 0)
+        json_object_set_new(state, "last_success", json_string(finished));
+    if (state_save(c->cfg.staging.dir, state, &e) != 0)
+        log_warn("cannot record the run: %s", e.msg);
+    json_decref(state);
+}
 
 /* Without a retention policy nothing counts the snapshots on the way; do it
  * when the metrics file wants the number. */
-static void count_snapshots(struct ctx *c)
+void record_snapshot_count(struct ctx *c)
 {
     struct restic r;
     json_t *list = NULL, *state = NULL;
@@ -29,11 +52,7 @@ static void count_snapshots(struct ctx *c)
     if (rc == 0)
         rc = state_load(c->cfg.staging.dir, &state, &e);
     if (rc == 0) {
-        char now[32];
-        utc_timestamp(now, sizeof now);
-        json_object_set_new(state, "repository",
-                            json_pack("{s:I, s:s}", "snapshots", (json_int_t)json_array_size(list),
-                                      "counted", now));
+        state_note_snapshots(state, json_array_size(list));
         rc = state_save(c->cfg.staging.dir, state, &e);
     }
     if (rc != 0)
@@ -41,47 +60,6 @@ static void count_snapshots(struct ctx *c)
     json_decref(list);
     json_decref(state);
     restic_close(&r);
-}
-
-void print_offsite_plan(struct ctx *c)
-{
-    struct strvec keep = {0};
-    if (restic_retention_args(&c->cfg, &keep)) {
-        printf("  then retention in the repository: restic forget --tag stagecoach");
-        for (size_t i = 0; i < c->cfg.restic.tags.n; i++)
-            printf(",%s", c->cfg.restic.tags.v[i]);
-        printf(" --host %s --group-by host",
-               c->cfg.restic.host ? c->cfg.restic.host : "(this host)");
-        for (size_t i = 0; i < keep.n; i++)
-            printf(" %s", keep.v[i]);
-        printf(", then prune\n");
-    } else {
-        printf("  no retention in the repository (no keep_* in [retention])\n");
-    }
-    strvec_free(&keep);
-    if (c->cfg.check.every_s > 0)
-        printf("  restic check every %lds%s%s\n", c->cfg.check.every_s,
-               c->cfg.check.read_data_subset ? ", reading data subset " : "",
-               c->cfg.check.read_data_subset ? c->cfg.check.read_data_subset : "");
-    if (c->cfg.run.metrics_file)
-        printf("  metrics to %s\n", c->cfg.run.metrics_file);
-}
-
-int after_ship(struct ctx *c, sc_err *err)
-{
-    json_t *retention = NULL, *check = NULL;
-    int rc = do_retention(c, false, &retention, err);
-    report_set(c->report, "retention", retention);
-    if (rc == 0) {
-        rc = do_check(c, true, &check, err);
-        report_set(c->report, "check", check);
-    }
-    struct strvec probe = {0};
-    bool policy = restic_retention_args(&c->cfg, &probe);
-    strvec_free(&probe);
-    if (rc == 0 && !policy && c->cfg.run.metrics_file)
-        count_snapshots(c);
-    return rc;
 }
 
 /* Per source of the set: name, kind, bytes and files from the manifest,
@@ -161,7 +139,7 @@ void record_run_stats(struct ctx *c, const char *set_id, double duration_s)
     json_decref(stats);
 }
 
-void write_metrics(struct ctx *c)
+void record_metrics(struct ctx *c)
 {
     const char *path = c->cfg.run.metrics_file;
     if (path == NULL)
