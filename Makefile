@@ -53,6 +53,8 @@ install: $(BUILD)/stagecoach
 	install -m 0644 docs/stagecoach.1 $(DESTDIR)$(PREFIX)/share/man/man1/stagecoach.1
 	install -d $(DESTDIR)$(PREFIX)/lib/stagecoach/restic-hooks
 	install -m 0755 restic-hooks/* $(DESTDIR)$(PREFIX)/lib/stagecoach/restic-hooks/
+	install -d $(DESTDIR)$(PREFIX)/share/bash-completion/completions
+	install -m 0644 completions/stagecoach.bash $(DESTDIR)$(PREFIX)/share/bash-completion/completions/stagecoach
 
 deps:
 	scripts/install-deps.sh
