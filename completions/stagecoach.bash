@@ -123,19 +123,12 @@ _stagecoach() {
         mapfile -t COMPREPLY < <(compgen -d -- "$cur")
         return 0
         ;;
-    --set)
+    --set | --snapshot | --source)
         _stagecoach_prog_argv
-        mapfile -t COMPREPLY < <(compgen -W "$(_stagecoach_set_ids)" -- "$cur")
-        return 0
-        ;;
-    --snapshot)
-        _stagecoach_prog_argv
-        mapfile -t COMPREPLY < <(compgen -W "$(_stagecoach_snapshot_ids)" -- "$cur")
-        return 0
-        ;;
-    --source)
-        _stagecoach_prog_argv
-        mapfile -t COMPREPLY < <(compgen -W "$(_stagecoach_sources)" -- "$cur")
+        local lister=_stagecoach_set_ids
+        [ "$prev" = --snapshot ] && lister=_stagecoach_snapshot_ids
+        [ "$prev" = --source ] && lister=_stagecoach_sources
+        mapfile -t COMPREPLY < <(compgen -W "$($lister)" -- "$cur")
         return 0
         ;;
     --into)

@@ -135,11 +135,17 @@ write_backup_conf() {
     chmod "$mode" "$f"
 }
 
-# stagecoach in the deployer's container: no -c, a clean environment.
+# stagecoach in the deployer's container: no -c, a clean environment (but
+# for the sanitizers' options, when `make sanitize` runs this).
 in_container() {
+    local -a keep=()
+    local v
+    for v in ASAN_OPTIONS LSAN_OPTIONS UBSAN_OPTIONS; do
+        [ -n "${!v:-}" ] && keep+=("$v=${!v}")
+    done
     env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME="$T" \
         XDG_CACHE_HOME="$T/cache" STAGECOACH_RESTIC_INIT=yes STAGECOACH_RESTIC_HOST=tracker-1 \
-        unshare -m --propagation private bash "$DEP_DIR/ns.sh" "$DEP_DIR" "$D" "$@"
+        "${keep[@]}" unshare -m --propagation private bash "$DEP_DIR/ns.sh" "$DEP_DIR" "$D" "$@"
 }
 
 the_set() {
@@ -151,22 +157,6 @@ the_set() {
 
 need_mysql() {
     [ -s "$DEP_DIR/my.pass" ] || skip "mariadbd not installed"
-}
-
-scan_start() {
-    rm -f "$T/scan.out" "$T/scan.stop"
-    "$PROCSCAN" -n "$T/needles" -o "$T/scan.out" -s "$T/scan.stop" -t 300 -i 2000 &
-    SCAN_PID=$!
-    sc_track "$SCAN_PID"
-    sc_wait_for_file "$T/scan.out" || true
-    sleep 0.05 # a first full scan
-}
-
-scan_stop() {
-    touch "$T/scan.stop"
-    wait "$SCAN_PID"
-    SCAN_PID=""
-    cat "$T/scan.out"
 }
 
 @test "the deployer's container on SQLite: /etc/backup/backup.conf, /data/storage read-only, the set in /backups" {
