@@ -43,6 +43,12 @@ done
 [ -x /usr/lib/stagecoach/restic-hooks/notify ] || fail "the restic hooks are not executable"
 grep -qx 'ExecStart=/usr/bin/stagecoach -c /etc/stagecoach/stagecoach.conf run' /lib/systemd/system/stagecoach.service ||
     fail "stagecoach.service does not run /usr/bin/stagecoach"
+grep -qx 'Documentation=man:stagecoach(1)' /lib/systemd/system/stagecoach.service ||
+    fail "stagecoach.service has no Documentation= (the man page)"
+if command -v systemd-analyze >/dev/null; then
+    systemd-analyze verify /lib/systemd/system/stagecoach.service /lib/systemd/system/stagecoach.timer ||
+        fail "systemd-analyze verify found problems in the units"
+fi
 dpkg-query -W -f='${Conffiles}\n' stagecoach | grep -q ' /etc/stagecoach/stagecoach.conf.example ' ||
     fail "/etc/stagecoach/stagecoach.conf.example is not a conffile"
 # installed, not enabled; and the default config path stays free (so that
