@@ -61,9 +61,35 @@ install: $(BUILD)/stagecoach
 	install -m 0644 docs/stagecoach.1 $(DESTDIR)$(PREFIX)/share/man/man1/stagecoach.1
 	install -d $(DESTDIR)$(PREFIX)/lib/stagecoach/restic-hooks
 	install -m 0755 restic-hooks/* $(DESTDIR)$(PREFIX)/lib/stagecoach/restic-hooks/
+	install -d $(DESTDIR)$(PREFIX)/share/bash-completion/completions
+	install -m 0644 completions/stagecoach.bash $(DESTDIR)$(PREFIX)/share/bash-completion/completions/stagecoach
 
 deps:
 	scripts/install-deps.sh
+
+# The Debian package (debian/): built by dpkg-buildpackage from a copy of
+# the tree in $(BUILD)/deb/src, so that neither the tree nor its parent
+# directory gets its output; the .deb, .buildinfo and .changes end up in
+# $(BUILD)/deb/. lintian must find no error. check-version: the Makefile's
+# VERSION and debian/changelog's must agree (stagecoach --version prints it).
+DEB_DIR    := $(BUILD)/deb
+DEB_SRC    := $(DEB_DIR)/src/stagecoach-$(VERSION)
+.PHONY: deb check-version
+check-version:
+	@v="$$(dpkg-parsechangelog -l debian/changelog -S Version)"; \
+	  if [ "$$v" != "$(VERSION)" ]; then \
+	    echo "check-version: debian/changelog has $$v, the Makefile's VERSION is $(VERSION)" >&2; exit 1; fi; \
+	  echo "check-version: $(VERSION) in the Makefile and debian/changelog"
+
+deb: check-version
+	rm -rf $(DEB_DIR) && mkdir -p $(DEB_SRC)
+	tar --exclude=./build --exclude='./build-*' --exclude=./demo --exclude=./.git \
+	  --exclude=./tests/integration/tmp --exclude=node_modules -cf - . | tar -xf - -C $(DEB_SRC)
+	cd $(DEB_SRC) && dpkg-buildpackage -b -us -uc -j2
+	mv $(DEB_DIR)/src/stagecoach*_$(VERSION)_* $(DEB_DIR)/
+	rm -rf $(DEB_DIR)/src
+	lintian --fail-on error --info --display-info $(DEB_DIR)/stagecoach_$(VERSION)_*.changes
+	@ls -l $(DEB_DIR)/stagecoach_$(VERSION)_*.deb
 
 # Every unit binary runs, then the target fails if any of them failed.
 unit: $(UNIT_BINS)

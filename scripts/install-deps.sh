@@ -17,6 +17,7 @@ packages=(
   parallel                      # bats --jobs: the .bats files two at a time
   rclone python3-cryptography   # REST server (scripts/test-rest.sh); fast test keys
   time mydumper age             # make bench (scripts/bench): peak RSS, the tools compared
+  debhelper lintian man-db      # make deb (dpkg-buildpackage), scripts/check-deb.sh (man -w)
 )
 # The machine image may ship its own Node.js with npm; Debian's npm conflicts with it.
 command -v npm >/dev/null 2>&1 || packages+=(nodejs npm)

@@ -170,8 +170,10 @@ int main(int argc, char **argv)
         c.config_path = env_config;
     if (c.config_path == NULL) {
         c.config_path = "/etc/stagecoach/stagecoach.conf";
-        /* A Torrust POC container: its variables stand in for the file. */
-        if (access(c.config_path, F_OK) != 0 && config_poc_env_present())
+        /* A Torrust container: the deployer's backup.conf or the POC's
+         * variables stand in for the file. */
+        if (access(c.config_path, F_OK) != 0 &&
+            (config_deployer_file() != NULL || config_poc_env_present()))
             c.config_path = NULL;
     }
     /* Path names reach libarchive and JSON as UTF-8: without a UTF-8

@@ -17,8 +17,8 @@ int cmd_config(struct ctx *c, int argc, char **argv, sc_err *err)
     if (rc != 0) {
         for (size_t i = 0; i < probs.msgs.n; i++)
             log_error("%s", probs.msgs.v[i]);
-        log_error("%s: %zu problem%s", c->config_path ? c->config_path : "(environment)",
-                  probs.msgs.n, probs.msgs.n == 1 ? "" : "s");
+        log_error("%s: %zu problem%s", c->cfg.file ? c->cfg.file : "(environment)", probs.msgs.n,
+                  probs.msgs.n == 1 ? "" : "s");
         if (c->report) {
             json_t *list = json_array();
             for (size_t i = 0; i < probs.msgs.n; i++)
@@ -29,7 +29,7 @@ int cmd_config(struct ctx *c, int argc, char **argv, sc_err *err)
     } else if (strcmp(argv[1], "show") == 0) {
         config_print(&c->cfg, stdout);
     } else if (!c->json) {
-        printf("%s: ok (%zu source%s)\n", c->config_path ? c->config_path : "(environment)",
+        printf("%s: ok (%zu source%s)\n", c->cfg.file ? c->cfg.file : "(environment)",
                c->cfg.nsources, c->cfg.nsources == 1 ? "" : "s");
     }
     config_problems_free(&probs);

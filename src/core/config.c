@@ -10,9 +10,12 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <stdarg.h>
 #include <stdio.h>
+
+#include "deployer_conf.h"
 #include "fs.h"
 #include "words.h"
 #include "log.h"
@@ -663,6 +666,111 @@ bool config_poc_env_present(void)
     return false;
 }
 
+/* ---- the Torrust deployer's backup.conf ------------------------------ */
+
+const char *config_deployer_file(void)
+{
+    const char *v = getenv("CONFIG_FILE");
+    if (v != NULL && *v != '\0')
+        return v;
+    return access(DCONF_DEFAULT_PATH, F_OK) == 0 ? DCONF_DEFAULT_PATH : NULL;
+}
+
+/* One translated setting, checked like a line of a file; a problem names
+ * the variable and the setting it became. */
+static void deployer_set(struct loader *ld, const struct dconf_setting *s)
+{
+    ld->line = s->line;
+    if (!open_section(ld, s->section))
+        return;
+    if (s->in_memory) {
+        struct source_cfg *src = ld->cur_base;
+        free(src->password);
+        src->password = xstrdup(s->value);
+        return;
+    }
+    const struct cfg_key *k = find_key(ld->cur_keys, s->key);
+    int first;
+    if (k == NULL || seen_before(ld, s->section, k, &first))
+        return; /* the translation names each key once, and only known ones */
+    const char *why = check_and_set(ld, ld->cur_base, k, s->value);
+    if (why != NULL)
+        strvec_pushf(&ld->probs->msgs, "%s:%d: %s ([%s] %s): %s: '%s'", ld->file, s->line, s->var,
+                     s->section, s->key, why, s->value);
+}
+
+static void deployer_notes(struct loader *ld, const struct dconf_note *n, size_t count,
+                           bool problems)
+{
+    for (size_t i = 0; i < count; i++) {
+        if (!problems)
+            log_warn("%s:%d: %s", ld->file, n[i].line, n[i].msg);
+        else if (n[i].line > 0)
+            strvec_pushf(&ld->probs->msgs, "%s:%d: %s", ld->file, n[i].line, n[i].msg);
+        else
+            strvec_pushf(&ld->probs->msgs, "%s: %s", ld->file, n[i].msg);
+    }
+}
+
+/* restic's own variables fill in what the file leaves unset: a container
+ * may get them (or their files, as Docker secrets) from its environment. */
+static void deployer_restic_env(struct loader *ld)
+{
+    const char *v;
+    struct config *c = ld->cfg;
+    if (c->restic.repository == NULL && c->restic.repository_file == NULL) {
+        if ((v = env_nonempty("RESTIC_REPOSITORY")) != NULL)
+            poc_set(ld, "restic", "repository", v);
+        else if ((v = env_nonempty("RESTIC_REPOSITORY_FILE")) != NULL)
+            poc_set(ld, "restic", "repository_file", v);
+    }
+    if (c->restic.password_file == NULL && (v = env_nonempty("RESTIC_PASSWORD_FILE")) != NULL)
+        poc_set(ld, "restic", "password_file", v);
+}
+
+/* With no stagecoach config file, the deployer's backup.conf describes the
+ * backup (docs/configuration.md, "The Torrust deployer's backup.conf"). It
+ * is read, never run by a shell; DB_PASSWORD stays in memory, and a file
+ * holding it must be private. */
+static void apply_deployer_conf(struct loader *ld, const char *path)
+{
+    struct config *c = ld->cfg;
+    free(c->file);
+    c->file = xstrdup(path);
+    ld->file = c->file;
+    free(c->staging.dir);
+    c->staging.dir = xstrdup(DCONF_STAGING_DIR);
+    char *data;
+    size_t len;
+    sc_err e = {0};
+    if (fs_read_file(path, DCONF_MAX_FILE, &data, &len, SC_ECONFIG, &e) != 0) {
+        strvec_pushf(&ld->probs->msgs, "%s (CONFIG_FILE, the Torrust deployer's backup.conf)",
+                     e.msg);
+        return;
+    }
+    struct dconf d = {0};
+    dconf_parse(data, len, &d);
+    memset(data, 0, len);
+    free(data);
+    if (dconf_get(&d, "DB_PASSWORD") != NULL &&
+        fs_check_private(path, "backup.conf holding DB_PASSWORD", &e) != 0)
+        strvec_push(&ld->probs->msgs, e.msg);
+    dconf_translate(&d);
+    deployer_notes(ld, d.warnings, d.nwarnings, false);
+    deployer_notes(ld, d.problems, d.nproblems, true);
+    for (size_t i = 0; i < d.nsettings; i++)
+        deployer_set(ld, &d.settings[i]);
+    dconf_free(&d);
+    ld->line = 0;
+    ld->file = NULL; /* what follows comes from the environment */
+    deployer_restic_env(ld);
+    ld->file = c->file;
+    if (config_poc_env_present())
+        log_warn("%s is read: the Torrust POC's variables (BACKUP_MODE, BACKUP_*_ENABLED, "
+                 "MYSQL_*, ...) in the environment are ignored",
+                 path);
+}
+
 /* ---- validation ------------------------------------------------------ */
 
 static bool valid_subset(const char *s)
@@ -823,7 +931,10 @@ int config_load(struct config *cfg, const char *path, const struct cfg_kinds *ki
         else if (bad < 0)
             config_problem(probs, path, 0, "syntax", NULL, "cannot parse (out of memory)");
     }
-    if (path == NULL)
+    const char *deployer = path == NULL ? config_deployer_file() : NULL;
+    if (deployer != NULL)
+        apply_deployer_conf(&ld, deployer);
+    else if (path == NULL)
         apply_poc_env(&ld);
     apply_env(&ld);
     validate(&ld);
@@ -901,6 +1012,9 @@ void config_print(const struct config *cfg, FILE *out)
     for (size_t i = 0; i < cfg->nsources; i++) {
         fprintf(out, "\n[%s %s]\n", cfg->sources[i].kind, cfg->sources[i].name);
         print_keys(out, &cfg->sources[i], cfg->sources[i].def->keys);
+        /* Not a key (so a comment): that a password is in memory, never what. */
+        if (cfg->sources[i].password != NULL)
+            fprintf(out, "; password = <redacted> (kept in memory)\n");
     }
 }
 

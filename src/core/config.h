@@ -132,9 +132,11 @@ struct cfg_kinds {
     const char *(*names)(void);
 };
 
-/* Load path (NULL: no file, defaults and environment only) with the
- * source kinds of kinds. Returns 0, or SC_ECONFIG with every problem listed
- * in probs (and the first in err). */
+/* Load path with the source kinds of kinds (path NULL: no stagecoach file:
+ * the deployer's backup.conf when config_deployer_file() names one, else
+ * the POC's variables; then the defaults and STAGECOACH_* overrides).
+ * Returns 0, or SC_ECONFIG with every problem listed in probs (and the
+ * first in err). */
 int config_load(struct config *cfg, const char *path, const struct cfg_kinds *kinds,
                 struct config_problems *probs, sc_err *err);
 
@@ -150,6 +152,11 @@ void config_problems_free(struct config_problems *p);
 
 /* Are any of the Torrust POC's variables set? (Then no config file is needed.) */
 bool config_poc_env_present(void);
+/* The Torrust deployer's backup.conf that config_load(path NULL) reads:
+ * $CONFIG_FILE when set (whether or not it exists), else
+ * /etc/backup/backup.conf when it exists, else NULL (then the POC's
+ * variables are read). */
+const char *config_deployer_file(void);
 
 /* Print the effective configuration as INI with secrets redacted. */
 void config_print(const struct config *cfg, FILE *out);

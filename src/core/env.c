@@ -9,10 +9,15 @@ extern char **environ;
  * next to our RESTIC_REPOSITORY_FILE is fatal in restic, a stray password
  * could select another key, and database passwords have no business there. */
 static const char *const secret_vars[] = {
-    "RESTIC_REPOSITORY",       "RESTIC_REPOSITORY_FILE",
-    "RESTIC_PASSWORD",         "RESTIC_PASSWORD_FILE",
-    "RESTIC_PASSWORD_COMMAND", "MYSQL_PWD",
-    "MYSQL_PASSWORD",          NULL,
+    "RESTIC_REPOSITORY",
+    "RESTIC_REPOSITORY_FILE",
+    "RESTIC_PASSWORD",
+    "RESTIC_PASSWORD_FILE",
+    "RESTIC_PASSWORD_COMMAND",
+    "MYSQL_PWD",
+    "MYSQL_PASSWORD",
+    "DB_PASSWORD", /* the deployer's name for it */
+    NULL,
 };
 
 bool env_is_secret_name(const char *name, size_t name_len)
@@ -59,7 +64,8 @@ void env_inherit_scrubbed(struct strvec *env)
  * location, are only kept from children). */
 static bool is_password_var(const char *name, size_t len)
 {
-    static const char *const pw[] = {"MYSQL_PASSWORD", "MYSQL_PWD", "RESTIC_PASSWORD", NULL};
+    static const char *const pw[] = {"MYSQL_PASSWORD", "MYSQL_PWD", "RESTIC_PASSWORD",
+                                     "DB_PASSWORD", NULL};
     for (size_t i = 0; pw[i]; i++)
         if (strlen(pw[i]) == len && strncmp(pw[i], name, len) == 0)
             return true;

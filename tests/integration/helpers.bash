@@ -173,6 +173,26 @@ rst() {
     RESTIC_REPOSITORY="$REPO" RESTIC_PASSWORD_FILE="$PASS" restic --no-cache -q "$@"
 }
 
+# The secrets sampler (tests/helpers/procscan.c, path in $PROCSCAN) over
+# every process's cmdline and environ, looking for the "NAME VALUE" lines of
+# $T/needles every 2 ms, from scan_start to scan_stop (which prints what it
+# saw, also in $T/scan.out). A teardown touches $T/scan.stop if SCAN_PID is set.
+scan_start() {
+    rm -f "$T/scan.out" "$T/scan.stop"
+    "$PROCSCAN" -n "$T/needles" -o "$T/scan.out" -s "$T/scan.stop" -t 300 -i 2000 &
+    SCAN_PID=$!
+    sc_track "$SCAN_PID"
+    sc_wait_for_file "$T/scan.out" || true
+    sleep 0.05 # a first full scan
+}
+
+scan_stop() {
+    touch "$T/scan.stop"
+    wait "$SCAN_PID"
+    SCAN_PID=""
+    cat "$T/scan.out"
+}
+
 # The last line of $output (stage prints the set path there).
 last_line() {
     printf '%s\n' "$output" | tail -n 1

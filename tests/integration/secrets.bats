@@ -156,22 +156,6 @@ EOF
     fi
 }
 
-scan_start() {
-    rm -f "$T/scan.out" "$T/scan.stop"
-    "$PROCSCAN" -n "$T/needles" -o "$T/scan.out" -s "$T/scan.stop" -t 300 -i 2000 &
-    SCAN_PID=$!
-    sc_track "$SCAN_PID"
-    sc_wait_for_file "$T/scan.out" || true
-    sleep 0.05 # a first full scan
-}
-
-scan_stop() {
-    touch "$T/scan.stop"
-    wait "$SCAN_PID"
-    SCAN_PID=""
-    cat "$T/scan.out"
-}
-
 # Hits of a needle, as "where argv0" lines.
 hits() {
     sed -n "s/^hit needle=$1 where=\([a-z]*\) pid=[0-9]* argv0=\(.*\)$/\1 \2/p" "$T/scan.out" | sort -u
