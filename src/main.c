@@ -18,40 +18,49 @@
 #include "core/spawn.h"
 #include "source/source.h"
 
-static const struct command commands[] = {
-    {"stage", cmd_stage, "stage", true},
-    {"ship", cmd_ship, "ship [--set ID|latest]", true},
-    {"run", cmd_run, "run", true},
-    {"verify", cmd_verify,
-     "verify [--set ID|latest] [--snapshot ID|latest] [--identity FILE] [--passphrase-file F]",
-     true},
-    {"restore", cmd_restore,
-     "restore --snapshot ID|latest | --set ID|latest --to DIR [--identity FILE]\n"
-     "          [--passphrase-file F] [--apply [--source NAME] [--into TARGET] [--force]]",
-     true},
-    {"drill", cmd_drill, "drill [--snapshot ID|latest] [--identity FILE] [--passphrase-file F]",
-     true},
-    {"snapshots", cmd_snapshots, "snapshots", true},
-    {"check", cmd_check, "check", true},
-    {"forget", cmd_forget, "forget", true},
-    {"status", cmd_status, "status", true},
-    {"doctor", cmd_doctor, "doctor", true},
-    {"config", cmd_config, "config check|show", false},
-    {"keygen", cmd_keygen,
-     "keygen --out FILE [--symmetric] [--passphrase-file F | --ask-passphrase]", false},
+static const struct command *const commands[] = {
+    &command_stage,  &command_ship,      &command_run,    &command_verify, &command_restore,
+    &command_drill,  &command_snapshots, &command_check,  &command_forget, &command_status,
+    &command_doctor, &command_config,    &command_keygen,
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 
 static void usage(FILE *out)
 {
     fprintf(out, "usage: stagecoach [-c FILE] [--json] [-v|-q] [--dry-run] COMMAND [ARGS]\n"
-                 "       stagecoach --version | --help\n\ncommands:\n");
-    for (size_t i = 0; i < NCOMMANDS; i++)
-        fprintf(out, "  %s\n", commands[i].usage);
-    fprintf(out, "\nconfig: -c FILE, else $STAGECOACH_CONFIG, else "
-                 "/etc/stagecoach/stagecoach.conf\n"
-                 "exit codes: 0 ok, 1 failure, 2 usage, 3 config, 4 source, 5 staging, "
-                 "6 restic, 7 verification, 8 locked, 130 interrupted\n");
+                 "       stagecoach COMMAND --help | --version | --help\n\ncommands:\n");
+    for (size_t i = 0; i < NCOMMANDS; i++) {
+        const struct command *c = commands[i];
+        fprintf(out, "  %-18s %s\n", c->label ? c->label : c->name, c->summary);
+    }
+    fprintf(out, "\nglobal options:\n"
+                 "  -c, --config FILE  the configuration (else $STAGECOACH_CONFIG, else\n"
+                 "                     /etc/stagecoach/stagecoach.conf)\n"
+                 "  --json             one JSON report on stdout (docs/reports.md)\n"
+                 "  -v, -q             more, or fewer, messages on stderr\n"
+                 "  --dry-run          say what would happen; touch nothing\n"
+                 "\nexit codes: 0 ok, 1 failure, 2 usage, 3 config, 4 source, 5 staging, "
+                 "6 restic, 7 verification, 8 locked, 130 interrupted\n"
+                 "stagecoach COMMAND --help shows a command's options and an example; "
+                 "man stagecoach has it all.\n");
+}
+
+/* stagecoach COMMAND --help: its usage, what it does, options, examples. */
+static void command_usage(const struct command *c, FILE *out)
+{
+    fprintf(out, "usage: stagecoach %s\n\n%s\n", c->usage, c->help);
+    if (c->options)
+        fprintf(out, "\noptions:\n%s\n", c->options);
+    fprintf(out,
+            "\nglobal options (-c FILE, --json, -v, -q, --dry-run): stagecoach --help\n"
+            "\nexample%s:\n",
+            strchr(c->example, '\n') ? "s" : "");
+    for (const char *line = c->example; *line;) {
+        const char *end = strchr(line, '\n');
+        int n = end ? (int)(end - line) : (int)strlen(line);
+        fprintf(out, "  %.*s\n", n, line);
+        line += n + (end != NULL);
+    }
 }
 
 static void on_signal(int sig)
@@ -121,8 +130,8 @@ static int take_global_options(struct ctx *c, int *argc, char **argv, int *want)
 static const struct command *find_command(const char *name)
 {
     for (size_t i = 0; i < NCOMMANDS; i++)
-        if (strcmp(commands[i].name, name) == 0)
-            return &commands[i];
+        if (strcmp(commands[i]->name, name) == 0)
+            return commands[i];
     return NULL;
 }
 
@@ -155,15 +164,25 @@ int main(int argc, char **argv)
         printf("stagecoach %s\n", SC_VERSION);
         return 0;
     }
-    if (want == 'h' || argc < 2) {
+    /* "stagecoach help [COMMAND]" is "stagecoach [COMMAND] --help". */
+    if (argc >= 2 && strcmp(argv[1], "help") == 0) {
+        want = 'h';
+        argv++;
+        argc--;
+    }
+    if (argc < 2) {
         usage(want == 'h' ? stdout : stderr);
         return want == 'h' ? 0 : SC_EUSAGE;
     }
     const struct command *cmd = find_command(argv[1]);
     if (cmd == NULL) {
-        fprintf(stderr, "stagecoach: unknown command '%s'\n", argv[1]);
-        usage(stderr);
+        fprintf(stderr, "stagecoach: unknown command '%s' (stagecoach --help lists them)\n",
+                argv[1]);
         return SC_EUSAGE;
+    }
+    if (want == 'h') {
+        command_usage(cmd, stdout);
+        return 0;
     }
     const char *env_config = getenv("STAGECOACH_CONFIG");
     if (c.config_path == NULL && env_config != NULL && *env_config != '\0')

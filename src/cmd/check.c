@@ -6,7 +6,7 @@
 #include "../pipeline/run.h"
 #include "cmd.h"
 
-int cmd_check(struct ctx *c, int argc, char **argv, sc_err *err)
+static int cmd_check(struct ctx *c, int argc, char **argv, sc_err *err)
 {
     if (opts_parse(argc, argv, NULL, err) != 0)
         return err->code;
@@ -24,3 +24,17 @@ int cmd_check(struct ctx *c, int argc, char **argv, sc_err *err)
     json_decref(result);
     return rc;
 }
+
+const struct command command_check = {
+    .name = "check",
+    .run = cmd_check,
+    .usage = "check",
+    .summary = "restic check now, reading the next data subset of the rotation",
+    .help = "Runs restic check now, with --read-data-subset k/n when [check]\n"
+            "read_data_subset is set (k rotates, so n checks read every pack once), and\n"
+            "records it in state.json; `run` does the same when [check] every says so.",
+    .options = NULL,
+    .example = "stagecoach check\n"
+               "stagecoach --dry-run check",
+    .needs_config = true,
+};

@@ -10,25 +10,22 @@
 #include "../core/opts.h"
 #include "../pipeline/ctx.h"
 
+/* A command: how main runs it and what --help says of it. */
 struct command {
     const char *name;
+    const char *label; /* its line in stagecoach --help when not name ("config check|show") */
     int (*run)(struct ctx *c, int argc, char **argv, sc_err *err);
-    const char *usage;
-    bool needs_config; /* main loads (and validates) the config first */
+    const char *usage;   /* after "stagecoach ": the command and its arguments */
+    const char *summary; /* one line for stagecoach --help */
+    const char *help;    /* stagecoach COMMAND --help: what it does */
+    const char *options; /* and its options, one "  --NAME  what" a line (NULL: none) */
+    const char *example; /* example command lines, one a line */
+    bool needs_config;   /* main loads (and validates) the config first */
 };
 
-int cmd_stage(struct ctx *c, int argc, char **argv, sc_err *err);
-int cmd_ship(struct ctx *c, int argc, char **argv, sc_err *err);
-int cmd_run(struct ctx *c, int argc, char **argv, sc_err *err);
-int cmd_verify(struct ctx *c, int argc, char **argv, sc_err *err);
-int cmd_restore(struct ctx *c, int argc, char **argv, sc_err *err);
-int cmd_drill(struct ctx *c, int argc, char **argv, sc_err *err);
-int cmd_snapshots(struct ctx *c, int argc, char **argv, sc_err *err);
-int cmd_status(struct ctx *c, int argc, char **argv, sc_err *err);
-int cmd_check(struct ctx *c, int argc, char **argv, sc_err *err);
-int cmd_forget(struct ctx *c, int argc, char **argv, sc_err *err);
-int cmd_config(struct ctx *c, int argc, char **argv, sc_err *err);
-int cmd_doctor(struct ctx *c, int argc, char **argv, sc_err *err);
-int cmd_keygen(struct ctx *c, int argc, char **argv, sc_err *err);
+/* Each defined in its own file, listed in main.c's table. */
+extern const struct command command_stage, command_ship, command_run, command_verify,
+    command_restore, command_drill, command_snapshots, command_check, command_forget,
+    command_status, command_doctor, command_config, command_keygen;
 
 #endif

@@ -7,7 +7,7 @@
 #include "../source/source.h"
 #include "cmd.h"
 
-int cmd_config(struct ctx *c, int argc, char **argv, sc_err *err)
+static int cmd_config(struct ctx *c, int argc, char **argv, sc_err *err)
 {
     if (argc != 2 || (strcmp(argv[1], "check") != 0 && strcmp(argv[1], "show") != 0))
         return sc_fail(err, SC_EUSAGE, "usage: stagecoach config check|show");
@@ -35,3 +35,19 @@ int cmd_config(struct ctx *c, int argc, char **argv, sc_err *err)
     config_problems_free(&probs);
     return rc;
 }
+
+const struct command command_config = {
+    .name = "config",
+    .label = "config check|show",
+    .run = cmd_config,
+    .usage = "config check|show",
+    .summary = "validate the configuration, or print it with secrets redacted",
+    .help = "check: read and validate the configuration (syntax and values, every problem\n"
+            "with file, line and key) without touching the system; that is doctor's job.\n"
+            "show: print the effective configuration (file, environment overrides,\n"
+            "defaults) with secrets redacted.",
+    .options = NULL,
+    .example = "stagecoach -c /etc/stagecoach/stagecoach.conf config check\n"
+               "stagecoach config show",
+    .needs_config = false,
+};

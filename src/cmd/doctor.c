@@ -13,7 +13,7 @@ static void show_line(const char *status, const char *line)
     printf("%-4s %s\n", status, line);
 }
 
-int cmd_doctor(struct ctx *c, int argc, char **argv, sc_err *err)
+static int cmd_doctor(struct ctx *c, int argc, char **argv, sc_err *err)
 {
     if (opts_parse(argc, argv, NULL, err) != 0)
         return err->code;
@@ -30,3 +30,18 @@ int cmd_doctor(struct ctx *c, int argc, char **argv, sc_err *err)
                    "doctor: %d check%s failed; first: %s", r.nfail, r.nfail == 1 ? "" : "s",
                    r.first_msg);
 }
+
+const struct command command_doctor = {
+    .name = "doctor",
+    .run = cmd_doctor,
+    .usage = "doctor",
+    .summary = "pre-flight checks that change nothing: restic, repository, sources, disk",
+    .help = "Checks, changing nothing: the modes of secret files, restic and its version,\n"
+            "the repository (reachable, password accepted), every source (opens, reads,\n"
+            "privileges), the staging directory and free space. One line per check, OK,\n"
+            "WARN or FAIL with what to do; the exit code is the first failure's kind.",
+    .options = NULL,
+    .example = "stagecoach doctor\n"
+               "stagecoach --json doctor",
+    .needs_config = true,
+};

@@ -33,7 +33,7 @@ static void print_result(const json_t *result, int rc)
     printf("drill %s\n", rc == 0 ? "passed" : "FAILED");
 }
 
-int cmd_drill(struct ctx *c, int argc, char **argv, sc_err *err)
+static int cmd_drill(struct ctx *c, int argc, char **argv, sc_err *err)
 {
     struct drill_opts o = {.which = "latest"};
     const struct opt opts[] = {{"snapshot", &o.which},
@@ -57,3 +57,21 @@ int cmd_drill(struct ctx *c, int argc, char **argv, sc_err *err)
     json_decref(result);
     return rc;
 }
+
+const struct command command_drill = {
+    .name = "drill",
+    .run = cmd_drill,
+    .usage = "drill [--snapshot ID|latest] [--identity FILE] [--passphrase-file F]",
+    .summary = "restore the latest snapshot into scratch targets, compare, clean up",
+    .help = "A restore rehearsal that touches nothing live: the snapshot is read back,\n"
+            "verified, decrypted, and every source restored into a scratch target (a file\n"
+            "in STAGING/.drill-*, or a database <db>_drill_<id> that is dropped again) and\n"
+            "compared with its manifest (integrity, rows of every table). The outcome goes\n"
+            "to state.json (status shows it); exit 7 when anything differs.",
+    .options = "  --snapshot ID|latest   the snapshot to rehearse (default: latest)\n"
+               "  --identity FILE        the secret key of an encrypted set\n"
+               "  --passphrase-file F    the identity's passphrase",
+    .example = "stagecoach drill\n"
+               "stagecoach --json drill --snapshot 1a2b3c4d",
+    .needs_config = true,
+};

@@ -32,7 +32,7 @@ static void print_result(json_t *result, bool dry_run)
                json_array_size(json_object_get(result, "kept")));
 }
 
-int cmd_forget(struct ctx *c, int argc, char **argv, sc_err *err)
+static int cmd_forget(struct ctx *c, int argc, char **argv, sc_err *err)
 {
     if (opts_parse(argc, argv, NULL, err) != 0)
         return err->code;
@@ -45,3 +45,17 @@ int cmd_forget(struct ctx *c, int argc, char **argv, sc_err *err)
     json_decref(result);
     return rc;
 }
+
+const struct command command_forget = {
+    .name = "forget",
+    .run = cmd_forget,
+    .usage = "forget",
+    .summary = "retention now: restic forget + prune, and local sets beyond [staging] keep",
+    .help = "Applies [retention] keep_* in the repository (forget, then prune) and [staging]\n"
+            "keep to local sets, only when the newest snapshot was verified by this\n"
+            "stagecoach; a set never shipped is never removed. --dry-run says what would go.",
+    .options = NULL,
+    .example = "stagecoach --dry-run forget\n"
+               "stagecoach forget",
+    .needs_config = true,
+};

@@ -39,7 +39,7 @@ static void report_key(struct ctx *c, const char *out, const struct crypto_keyge
            id, out, protect ? ", protected by a passphrase" : "", out, out);
 }
 
-int cmd_keygen(struct ctx *c, int argc, char **argv, sc_err *err)
+static int cmd_keygen(struct ctx *c, int argc, char **argv, sc_err *err)
 {
     struct crypto_keygen_opts o = {0};
     o.symmetric = opts_take_flag(&argc, argv, "symmetric");
@@ -64,3 +64,20 @@ int cmd_keygen(struct ctx *c, int argc, char **argv, sc_err *err)
     report_key(c, out, &o, id);
     return 0;
 }
+
+const struct command command_keygen = {
+    .name = "keygen",
+    .run = cmd_keygen,
+    .usage = "keygen --out FILE [--symmetric] [--passphrase-file F | --ask-passphrase]",
+    .summary = "create a staging key pair (or a symmetric key) for encrypted sets",
+    .help = "Writes a new X25519 key pair: the secret key in FILE (0600, keep it off the\n"
+            "staging host), the public key in FILE.pub ([staging] recipient). With\n"
+            "--symmetric, one key file instead ([staging] key_file). Never overwrites.",
+    .options = "  --out FILE            where the (secret) key goes\n"
+               "  --symmetric           one symmetric key instead of a pair\n"
+               "  --passphrase-file F   protect the secret key with the passphrase in F\n"
+               "  --ask-passphrase      ask for that passphrase on the terminal",
+    .example = "stagecoach keygen --out /root/staging.key\n"
+               "stagecoach keygen --symmetric --out /etc/stagecoach/staging.key",
+    .needs_config = false,
+};

@@ -56,7 +56,7 @@ static int check_options(const struct restore_opts *o, sc_err *err)
     return 0;
 }
 
-int cmd_restore(struct ctx *c, int argc, char **argv, sc_err *err)
+static int cmd_restore(struct ctx *c, int argc, char **argv, sc_err *err)
 {
     struct restore_opts o = {0};
     o.apply = opts_take_flag(&argc, argv, "apply");
@@ -83,3 +83,31 @@ int cmd_restore(struct ctx *c, int argc, char **argv, sc_err *err)
     restore_result_free(&res);
     return rc;
 }
+
+const struct command command_restore = {
+    .name = "restore",
+    .run = cmd_restore,
+    .usage =
+        "restore --snapshot ID|latest | --set ID|latest --to DIR [--identity FILE]\n"
+        "                          [--passphrase-file F] [--apply [--source NAME] [--into TARGET]\n"
+        "                          [--force]]",
+    .summary = "a set back as verified plaintext in a directory; --apply puts sources back",
+    .help = "Restores a set from the repository (--snapshot) or from local staging (--set)\n"
+            "into DIR, a new or empty directory, verified file by file against its\n"
+            "manifest and decrypted; nothing live is touched. With --apply each source is\n"
+            "then put back (SQLite: atomic replace, the old file kept; MySQL: the dump\n"
+            "loaded; paths: guarded extraction). docs/restore.md is the runbook.",
+    .options = "  --snapshot ID|latest   read the set back from the repository\n"
+               "  --set ID|latest        take a local set instead (no restic)\n"
+               "  --to DIR               where the verified plaintext goes (new or empty)\n"
+               "  --identity FILE        the secret key of an encrypted set\n"
+               "  --passphrase-file F    the identity's passphrase\n"
+               "  --apply                also put the sources back\n"
+               "  --source NAME          only this source (with --apply)\n"
+               "  --into TARGET          another target: a database name, a file, a directory\n"
+               "  --force                replace a target that is not empty",
+    .example =
+        "stagecoach restore --snapshot latest --to /tmp/restore\n"
+        "stagecoach restore --set latest --to /tmp/r --apply --source tracker --into tracker_copy",
+    .needs_config = true,
+};

@@ -7,7 +7,7 @@
 #include "../pipeline/run.h"
 #include "cmd.h"
 
-int cmd_run(struct ctx *c, int argc, char **argv, sc_err *err)
+static int cmd_run(struct ctx *c, int argc, char **argv, sc_err *err)
 {
     bool continuous = strcmp(c->cfg.run.mode, "continuous") == 0;
     for (int i = 1; i < argc; i++) {
@@ -28,3 +28,19 @@ int cmd_run(struct ctx *c, int argc, char **argv, sc_err *err)
     }
     return continuous ? run_continuously(c, err) : run_once(c, err);
 }
+
+const struct command command_run = {
+    .name = "run",
+    .run = cmd_run,
+    .usage = "run [--continuous|--once]",
+    .summary = "stage + ship + retention + check when due: a whole backup",
+    .help = "A whole backup: stage, ship and verify, ship any set an earlier run could not,\n"
+            "retention after the verified ship, restic check when [check] every says it is\n"
+            "due; state.json, metrics and the on_success/on_failure hooks at the end.",
+    .options = "  --continuous      run again every [run] interval (SIGHUP reloads the config,\n"
+               "                    SIGTERM ends the loop); also [run] mode = continuous\n"
+               "  --once            one run, whatever [run] mode says",
+    .example = "stagecoach run\n"
+               "stagecoach --json run > /var/log/stagecoach-last.json",
+    .needs_config = true,
+};

@@ -3,7 +3,7 @@
 #include "../pipeline/run.h"
 #include "cmd.h"
 
-int cmd_ship(struct ctx *c, int argc, char **argv, sc_err *err)
+static int cmd_ship(struct ctx *c, int argc, char **argv, sc_err *err)
 {
     const char *which = "latest";
     const struct opt opts[] = {{"set", &which}, {NULL, NULL}};
@@ -16,3 +16,17 @@ int cmd_ship(struct ctx *c, int argc, char **argv, sc_err *err)
     }
     return run_ship(c, which, err);
 }
+
+const struct command command_ship = {
+    .name = "ship",
+    .run = cmd_ship,
+    .usage = "ship [--set ID|latest]",
+    .summary = "phase 2 only: back a set up with restic and verify the snapshot",
+    .help = "Backs an existing set up with restic (tags, host), verifies the new snapshot\n"
+            "against the set's manifest (every file and its size, B2SUMS read back), then\n"
+            "applies retention and runs restic check when it is due.",
+    .options = "  --set ID|latest   the set to ship (default: latest)",
+    .example = "stagecoach ship\n"
+               "stagecoach --json ship --set 20261126T030000Z",
+    .needs_config = true,
+};

@@ -23,7 +23,7 @@ static void print_row(json_t *s)
            time ? time : "", json_string_value(json_object_get(s, "hostname")), tags);
 }
 
-int cmd_snapshots(struct ctx *c, int argc, char **argv, sc_err *err)
+static int cmd_snapshots(struct ctx *c, int argc, char **argv, sc_err *err)
 {
     if (opts_parse(argc, argv, NULL, err) != 0)
         return err->code;
@@ -45,3 +45,16 @@ int cmd_snapshots(struct ctx *c, int argc, char **argv, sc_err *err)
     restic_close(&r);
     return rc;
 }
+
+const struct command command_snapshots = {
+    .name = "snapshots",
+    .run = cmd_snapshots,
+    .usage = "snapshots",
+    .summary = "the repository's snapshots made by this tool, with their tags",
+    .help = "Lists the snapshots of this host that stagecoach made (tag stagecoach), oldest\n"
+            "first: short id, time, host, tags. --json gives restic's full records.",
+    .options = NULL,
+    .example = "stagecoach snapshots\n"
+               "stagecoach --json snapshots",
+    .needs_config = true,
+};

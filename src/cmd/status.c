@@ -74,7 +74,7 @@ static void report_offsite(json_t *report, json_t *state, long long due, long ev
     json_object_set(report, "last_retention", json_is_object(ret) ? ret : json_null());
 }
 
-int cmd_status(struct ctx *c, int argc, char **argv, sc_err *err)
+static int cmd_status(struct ctx *c, int argc, char **argv, sc_err *err)
 {
     if (opts_parse(argc, argv, NULL, err) != 0)
         return err->code;
@@ -136,3 +136,17 @@ int cmd_status(struct ctx *c, int argc, char **argv, sc_err *err)
     json_decref(state);
     return 0;
 }
+
+const struct command command_status = {
+    .name = "status",
+    .run = cmd_status,
+    .usage = "status",
+    .summary = "last run, last check, next check due, local sets",
+    .help = "What state.json and the staging directory say: the last run and its numbers,\n"
+            "the last check and when the next is due, retention, the last drill, and the\n"
+            "local sets with the snapshots they were shipped as.",
+    .options = NULL,
+    .example = "stagecoach status\n"
+               "stagecoach --json status",
+    .needs_config = true,
+};

@@ -3,7 +3,7 @@
 #include "../pipeline/verify.h"
 #include "cmd.h"
 
-int cmd_verify(struct ctx *c, int argc, char **argv, sc_err *err)
+static int cmd_verify(struct ctx *c, int argc, char **argv, sc_err *err)
 {
     struct verify_opts o = {0};
     const struct opt opts[] = {{"set", &o.set},
@@ -19,3 +19,23 @@ int cmd_verify(struct ctx *c, int argc, char **argv, sc_err *err)
         return verify_remote_snapshot(c, &o, err);
     return verify_local_set(c, &o, err);
 }
+
+const struct command command_verify = {
+    .name = "verify",
+    .run = cmd_verify,
+    .usage =
+        "verify [--set ID|latest] [--snapshot ID|latest] [--identity FILE] [--passphrase-file F]",
+    .summary = "re-hash a local set, or read a snapshot back and verify it",
+    .help = "Checks every file of a local set against its manifest and B2SUMS (exit 7\n"
+            "names a damaged file), or restores a snapshot into private scratch space and\n"
+            "checks it the same way. For an encrypted set with a key, the plaintext is\n"
+            "checked too; nothing decrypted is written.",
+    .options = "  --set ID|latest        a local set (the default: latest)\n"
+               "  --snapshot ID|latest   a snapshot in the repository instead\n"
+               "  --identity FILE        the secret key of an encrypted set ([staging] identity)\n"
+               "  --passphrase-file F    the identity's passphrase (else [staging] "
+               "passphrase_file, else asked)",
+    .example = "stagecoach verify --set latest\n"
+               "stagecoach verify --snapshot latest --identity /root/staging.key",
+    .needs_config = true,
+};

@@ -57,7 +57,7 @@ offers() {
     [ "$reply" = --dry-run ]
 }
 
-@test "the options of restore, and of every command as its usage line names them" {
+@test "the options of restore, and of every command as its --help names them" {
     complete_words stagecoach restore --
     offers --snapshot --set --to --identity --passphrase-file --apply --source --into --force --json
     refute offers --symmetric
@@ -67,16 +67,14 @@ offers() {
     offers --out --symmetric --passphrase-file --ask-passphrase
     complete_words stagecoach run --
     offers --continuous --once
-    # every --option in a command's usage (--help) is offered for it
+    # every --option of a command's options (COMMAND --help) is offered for it
     local cmd opts
-    while read -r cmd opts; do
+    while read -r cmd; do
+        opts="$("$SC" "$cmd" --help | sed -n '/^usage:/,/^$/p; /^options:/,/^$/p' | grep -o -- '--[a-z-]\+' | sort -u)"
         complete_words stagecoach "$cmd" --
         # shellcheck disable=SC2086
         offers $opts
-    done < <("$SC" --help | sed -n '/^commands:/,/^$/p' | awk '
-        /^  [a-z]/ { cmd = $1 }
-        { while (match($0, /--[a-z-]+/)) { o[cmd] = o[cmd] " " substr($0, RSTART, RLENGTH); $0 = substr($0, RSTART + RLENGTH) } }
-        END { for (c in o) print c, o[c] }')
+    done < <("$SC" --help | sed -n '/^commands:/,/^$/s/^  \([a-z]\+\).*/\1/p')
     complete_words stagecoach config ""
     [ "$reply" = "$(printf 'check\nshow\n')" ]
 }

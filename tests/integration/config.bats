@@ -205,3 +205,32 @@ EOF
     [[ "$output" == *usage:* ]]
     [[ "$output" == *"config check"* ]]
 }
+
+@test "--help gives every command a line; COMMAND --help its usage, every option it takes, examples" {
+    run --separate-stderr "$SC" --help
+    [ "$status" -eq 0 ]
+    local cmds cmd n=0
+    cmds="$(sed -n '/^commands:/,/^$/s/^  \([a-z]\+\) .*/\1/p' <<<"$output")"
+    # every command has a one-line description beside its name
+    [ "$(sed -n '/^commands:/,/^$/p' <<<"$output" | grep -c '^  [a-z].*  [a-z]')" -eq "$(wc -l <<<"$cmds")" ]
+    for cmd in $cmds; do
+        n=$((n + 1))
+        run --separate-stderr "$SC" "$cmd" --help
+        [ "$status" -eq 0 ]
+        [[ "${lines[0]}" == "usage: stagecoach $cmd"* ]]
+        [[ "$output" == *$'\nexample'* ]]
+        [ "$(grep -c "^  stagecoach .*$cmd" <<<"$output")" -ge 1 ]
+        # each --option in the usage line is explained under options:
+        local opt usage_opts
+        usage_opts="$(sed -n '/^usage:/,/^$/p' <<<"$output" | grep -o -- '--[a-z-]\+' | sort -u)"
+        for opt in $usage_opts; do
+            sed -n '/^options:/,/^$/p' <<<"$output" | grep -q -- "^  $opt"
+        done
+        # "help COMMAND" says the same, and nothing ran (no config needed)
+        [ "$(env -u STAGECOACH_CONFIG "$SC" -c /nonexistent help "$cmd")" = "$output" ]
+    done
+    [ "$n" -eq 13 ]
+    run --separate-stderr "$SC" bogus --help
+    [ "$status" -eq 2 ]
+    [[ "$stderr" == *"unknown command 'bogus'"* ]]
+}
