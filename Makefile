@@ -199,3 +199,10 @@ integration-restic018: $(BUILD)/stagecoach $(HELPER_BINS)
 	  { echo "$(RESTIC018) is not restic 0.18: run scripts/install-deps.sh"; exit 1; }
 	SC_RESTIC=$(RESTIC018) $(BATS) $(RESTIC018_SUITES:%=tests/integration/%.bats)
 
+# The build and the unit tests on Debian 13 (trixie)'s gcc and libraries,
+# in a debootstrap chroot made once and cached in DEBIAN13_DIR
+# (scripts/test-debian13.sh; root, network to deb.debian.org).
+DEBIAN13_DIR ?= $(CURDIR)/build/debian13
+.PHONY: test-debian13
+test-debian13:
+	DEBIAN13_DIR=$(DEBIAN13_DIR) scripts/test-debian13.sh
