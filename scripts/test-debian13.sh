@@ -56,15 +56,33 @@ cleanup() {
   unmount_under "$root"
   unmount_under "$root.new"
 }
+# The long steps run in the background, in a process group of their own
+# (bg PROGRAM ARGS...): bash runs a trap only once the foreground command
+# has ended, and a signal must stop them, with their children, at once.
+child=
+bg() {
+  setsid "$@" &
+  child=$!
+  local rc=0
+  wait "$child" || rc=$?
+  child=
+  return "$rc"
+}
+on_signal() {
+  if [ -n "$child" ]; then
+    kill -TERM -- "-$child" 2>/dev/null || true
+    wait "$child" 2>/dev/null || true
+  fi
+  exit 130
+}
 trap cleanup EXIT
-trap 'exit 130' INT TERM
+trap on_signal INT TERM
 cleanup # a run killed with SIGKILL may have left /proc mounted
 
-in_root() { # DIR COMMAND...: run in the chroot DIR with a clean environment
-  local r=$1
-  shift
-  chroot "$r" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 \
-    TMPDIR=/tmp DEBIAN_FRONTEND=noninteractive "$@"
+# The command that runs what follows it in the chroot $1, with a clean environment.
+in_root() {
+  in_root=(chroot "$1" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root
+    LANG=C.UTF-8 TMPDIR=/tmp DEBIAN_FRONTEND=noninteractive)
 }
 
 # apt-get in the chroot DIR: what is missing of the package list.
@@ -72,9 +90,10 @@ install_packages() {
   local r=$1
   cp /etc/resolv.conf "$r/etc/resolv.conf" # the chroot resolves deb.debian.org as we do
   mountpoint -q "$r/proc" || mount -t proc proc "$r/proc"
-  in_root "$r" apt-get -q update
-  in_root "$r" apt-get -q install -y --no-install-recommends "${packages[@]}"
-  in_root "$r" apt-get clean
+  in_root "$r"
+  bg "${in_root[@]}" apt-get -q update
+  bg "${in_root[@]}" apt-get -q install -y --no-install-recommends "${packages[@]}"
+  "${in_root[@]}" apt-get clean
   umount "$r/proc"
 }
 
@@ -84,7 +103,7 @@ if [ ! -f "$root/.stagecoach-packages" ]; then
   t0=$SECONDS
   say "creating a Debian 13 chroot in $root (debootstrap from $mirror)"
   rm -rf --one-file-system "$root" "$root.new"
-  debootstrap --variant=minbase --keyring="$keyring" trixie "$root.new" "$mirror"
+  bg debootstrap --variant=minbase --keyring="$keyring" trixie "$root.new" "$mirror"
   # no daemon may start inside the chroot while packages are installed
   printf '#!/bin/sh\nexit 101\n' >"$root.new/usr/sbin/policy-rc.d"
   chmod 755 "$root.new/usr/sbin/policy-rc.d"
@@ -109,11 +128,12 @@ tar -C "$top" --exclude=./.git --exclude='./build*' --exclude=./demo \
 
 mount -t proc proc "$root/proc"
 # what is being tested, for the log (expanded by the chroot's sh)
+in_root "$root"
 # shellcheck disable=SC2016
-in_root "$root" sh -c 'gcc --version | head -n 1; for p in sqlite3 libarchive libmariadb libsodium inih jansson libpq cmocka; do printf "%s %s\n" "$p" "$(pkg-config --modversion "$p")"; done' |
+"${in_root[@]}" sh -c 'gcc --version | head -n 1; for p in sqlite3 libarchive libmariadb libsodium inih jansson libpq cmocka; do printf "%s %s\n" "$p" "$(pkg-config --modversion "$p")"; done' |
   sed 's/^/test-debian13: /'
 rc=0
-in_root "$root" make -C /src/stagecoach -j2 "${targets[@]}" || rc=$?
+bg "${in_root[@]}" make -C /src/stagecoach -j2 "${targets[@]}" || rc=$?
 umount "$root/proc"
 if [ "$rc" -ne 0 ]; then
   die "make ${targets[*]} failed on Debian 13 (exit $rc)"
