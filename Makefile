@@ -186,3 +186,23 @@ bench:
 	$(CC) -O2 -g -std=c11 -Wall -Wextra -Werror -o build-bench/bench/sqlite_load \
 	  scripts/bench/sqlite_load.c $(HELPER_COMMON) $(shell pkg-config --cflags --libs sqlite3)
 	python3 scripts/bench/run.py
+
+# The suites that talk to restic (ship, the check tests in retention, ...),
+# against Debian 13's restic 0.18 instead of the system's 0.14:
+# scripts/install-deps.sh fetches it into SC_TEST_PREFIX. tests/integration/
+# helpers.bash puts SC_RESTIC into the configs and first on PATH.
+RESTIC018        ?= $(or $(SC_TEST_PREFIX),/opt/stagecoach-test)/restic-0.18/usr/bin/restic
+RESTIC018_SUITES ?= ship offsite retention restore drill crash
+.PHONY: integration-restic018
+integration-restic018: $(BUILD)/stagecoach $(HELPER_BINS)
+	@$(RESTIC018) version | grep -q '^restic 0\.18\.' || \
+	  { echo "$(RESTIC018) is not restic 0.18: run scripts/install-deps.sh"; exit 1; }
+	SC_RESTIC=$(RESTIC018) $(BATS) $(RESTIC018_SUITES:%=tests/integration/%.bats)
+
+# The build and the unit tests on Debian 13 (trixie)'s gcc and libraries,
+# in a debootstrap chroot made once and cached in DEBIAN13_DIR
+# (scripts/test-debian13.sh; root, network to deb.debian.org).
+DEBIAN13_DIR ?= $(CURDIR)/build/debian13
+.PHONY: test-debian13
+test-debian13:
+	DEBIAN13_DIR=$(DEBIAN13_DIR) scripts/test-debian13.sh

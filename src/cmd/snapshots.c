@@ -29,7 +29,7 @@ static int cmd_snapshots(struct ctx *c, int argc, char **argv, sc_err *err)
         return err->code;
     struct restic r;
     json_t *list = NULL;
-    int rc = restic_open(&r, &c->cfg, err);
+    int rc = restic_open_reported(&r, &c->cfg, c->report, err);
     if (rc == 0)
         rc = restic_snapshots(&r, false, &list, err);
     if (rc == 0 && c->report) {

@@ -71,7 +71,7 @@ static int run_check(struct ctx *c, json_t *cs, const char *subset, json_t *out,
     clock_gettime(CLOCK_MONOTONIC, &t0);
     struct restic r;
     struct restic_check_result res = {0};
-    int rc = restic_open(&r, &c->cfg, err);
+    int rc = restic_open_reported(&r, &c->cfg, c->report, err);
     if (rc == 0) {
         log_info("checking the repository%s%s", subset ? ", reading data subset " : "",
                  subset ? subset : "");

@@ -108,7 +108,7 @@ static void check_restic(struct doctor *d)
     int rc = restic_open(&r, &bare, &e);
     if (rc == 0) {
         d->restic_available = true;
-        verdict(d, V_OK, 0, "restic: restic %d.%d.%d (%s)", r.major, r.minor, r.patch, r.binary);
+        verdict(d, V_OK, 0, "restic: restic %d.%d.%d (%s)", r.major, r.minor, r.patch, r.path);
     } else {
         verdict(d, V_FAIL, rc, "restic: %s", e.msg);
     }

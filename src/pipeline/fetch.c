@@ -47,7 +47,7 @@ int fetch_snapshot(struct ctx *c, const char *which, const char *parent, const c
     f->scratch_fd = -1;
     struct restic r;
     json_t *snap = NULL;
-    int rc = restic_open(&r, &c->cfg, err);
+    int rc = restic_open_reported(&r, &c->cfg, c->report, err);
     if (rc == 0)
         rc = restic_find_snapshot(&r, which, &snap, err);
     const char *id = rc == 0 ? json_string_value(json_object_get(snap, "id")) : NULL;

@@ -87,7 +87,7 @@ static int forget_remote(struct ctx *c, json_t *state, bool dry_run, json_t *out
     struct restic r;
     struct restic_forget_result f = {0};
     json_t *ret = state_section(state, "retention");
-    int rc = restic_open(&r, &c->cfg, err);
+    int rc = restic_open_reported(&r, &c->cfg, c->report, err);
     if (rc == 0)
         rc = restic_forget(&r, dry_run, &f, err);
     if (rc == 0) {
@@ -202,7 +202,7 @@ int retention_newest_verified(struct ctx *c, sc_err *err)
 {
     struct restic r;
     json_t *list = NULL, *state = NULL;
-    int rc = restic_open(&r, &c->cfg, err);
+    int rc = restic_open_reported(&r, &c->cfg, c->report, err);
     if (rc == 0)
         rc = restic_own_snapshots(&r, &list, err);
     if (rc == 0)

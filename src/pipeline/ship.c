@@ -151,7 +151,7 @@ int ship_set(struct ctx *c, const char *set_id, json_t **shipped, sc_err *err)
      * as "verified": the snapshot checks compare against these files. */
     int rc = set_verify(setdir, err);
     if (rc == 0)
-        rc = restic_open(&r, &c->cfg, err);
+        rc = restic_open_reported(&r, &c->cfg, c->report, err);
     if (rc == 0)
         rc = restic_ensure_repo(&r, c->cfg.restic.init, err);
     if (rc == 0) {

@@ -99,8 +99,13 @@ static int run_once(struct restic *r, const char *what, const struct strvec *arg
     int rc = 0;
     if (res->interrupted)
         rc = sc_fail(err, SC_EINTR, "interrupted while restic %s was running", what);
-    else if (res->timed_out)
-        rc = sc_fail(err, SC_ERESTIC, "restic %s timed out after %ld s", what, total_s);
+    else if (res->timed_out) {
+        /* restic 0.17+ retries a failing backend itself: say what failed */
+        char *why = rx_retry_reason(res->err);
+        rc = sc_fail(err, SC_ERESTIC, "restic %s timed out after %ld s%s%s", what, total_s,
+                     why ? " while retrying a backend error: " : "", why ? why : "");
+        free(why);
+    }
     if (rc != 0)
         spawn_result_free(res);
     return rc;

@@ -234,6 +234,26 @@ enum rx_failure rx_failure_kind(const char *what, int exit_code, const struct st
     return RX_OTHER;
 }
 
+char *rx_retry_reason(const char *stderr_text)
+{
+    static const char mark[] = " returned error, retrying after ";
+    struct strvec lines = {0};
+    rx_clean_lines(stderr_text, &lines);
+    char *out = NULL;
+    for (size_t i = lines.n; out == NULL && i-- > 0;) {
+        const char *l = lines.v[i];
+        const char *m = strstr(l, mark);
+        const char *colon = m ? strstr(m + sizeof mark - 1, ": ") : NULL;
+        if (colon == NULL)
+            continue;
+        char *raw = xasprintf("%.*s: %s", (int)(m - l), l, colon + 2);
+        out = rx_redact(raw);
+        free(raw);
+    }
+    strvec_free(&lines);
+    return out;
+}
+
 /* "PID 123 on host by user (UID 0, GID 0)" from restic's lock message. */
 char *rx_lock_holder(const struct strvec *lines)
 {

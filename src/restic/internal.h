@@ -34,6 +34,10 @@ enum rx_failure rx_failure_kind(const char *what, int exit_code, const struct st
 /* A backend failure that may pass if tried again (connection refused or
  * reset, timeouts, HTTP 5xx); not one that will not (credentials, TLS). */
 bool rx_transient(const struct strvec *lines);
+/* What restic 0.17+ was retrying when it had to be stopped: "OP: ERROR" of
+ * its last "OP returned error, retrying after D: ERROR" line, redacted;
+ * owned, or NULL when it retried nothing. */
+char *rx_retry_reason(const char *stderr_text);
 /* "PID 123 on host by user ..." and the lock's age, from restic's lock
  * message; owned, or NULL. */
 char *rx_lock_holder(const struct strvec *lines);

@@ -23,6 +23,7 @@
 #include "../core/env.h"
 #include "../core/fs.h"
 #include "../core/log.h"
+#include "../core/report.h"
 #include "../core/spawn.h"
 #include "internal.h"
 
@@ -164,6 +165,38 @@ static int build_env(struct restic *r, sc_err *err)
     return 0;
 }
 
+/* binary as posix_spawnp finds it: itself when it has a '/', else the
+ * first executable of that name in PATH (owned; the name alone when none
+ * is: running it then fails with "cannot run"). */
+static char *find_program(const char *binary)
+{
+    const char *path = getenv("PATH");
+    if (strchr(binary, '/') != NULL || path == NULL)
+        return xstrdup(binary);
+    for (const char *p = path;; p++) {
+        size_t n = strcspn(p, ":");
+        char *cand = n == 0 ? xasprintf("./%s", binary) : xasprintf("%.*s/%s", (int)n, p, binary);
+        if (access(cand, X_OK) == 0)
+            return cand;
+        free(cand);
+        p += n;
+        if (*p == '\0')
+            return xstrdup(binary);
+    }
+}
+
+json_t *restic_describe(const struct restic *r)
+{
+    char version[48];
+    snprintf(version, sizeof version, "%d.%d.%d", r->major, r->minor, r->patch);
+    return json_pack("{s:s, s:s}", "version", version, "path", r->path ? r->path : r->binary);
+}
+
+bool restic_at_least(const struct restic *r, int minor)
+{
+    return r->major > 0 || r->minor >= minor;
+}
+
 /* `restic version`: "restic 0.14.0 compiled with go1.19.8 on linux/amd64". */
 static int detect_version(struct restic *r, sc_err *err)
 {
@@ -211,6 +244,7 @@ int restic_open(struct restic *r, const struct config *cfg, sc_err *err)
     memset(r, 0, sizeof *r); /* restic_close is safe whatever happens below */
     r->cfg = cfg;
     r->binary = xstrdup(cfg->restic.binary ? cfg->restic.binary : "restic");
+    r->path = find_program(r->binary);
     r->retry = (struct restic_retry){
         .tries = 3,
         .backoff_ms = {2000, 4000},
@@ -221,6 +255,19 @@ int restic_open(struct restic *r, const struct config *cfg, sc_err *err)
     int rc = build_env(r, err);
     if (rc == 0)
         rc = detect_version(r, err);
+    /* 0.17+ retries a failed backend request itself, with a growing pause,
+     * for up to 15 minutes (internal/backend/retry, not configurable): our
+     * attempts on top would only multiply that. Locks are still waited for. */
+    if (rc == 0 && restic_at_least(r, 17))
+        r->retry.tries = 1;
+    return rc;
+}
+
+int restic_open_reported(struct restic *r, const struct config *cfg, json_t *report, sc_err *err)
+{
+    int rc = restic_open(r, cfg, err);
+    if (rc == 0)
+        report_set(report, "restic", restic_describe(r));
     return rc;
 }
 
@@ -229,7 +276,8 @@ void restic_close(struct restic *r)
     if (r == NULL)
         return;
     free(r->binary);
-    r->binary = NULL;
+    free(r->path);
+    r->binary = r->path = NULL;
     for (size_t i = 0; i < r->env.n; i++) /* it holds backend credentials */
         explicit_bzero(r->env.v[i], strlen(r->env.v[i]));
     strvec_free(&r->env);

@@ -23,7 +23,8 @@ struct restic_retry {
 
 struct restic {
     const struct config *cfg;
-    char *binary;
+    char *binary;      /* as configured ([restic] binary, default "restic") */
+    char *path;        /* the program that runs: binary, looked up in PATH as spawn does */
     struct strvec env; /* the child's whole environment */
     int major, minor, patch;
     struct restic_retry retry;
@@ -41,6 +42,12 @@ struct restic_backup_result {
 /* Build the environment and detect the version (`restic version`). */
 int restic_open(struct restic *r, const struct config *cfg, sc_err *err);
 void restic_close(struct restic *r);
+/* restic_open, and report (when not NULL) says which restic ran: "restic". */
+int restic_open_reported(struct restic *r, const struct config *cfg, json_t *report, sc_err *err);
+/* Which restic ran, for reports: {"version": "0.18.0", "path": "/usr/bin/restic"}. */
+json_t *restic_describe(const struct restic *r);
+/* The version is at least 0.MINOR (what a flag or a JSON field needs). */
+bool restic_at_least(const struct restic *r, int minor);
 /* The repository exists (`cat config`); with init = yes create it when missing. */
 int restic_ensure_repo(struct restic *r, bool may_init, sc_err *err);
 /* Back up dir with --host, --tag stagecoach, each configured tag and tag

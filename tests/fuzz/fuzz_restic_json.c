@@ -7,8 +7,9 @@
  *   (node lines), `snapshots --json` and `forget --json` (arrays), with the
  *   snapshot lookups done on an array (latest, id prefix, full id);
  * - stderr of a failed call: cleaned lines, the failure kind, the retry
- *   decision, the lock holder, check's problem line and the one-line
- *   classified message, whose URL credentials must be gone.
+ *   decision, the lock holder, what restic 0.17+ was retrying, check's
+ *   problem line and the one-line classified message, whose URL
+ *   credentials must be gone.
  *
  * Properties checked (a violation traps): ids taken from a summary are hex
  * of 8 to 64 digits; nodes kept by ls are "node" objects; a classified
@@ -160,6 +161,14 @@ static void read_stderr(const char *text, int exit_code)
     char *red = rx_redact(text);
     check_redacted(red);
     free(red);
+
+    char *retrying = rx_retry_reason(text); /* 0.17+: what a timed-out call retried */
+    if (retrying != NULL) {
+        check_redacted(retrying);
+        if (strchr(retrying, '\n') != NULL)
+            __builtin_trap();
+        free(retrying);
+    }
 
     if (rx_check_damaged(text)) {
         char *problem = rx_check_problem(text);

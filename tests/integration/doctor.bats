@@ -53,6 +53,8 @@ tree_state() {
     [ "$status" -eq 0 ]
     [[ "$(check_line 'secret restic password_file')" == "OK "* ]]
     [[ "$(check_line restic)" =~ ^OK\ +restic:\ restic\ [0-9]+\.[0-9]+\.[0-9]+ ]]
+    # which restic: its version and where it was found on PATH
+    [[ "$(check_line restic)" == *"$(restic version | cut -d' ' -f2) ($(command -v restic))" ]]
     [[ "$(check_line repository)" == "OK "*"password accepted"* ]]
     [[ "$(check_line 'sqlite app')" == "OK "*"opens read-only"*"WAL journal"* ]]
     [[ "$(check_line 'paths etc')" == "OK "*"1 path readable"* ]]

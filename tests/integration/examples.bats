@@ -304,3 +304,99 @@ check_compose_env() {
     grep -qx 'CMD \["run"\]' "$SC_ROOT/examples/Dockerfile"
     grep -q '^USER ' "$SC_ROOT/examples/Dockerfile"
 }
+
+# The stages of examples/Dockerfile as JSON: [{from, as, install: [...],
+# run: [...]}] (continuation lines joined; apt-get install's package names).
+dockerfile_stages() {
+    python3 - "$SC_ROOT/examples/Dockerfile" <<'PY'
+import json, re, shlex, sys
+text = re.sub(r"\\\n", " ", open(sys.argv[1]).read())
+stages = []
+for line in text.splitlines():
+    line = line.strip()
+    if not line or line.startswith("#"):
+        continue
+    word, _, rest = line.partition(" ")
+    if word == "FROM":
+        f = rest.split()
+        stages.append({"from": f[0], "as": f[2] if len(f) > 2 and f[1].upper() == "AS" else None,
+                       "install": [], "run": []})
+    elif word == "RUN":
+        stages[-1]["run"].append(rest)
+        for cmd in re.split(r"&&|;", rest):
+            w = shlex.split(cmd)
+            if w[:2] == ["apt-get", "install"]:
+                stages[-1]["install"] += [p for p in w[2:] if not p.startswith("-")]
+print(json.dumps(stages))
+PY
+}
+
+# The pkg-config names the Makefile links (PKGS), and their Debian -dev packages.
+makefile_dev_packages() {
+    python3 - "$SC_ROOT/Makefile" <<'PY'
+import re, sys
+dev = {"sqlite3": "libsqlite3-dev", "libmariadb": "libmariadb-dev", "libarchive": "libarchive-dev",
+       "libsodium": "libsodium-dev", "inih": "libinih-dev", "jansson": "libjansson-dev",
+       "libpq": "libpq-dev"}
+pkgs = []
+for line in open(sys.argv[1]):
+    m = re.match(r"^PKGS\s*(:=|\+=|=)\s*(.*)$", line)
+    if m:
+        pkgs = (pkgs if m.group(1) == "+=" else []) + m.group(2).split()
+missing = [p for p in pkgs if p not in dev]
+if missing:
+    sys.exit(f"no Debian -dev package known for {missing}: add it here and to examples/Dockerfile")
+print(" ".join(dev[p] for p in pkgs))
+PY
+}
+
+@test "the Dockerfile builds on debian:trixie-slim: every library the Makefile links, unit tests in the build, no -dev package in the image" {
+    dockerfile_stages >"$T/stages.json"
+    local devs
+    devs="$(makefile_dev_packages)"
+    [[ "$devs" == *libsqlite3-dev*libjansson-dev* ]]
+    python3 - "$T/stages.json" $devs <<'PY'
+import json, sys
+stages, devs = json.load(open(sys.argv[1])), sys.argv[2:]
+assert len(stages) == 2, stages
+build, image = stages
+assert all(s["from"] == "debian:trixie-slim" for s in stages), [s["from"] for s in stages]
+assert build["as"] == "build", build
+for p in devs + ["build-essential", "pkg-config", "libcmocka-dev"]:
+    assert p in build["install"], f"the build stage does not install {p}"
+assert any("make -C /src" in r and " all unit" in r for r in build["run"]), build["run"]
+assert "restic" in image["install"] and "ca-certificates" in image["install"], image["install"]
+assert not [p for p in image["install"] if p.endswith("-dev")], image["install"]
+assert any("rm -rf /var/lib/apt/lists/*" in r for r in image["run"]), image["run"]
+PY
+    # the build context leaves the host's build directories (the Debian 13 chroot) out
+    grep -qx 'build\*' "$SC_ROOT/.dockerignore"
+}
+
+@test "the Dockerfile's packages exist in Debian 13, and the image has the run-time library of every library the Makefile links" {
+    # trixie's package list, as scripts/install-deps.sh fetched it for restic 0.18
+    local apt_dir="${SC_TEST_PREFIX:-/opt/stagecoach-test}/restic-0.18.apt"
+    [ -f "$apt_dir/etc/sources.list" ] || skip "no Debian 13 package list in $apt_dir (scripts/install-deps.sh)"
+    dockerfile_stages >"$T/stages.json"
+    # shellcheck disable=SC2046 # one word per package
+    python3 - "$T/stages.json" "$apt_dir" $(makefile_dev_packages) <<'PY'
+import json, re, subprocess, sys
+stages, d, devs = json.load(open(sys.argv[1])), sys.argv[2], sys.argv[3:]
+opts = ["-o", f"Dir::Etc::sourcelist={d}/etc/sources.list", "-o", f"Dir::Etc::sourceparts={d}/etc/sources.list.d",
+        "-o", f"Dir::State={d}/state", "-o", f"Dir::State::status={d}/state/status", "-o", f"Dir::Cache={d}/cache"]
+def show(pkg):
+    r = subprocess.run(["apt-cache", *opts, "show", "--no-all-versions", pkg], capture_output=True, text=True)
+    assert r.returncode == 0 and r.stdout.strip(), f"{pkg} is not a Debian 13 package"
+    return r.stdout
+build, image = stages
+for p in build["install"] + image["install"]:
+    show(p)
+for dev in devs:
+    stem = dev[:-4]
+    deps = re.search(r"^Depends: (.*)$", show(dev), re.M)
+    names = [re.split(r"[ (]", x.strip())[0] for x in deps.group(1).split(",")] if deps else []
+    runtime = [n for n in names if n.startswith(stem) and not n.endswith("-dev")]
+    for n in runtime:
+        assert n in image["install"], f"{dev} links {n}: the image does not install it"
+PY
+}

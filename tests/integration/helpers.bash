@@ -19,6 +19,23 @@ SC_ROOT="$(cd "$BATS_TEST_DIRNAME/../.." && pwd)"
 SC="${SC_BIN:-$SC_ROOT/build/stagecoach}"
 SC_HELPERS_DIR="${SC_HELPERS_DIR:-$SC_ROOT/build/tests/helpers}"
 
+# SC_RESTIC=/path/to/restic (make integration-restic018): the suites run
+# against that restic instead of the one on PATH. It is written as
+# [restic] binary into the configs sc_write_conf makes, and it comes first
+# on PATH, so the tests' own restic calls (rst, by-hand checks, wrappers
+# that exec restic) use the same version. Its name must be restic (the
+# crash tests find restic processes by name).
+if [ -n "${SC_RESTIC:-}" ]; then
+    if [ "${SC_RESTIC##*/}" != restic ] || ! "$SC_RESTIC" version >/dev/null; then
+        echo "SC_RESTIC=$SC_RESTIC: not a restic binary named restic" >&2
+        return 1
+    fi
+    case ":$PATH:" in
+    *":${SC_RESTIC%/*}:"*) ;;
+    *) PATH="${SC_RESTIC%/*}:$PATH" ;;
+    esac
+fi
+
 # stagecoach treats every STAGECOACH_* variable as a setting (an unknown one
 # is a config error), so none may leak from the caller into the tests.
 sc_clean_env() {
@@ -112,6 +129,9 @@ host = $HOSTNAME_CONF
 tag = $TAG_CONF
 init = yes
 EOF
+    if [ -n "${SC_RESTIC:-}" ]; then
+        echo "binary = $SC_RESTIC" >>"$CONF"
+    fi
 }
 
 sc_setup() {
@@ -161,6 +181,12 @@ sc_wait_for_file() {
     done
     echo "timed out waiting for $f" >&2
     return 1
+}
+
+# The minor version of the restic the tests run (restic 0.MINOR.PATCH), for
+# the few checks where restic's own behaviour differs between versions.
+restic_minor() {
+    restic version | sed -n 's/^restic 0\.\([0-9]*\)\..*/\1/p'
 }
 
 # The binary with the test's config.

@@ -80,7 +80,7 @@ same_tree() {
     use_encryption
     stage_ok
     # no repository, no restic: it must not be needed
-    sed -i 's|^init = yes|init = yes\nbinary = /nonexistent/restic|' "$CONF"
+    sed -i -e '/^binary = /d' -e 's|^init = yes|init = yes\nbinary = /nonexistent/restic|' "$CONF"
     run --separate-stderr sc restore --set "${SET##*/}" --to "$T/out" --identity "$ID"
     echo "$stderr"
     [ "$status" -eq 0 ]

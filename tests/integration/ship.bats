@@ -132,6 +132,27 @@ PY
     [ "$(pyjson "$T/snaps.json" '[s["id"] for s in j]')" = "[\"$snap\"]" ]
 }
 
+@test "the reports of run and check name the restic that ran: its version and its path" {
+    use_template_repo
+    local version path
+    version="$(restic version | sed -n 's/^restic \([0-9]*\.[0-9]*\.[0-9]*\) .*/\1/p')"
+    [ -n "$version" ]
+    # [restic] binary when the config sets it (make integration-restic018),
+    # else the restic found on PATH
+    path="$(sed -n 's/^binary = //p' "$CONF")"
+    [ -n "$path" ] || path="$(command -v restic)"
+    run -0 --separate-stderr sc --json run
+    printf '%s' "$output" >"$T/run.json"
+    [ "$(pyjson "$T/run.json" 'j["restic"]')" = "{\"version\": \"$version\", \"path\": \"$path\"}" ]
+    run -0 --separate-stderr sc --json check
+    printf '%s' "$output" >"$T/check.json"
+    [ "$(pyjson "$T/check.json" 'j["restic"]["version"]')" = "$version" ]
+    [ "$(pyjson "$T/check.json" 'j["restic"]["path"]')" = "$path" ]
+    # and the log of a run names the version
+    run -0 --separate-stderr sc run
+    [[ "$stderr" == *"INFO shipping set "*" with restic $version"* ]]
+}
+
 @test "run --json on failure: one JSON object with status failure and the exit code" {
     use_template_repo
     sed -i "s|^repository = .*|repository = $T/nothing-here|; s|^init = yes|init = no|" "$CONF"
@@ -234,7 +255,7 @@ PY
 }
 
 @test "restic missing (binary = /nonexistent/restic): exit 6" {
-    sed -i 's|^init = yes|init = yes\nbinary = /nonexistent/restic|' "$CONF"
+    sed -i -e '/^binary = /d' -e 's|^init = yes|init = yes\nbinary = /nonexistent/restic|' "$CONF"
     grep -qx 'binary = /nonexistent/restic' "$CONF"
     run --separate-stderr sc run
     echo "$stderr"

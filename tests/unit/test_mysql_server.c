@@ -79,15 +79,23 @@ static int group_teardown(void **state)
     return rc == 0 ? 0 : -1;
 }
 
+/* Without a server each test skips itself: a skip() here, in the setup,
+ * is a failed setup to cmocka 1.1.7 (Debian 13), a skip to 1.1.5. */
 static int setup(void **state)
 {
     (void)state;
     if (!have_server)
-        skip();
+        return 0;
     sc_err err = {0};
     fs_rm_rf(staging);
     sc_stop_requested = 0;
     return staging_prepare(staging, &err);
+}
+
+static void need_server(void)
+{
+    if (!have_server)
+        skip();
 }
 
 static void cfg_init(struct source_cfg *cfg, const char *db)
@@ -169,6 +177,7 @@ static const char fixture[] =
 static void test_stage_and_restore_into(void **state)
 {
     (void)state;
+    need_server();
     sql(fixture);
     struct source_cfg cfg;
     cfg_init(&cfg, "u1");
@@ -225,6 +234,7 @@ static void test_stage_and_restore_into(void **state)
 static void test_wrong_password(void **state)
 {
     (void)state;
+    need_server();
     sql("CREATE USER IF NOT EXISTS 'pw'@'localhost' IDENTIFIED BY 'right-one';");
     char path[PATH_MAX];
     snprintf(path, sizeof path, "%s/pass", dir);
@@ -250,6 +260,7 @@ static void test_wrong_password(void **state)
 static void test_interrupted(void **state)
 {
     (void)state;
+    need_server();
     sql(fixture);
     struct source_cfg cfg;
     cfg_init(&cfg, "u1");
@@ -280,6 +291,7 @@ static void same_escape(MYSQL *m, const char *v, size_t n)
 static void test_encode_text(void **state)
 {
     (void)state;
+    need_server();
     struct source_cfg cfg;
     cfg_init(&cfg, NULL);
     MYSQL *m;

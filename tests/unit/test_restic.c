@@ -516,10 +516,24 @@ static void test_restic_open_versions(void **state)
     assert_int_equal(r.major, 0);
     assert_int_equal(r.minor, 17);
     assert_int_equal(r.patch, 3);
+    assert_true(restic_at_least(&r, 17));
+    assert_false(restic_at_least(&r, 18));
+    assert_int_equal(r.retry.tries, 1); /* 0.17+ retries the backend itself */
+    json_t *d = restic_describe(&r);
+    assert_string_equal(json_string_value(json_object_get(d, "version")), "0.17.3");
+    assert_string_equal(json_string_value(json_object_get(d, "path")), bin);
+    json_decref(d);
     /* exit 10: no repository, and init not allowed */
     assert_int_equal(restic_ensure_repo(&r, false, &e), SC_ERESTIC);
     assert_contains(e.msg, "repository not found at ");
     assert_contains(e.msg, "init = yes");
+    restic_close(&r);
+
+    free(bin);
+    bin = fake_restic(dir, "0.14.0", 0);
+    assert_int_equal(restic_open(&r, &cfg, &e), 0);
+    assert_false(restic_at_least(&r, 15));
+    assert_int_equal(r.retry.tries, 3);
     restic_close(&r);
 
     free(bin);

@@ -245,6 +245,45 @@ static void test_retried_output_not_doubled(void **state)
     teardown_fake(&fx);
 }
 
+/* restic 0.17+ retries a failing backend itself for up to 15 minutes: one
+ * attempt of ours, and when [restic] timeout stops it, the message says
+ * what restic was retrying (credentials in the URL hidden). */
+static void test_restic_018_retries_itself(void **state)
+{
+    (void)state;
+    struct fixture fx;
+    setup_fake(&fx, refused_text, 0); /* for its config; its restic is replaced */
+    restic_close(&fx.r);
+    char *script = xasprintf(
+        "#!/bin/sh\n"
+        "case \"$1\" in\n"
+        "version) echo 'restic 0.18.0 compiled with go1.24.4 on linux/amd64'; exit 0;;\n"
+        "esac\n"
+        "echo \"$1\" >>'%s'\n"
+        "for d in 1.1s 2.3s; do echo \"Stat(<config/>) returned error, retrying after $d: Head "
+        "\\\"http://key:secret@127.0.0.1:1/x/config\\\": dial tcp 127.0.0.1:1: connect: "
+        "connection refused\" >&2; done\n"
+        "exec sleep 30\n",
+        fx.log);
+    sc_err e = {0};
+    assert_int_equal(fs_write_atomic(fx.bin, script, strlen(script), 0700, &e), 0);
+    free(script);
+    fx.cfg.restic.timeout_s = 1;
+    assert_int_equal(restic_open(&fx.r, &fx.cfg, &e), 0);
+    assert_int_equal(fx.r.retry.tries, 1);
+    json_t *list = NULL;
+    double t0 = now_s();
+    assert_int_equal(restic_snapshots(&fx.r, false, &list, &e), SC_ERESTIC);
+    assert_true(now_s() - t0 < 10);
+    assert_contains(e.msg, "restic snapshots timed out after 1 s while retrying a backend error: "
+                           "Stat(<config/>): Head \"http://***@127.0.0.1:1/x/config\": dial tcp "
+                           "127.0.0.1:1: connect: connection refused");
+    char *log = calls(&fx);
+    assert_string_equal(log, "snapshots\n");
+    free(log);
+    teardown_fake(&fx);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -255,6 +294,7 @@ int main(void)
         cmocka_unit_test(test_permanent_not_retried),
         cmocka_unit_test(test_retry_within_deadline),
         cmocka_unit_test(test_retried_output_not_doubled),
+        cmocka_unit_test(test_restic_018_retries_itself),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
