@@ -81,6 +81,7 @@ static const struct cfg_key restic_keys[] = {
     {"init", CFG_BOOL, G(restic.init), false, NULL},
     {"binary", CFG_STR, G(restic.binary), false, NULL},
     {"timeout", CFG_DURATION, G(restic.timeout_s), false, NULL},
+    {"probe_timeout", CFG_DURATION, G(restic.probe_timeout_s), false, NULL},
     {NULL, 0, 0, false, NULL},
 };
 static const struct cfg_key retention_keys[] = {
@@ -856,6 +857,7 @@ static void set_defaults(struct config *c)
     c->staging.dir = xstrdup("/var/lib/stagecoach");
     c->staging.keep = 3;
     c->restic.timeout_s = 6L * 3600;
+    c->restic.probe_timeout_s = 2L * 60;
     c->hooks.timeout_s = 5L * 60;
     c->run.mode = xstrdup("single");
     c->run.interval_s = 24L * 3600;

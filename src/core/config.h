@@ -79,6 +79,9 @@ struct config {
         bool init;
         char *binary;
         long timeout_s;
+        /* the first call of a run (`cat config`): restic 0.17+ retries a down
+         * backend for 15 minutes; a run should say so sooner (0: timeout) */
+        long probe_timeout_s;
     } restic;
 
     struct {

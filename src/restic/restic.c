@@ -294,7 +294,11 @@ int restic_ensure_repo(struct restic *r, bool may_init, sc_err *err)
     /* Reading the config needs no lock; without --no-lock restic 0.14
      * writes one into locks/ and removes it (doctor must change nothing). */
     strvec_push(&argv, "--no-lock");
-    struct spawn_opts o = {0};
+    /* The first call that reaches the backend: a down one is said within
+     * [restic] probe_timeout, not after restic 0.17+'s 15 minutes of retries
+     * (the backup itself keeps [restic] timeout: it may ride out a blip). */
+    long probe = r->cfg->restic.probe_timeout_s, total = r->cfg->restic.timeout_s;
+    struct spawn_opts o = {.timeout_s = probe > 0 && (total <= 0 || probe < total) ? probe : 0};
     struct spawn_result res;
     int rc = rx_run(r, "cat config", &argv, &o, NULL, &res, err);
     strvec_free(&argv);

@@ -187,7 +187,7 @@ run_ok() {
     sc_expect 0 verify --snapshot "$(pyjson "$STAGING/state.json" 'j["sets"][a[0]]["snapshot"]' "$first")"
 }
 
-@test "a backend that refuses connections: three attempts (0.17+: restic's own, until [restic] timeout), then exit 6 naming the error; the set is kept" {
+@test "a backend that refuses connections: three attempts (0.17+: restic's own, until [restic] probe_timeout), then exit 6 naming the error; the set is kept" {
     # nothing listens on the REST server's port once it is stopped; use a
     # port of our own that nothing listens on instead
     local port
@@ -196,8 +196,9 @@ run_ok() {
     off_wrap_restic
     if [ "$(restic_minor)" -ge 17 ]; then
         # restic retries the backend itself, for up to 15 minutes: one call,
-        # stopped by the timeout, and the error it kept retrying is named
-        conf_set restic timeout 5s
+        # stopped by [restic] probe_timeout (the default [restic] timeout is
+        # 6 h), and the error it kept retrying is named
+        conf_set restic probe_timeout 5s
         sc_expect 6 run
         [[ "$stderr" == *"restic cat config timed out after 5 s while retrying a backend error: "*"connection refused"* ]]
         [[ "$stderr" != *"attempt 2 of"* ]]
