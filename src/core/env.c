@@ -17,6 +17,7 @@ static const char *const secret_vars[] = {
     "MYSQL_PWD",
     "MYSQL_PASSWORD",
     "DB_PASSWORD", /* the deployer's name for it */
+    "PGPASSWORD",
     NULL,
 };
 
@@ -65,7 +66,7 @@ void env_inherit_scrubbed(struct strvec *env)
 static bool is_password_var(const char *name, size_t len)
 {
     static const char *const pw[] = {"MYSQL_PASSWORD", "MYSQL_PWD", "RESTIC_PASSWORD",
-                                     "DB_PASSWORD", NULL};
+                                     "DB_PASSWORD", "PGPASSWORD", NULL};
     for (size_t i = 0; pw[i]; i++)
         if (strlen(pw[i]) == len && strncmp(pw[i], name, len) == 0)
             return true;

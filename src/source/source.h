@@ -82,5 +82,6 @@ void source_warn(json_t *entry, const char *fmt, ...) __attribute__((format(prin
 extern const struct source_ops source_sqlite;
 extern const struct source_ops source_paths;
 extern const struct source_ops source_mysql;
+extern const struct source_ops source_postgresql;
 
 #endif
