@@ -3,7 +3,7 @@
 # DIR, a unix socket in DIR and 127.0.0.1 on a free port, started and
 # stopped with pg_ctl. Never touches a system cluster.
 #
-#   scripts/test-postgres.sh start DIR   # DIR/sock is the socket directory, DIR/port the port
+#   scripts/test-postgres.sh start DIR   # DIR is the socket directory, DIR/port the port (kept on restart)
 #   scripts/test-postgres.sh stop DIR    # a fast shutdown (the cluster stays until rm -rf DIR)
 #   scripts/test-postgres.sh kill DIR    # SIGKILL to the postmaster and every backend (a crash)
 #   scripts/test-postgres.sh env DIR     # shell assignments: SOCKDIR, PORT, PIDFILE, BINDIR
@@ -111,8 +111,9 @@ start() {
         exit 2
     fi
     init_cluster
+    # a restart keeps the port, so that configurations still point at it
     local port
-    port=$(free_port)
+    if [ -s "$dir/port" ]; then port=$(cat "$dir/port"); else port=$(free_port); fi
     echo "$port" >"$dir/port"
     [ "$(id -u)" -eq 0 ] && chown postgres: "$dir/port"
     # Descriptors other than 0-2 are closed: a test runner (bats) waits for

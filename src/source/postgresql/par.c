@@ -19,7 +19,7 @@
 
 #include "../../core/spawn.h"
 #include "../../core/thread.h"
-#include "pg.h"
+#include "postgresql.h"
 
 enum { JOB_WAITING, JOB_RUNNING, JOB_DONE, JOB_FAILED };
 

@@ -25,7 +25,7 @@
 #include "../../core/fs.h"
 #include "../../core/log.h"
 #include "../../core/spawn.h"
-#include "pg.h"
+#include "postgresql.h"
 
 #define PSQL_TIMEOUT_S (24L * 3600)
 
@@ -74,9 +74,8 @@ static int check_request(const struct source_cfg *src, json_t *entry, const char
     *target = into ? into : db;
     size_t n = strlen(*target);
     if (n == 0 || n > PG_NAME_MAX)
-        return sc_fail(err, SC_EUSAGE,
-                       "postgresql %s: '%s' is not a database name (1 to %d bytes)", src->name,
-                       *target, PG_NAME_MAX);
+        return sc_fail(err, SC_EUSAGE, "postgresql %s: '%s' is not a database name (1 to %d bytes)",
+                       src->name, *target, PG_NAME_MAX);
     return 0;
 }
 
@@ -181,8 +180,7 @@ static int count_objects(struct loader *l, long long *n)
     return rc;
 }
 
-static int drop_database(PGconn *admin, const struct source_cfg *cfg, const char *name,
-                         sc_err *err)
+static int drop_database(PGconn *admin, const struct source_cfg *cfg, const char *name, sc_err *err)
 {
     char *id = pg_ident(name);
     char *sql = xasprintf("DROP DATABASE IF EXISTS %s", id);
@@ -281,8 +279,9 @@ static int run_psql(struct loader *l, const char *file)
     char *ci = pg_conninfo(l->cfg, l->target, "stagecoach psql");
     char *dbarg = xasprintf("--dbname=%s", ci);
     char *filearg = xasprintf("--file=%s", path);
-    char *argv[] = {l->psql.path, "--no-psqlrc", "--quiet", "--no-password",
-                    "--set=ON_ERROR_STOP=1", dbarg, filearg, NULL};
+    char *argv[] = {
+        l->psql.path, "--no-psqlrc", "--quiet", "--no-password", "--set=ON_ERROR_STOP=1",
+        dbarg,        filearg,       NULL};
     const char *base = strrchr(file, '/');
     char *what = xasprintf("psql -f %s", base ? base + 1 : file);
     struct pg_child ch = {.cfg = l->cfg,
@@ -372,8 +371,9 @@ static int set_sequences(struct loader *l)
         const char *q = json_string_value(json_object_get(s, "qname"));
         const char *v = json_string_value(json_object_get(s, "last_value"));
         if (q == NULL || v == NULL || strspn(v, "-0123456789") != strlen(v))
-            return sc_fail(l->err, SC_EFAIL, "postgresql %s: a sequence of the manifest is "
-                                             "incomplete",
+            return sc_fail(l->err, SC_EFAIL,
+                           "postgresql %s: a sequence of the manifest is "
+                           "incomplete",
                            l->cfg->name);
         char *lit = pg_literal(q);
         char *sql = xasprintf("SELECT pg_catalog.setval(%s, %s, %s)", lit, v,
@@ -422,8 +422,8 @@ static void describe_target(struct loader *l)
 {
     char where[300];
     pg_describe_target(l->cfg, where, sizeof where);
-    char *text = xasprintf("database \"%s\" on %s (%lld rows, counts verified)", l->target, where,
-                           l->rows);
+    char *text =
+        xasprintf("database \"%s\" on %s (%lld rows, counts verified)", l->target, where, l->rows);
     json_object_set_new(l->entry, "restored_to", json_string(text));
     free(text);
 }

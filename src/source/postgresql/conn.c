@@ -20,7 +20,7 @@
 
 #include "../../core/fs.h"
 #include "../../core/spawn.h"
-#include "pg.h"
+#include "postgresql.h"
 
 /* A password file is one line; anything longer is not a password file. */
 #define PASSWORD_FILE_MAX 4096
@@ -101,8 +101,7 @@ void pg_describe_target(const struct source_cfg *cfg, char *out, size_t n)
         snprintf(out, n, "%s:%s", cfg->host, *port ? port : "5432");
 }
 
-/* What to do about a connection failure, from libpq's words. */
-static const char *connect_hint(const char *reason)
+const char *pg_connect_hint(const char *reason)
 {
     if (strstr(reason, "password authentication failed") != NULL ||
         strstr(reason, "no password supplied") != NULL)
@@ -123,6 +122,21 @@ static const char *connect_hint(const char *reason)
     return NULL;
 }
 
+/* Keyword and value of a libpq connection parameter that is set. */
+struct params {
+    const char *keys[20], *vals[20];
+    int n;
+};
+
+static void param(struct params *p, const char *key, const char *value)
+{
+    if (value == NULL || p->n >= 19)
+        return;
+    p->keys[p->n] = key;
+    p->vals[p->n++] = value;
+    p->keys[p->n] = p->vals[p->n] = NULL;
+}
+
 int pg_connect(const struct source_cfg *cfg, const char *password, const char *dbname,
                const char *role, PGconn **out, sc_err *err)
 {
@@ -131,40 +145,30 @@ int pg_connect(const struct source_cfg *cfg, const char *password, const char *d
     char port[24], timeout[24];
     snprintf(port, sizeof port, "%ld", cfg->port);
     snprintf(timeout, sizeof timeout, "%u", st.connect_s);
-    const char *keys[16], *vals[16];
-    int n = 0;
-#define PARAM(k, v)                                                                                \
-    do {                                                                                           \
-        if ((v) != NULL) {                                                                         \
-            keys[n] = (k);                                                                         \
-            vals[n++] = (v);                                                                       \
-        }                                                                                          \
-    } while (0)
-    PARAM("host", cfg->host);
-    PARAM("port", cfg->port > 0 ? port : NULL);
-    PARAM("user", cfg->user);
-    PARAM("dbname", dbname ? dbname : pg_database(cfg));
-    PARAM("password", password);
-    PARAM("passfile", cfg->passfile);
-    PARAM("sslmode", cfg->sslmode);
-    PARAM("sslrootcert", cfg->sslrootcert);
-    PARAM("connect_timeout", timeout);
-    PARAM("application_name", "stagecoach");
+    struct params p = {.n = 0};
+    param(&p, "host", cfg->host);
+    param(&p, "port", cfg->port > 0 ? port : NULL);
+    param(&p, "user", cfg->user);
+    param(&p, "dbname", dbname ? dbname : pg_database(cfg));
+    param(&p, "password", password);
+    param(&p, "passfile", cfg->passfile);
+    param(&p, "sslmode", cfg->sslmode);
+    param(&p, "sslrootcert", cfg->sslrootcert);
+    param(&p, "connect_timeout", timeout);
+    param(&p, "application_name", "stagecoach");
     /* A server that vanishes without a word (a cut network) is noticed. */
-    PARAM("keepalives_idle", "60");
-    PARAM("keepalives_interval", "10");
-    PARAM("keepalives_count", "6");
-#undef PARAM
-    keys[n] = vals[n] = NULL;
+    param(&p, "keepalives_idle", "60");
+    param(&p, "keepalives_interval", "10");
+    param(&p, "keepalives_count", "6");
     /* expand_dbname = 0: a database name is a name, never a connection string. */
-    PGconn *c = PQconnectdbParams(keys, vals, 0);
+    PGconn *c = PQconnectdbParams(p.keys, p.vals, 0);
     if (c == NULL)
         return sc_fail(err, SC_ESOURCE, "postgresql %s: out of memory connecting", cfg->name);
     if (PQstatus(c) != CONNECTION_OK) {
         char where[300];
         pg_describe_target(cfg, where, sizeof where);
         char *why = pg_reason(c, NULL);
-        const char *hint = connect_hint(why);
+        const char *hint = pg_connect_hint(why);
         sc_fail(err, SC_ESOURCE, "postgresql %s: cannot connect (%s) to %s%s%s: %s%s%s%s",
                 cfg->name, role, where, cfg->user ? " as " : "", cfg->user ? cfg->user : "", why,
                 hint ? " (" : "", hint ? hint : "", hint ? ")" : "");
@@ -315,8 +319,8 @@ static const char *query_hint(const PGresult *res)
     return NULL;
 }
 
-int pg_fail(sc_err *err, const struct source_cfg *cfg, PGconn *c, const PGresult *res,
-            bool stopped, const char *fmt, ...)
+int pg_fail(sc_err *err, const struct source_cfg *cfg, PGconn *c, const PGresult *res, bool stopped,
+            const char *fmt, ...)
 {
     if (stopped || sc_stop_requested)
         return sc_fail(err, SC_EINTR, "postgresql %s: interrupted", cfg->name);
@@ -333,8 +337,7 @@ int pg_fail(sc_err *err, const struct source_cfg *cfg, PGconn *c, const PGresult
     return rc;
 }
 
-int pg_query(PGconn *c, const struct source_cfg *cfg, const char *sql, PGresult **res,
-             sc_err *err)
+int pg_query(PGconn *c, const struct source_cfg *cfg, const char *sql, PGresult **res, sc_err *err)
 {
     bool stopped;
     PGresult *r = pg_run(c, sql, NULL, &stopped);

@@ -19,7 +19,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "pg.h"
+#include "postgresql.h"
 
 #define COPY_BUFFER ((size_t)1024 * 1024)
 #define SLICE_MS 200

@@ -12,7 +12,7 @@
  * Each table's rows are read in the order of its primary key, else of a
  * unique index over NOT NULL columns (no predicate, no expression), else
  * physically (named in the warnings); a key of one integer column is split
- * into ranges (pg_ranges.c). Generated columns are left out: the server
+ * into ranges (ranges.c). Generated columns are left out: the server
  * computes them again on load.
  *
  * Sequences: their values (last_value, is_called), as pg_dump's data
@@ -23,7 +23,7 @@
 #include <string.h>
 
 #include "../../core/spawn.h"
-#include "pg.h"
+#include "postgresql.h"
 
 /* The tables query: columns in this order. */
 enum {
@@ -80,8 +80,7 @@ static bool extension_owned(const PGresult *r, int row)
 /* The tables (schema.name) the role cannot read: no SELECT, or row
  * security that it may not bypass (reading with row_security = off then
  * fails rather than return only some rows). */
-static void collect_unreadable(const struct source_cfg *cfg, const PGresult *r,
-                               struct strvec *bad)
+static void collect_unreadable(const struct source_cfg *cfg, const PGresult *r, struct strvec *bad)
 {
     for (int i = 0; i < PQntuples(r); i++) {
         const char *schema = PQgetvalue(r, i, T_SCHEMA), *name = PQgetvalue(r, i, T_NAME);
@@ -268,8 +267,8 @@ static int check_readable(const struct source_cfg *cfg, const PGresult *r, sc_er
     return rc;
 }
 
-static int list_tables(PGconn *c, const struct source_cfg *cfg, bool in_recovery,
-                       struct pg_plan *p, struct strvec *excluded_oids, sc_err *err)
+static int list_tables(PGconn *c, const struct source_cfg *cfg, bool in_recovery, struct pg_plan *p,
+                       struct strvec *excluded_oids, sc_err *err)
 {
     PGresult *r;
     if (pg_query(c, cfg, tables_sql, &r, err) != 0)
@@ -299,7 +298,8 @@ static int list_tables(PGconn *c, const struct source_cfg *cfg, bool in_recovery
         t->label = xasprintf("%s.%s", schema, name);
         t->oid = (unsigned)strtoul(PQgetvalue(r, i, T_OID), NULL, 10);
         if (is_true(r, i, T_CONFIG))
-            t->filter = xstrdup(PQgetisnull(r, i, T_CONDITION) ? "" : PQgetvalue(r, i, T_CONDITION));
+            t->filter =
+                xstrdup(PQgetisnull(r, i, T_CONDITION) ? "" : PQgetvalue(r, i, T_CONDITION));
     }
     PQclear(r);
     for (size_t i = 0; rc == 0 && i < p->ntables; i++) {
@@ -342,7 +342,8 @@ static int list_sequences(PGconn *c, const struct source_cfg *cfg, struct pg_pla
     int n = PQntuples(r), rc = 0;
     p->seqs = xcalloc((size_t)n + 1, sizeof *p->seqs);
     for (int i = 0; rc == 0 && i < n; i++) {
-        if (is_true(r, i, 3) || (!PQgetisnull(r, i, 2) && listed(excluded_oids, PQgetvalue(r, i, 2))))
+        if (is_true(r, i, 3) ||
+            (!PQgetisnull(r, i, 2) && listed(excluded_oids, PQgetvalue(r, i, 2))))
             continue;
         struct pg_sequence *s = &p->seqs[p->nseqs++];
         s->qname = pg_qualified(PQgetvalue(r, i, 0), PQgetvalue(r, i, 1));

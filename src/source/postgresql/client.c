@@ -22,7 +22,7 @@
 #include "../../core/env.h"
 #include "../../core/fs.h"
 #include "../../core/spawn.h"
-#include "pg.h"
+#include "postgresql.h"
 
 /* ---- finding the clients ----------------------------------------------------- */
 
@@ -105,8 +105,8 @@ int pg_tool_find(const struct source_cfg *cfg, const char *name, struct pg_tool 
     strvec_free(&env);
     if (rc == 0 && r.interrupted)
         rc = sc_fail(err, SC_EINTR, "postgresql %s: interrupted", cfg->name);
-    else if (rc == 0 && (r.exit_code != 0 || pg_parse_tool_version(r.out, &t->major, &t->num,
-                                                                     &t->version) != 0))
+    else if (rc == 0 && (r.exit_code != 0 ||
+                         pg_parse_tool_version(r.out, &t->major, &t->num, &t->version) != 0))
         rc = sc_fail(err, SC_ESOURCE, "postgresql %s: %s --version did not say its version: %.200s",
                      cfg->name, t->path, r.out);
     spawn_result_free(&r);
@@ -319,8 +319,10 @@ int pg_child_run(const struct pg_child *ch, sc_err *err)
                      ch->cfg->name, ch->what, ch->timeout_s);
     else if (r.exit_code != 0) {
         char *why = pg_stderr_reason(r.err);
-        rc = sc_fail(err, SC_ESOURCE, "postgresql %s: %s failed (exit %d): %s", ch->cfg->name,
-                     ch->what, r.exit_code, why);
+        const char *hint = pg_connect_hint(why);
+        rc = sc_fail(err, SC_ESOURCE, "postgresql %s: %s failed (exit %d): %s%s%s%s", ch->cfg->name,
+                     ch->what, r.exit_code, why, hint ? " (" : "", hint ? hint : "",
+                     hint ? ")" : "");
         free(why);
     }
     spawn_result_free(&r);

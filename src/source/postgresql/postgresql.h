@@ -1,23 +1,24 @@
 /* Private to the [postgresql NAME] source (src/source/postgresql/): one
  * database in one exported snapshot, the schema by PostgreSQL's own
  * pg_dump, the rows by COPY over libpq in-process, every byte through the
- * set's sinks; and loading it back. Only these files include this header;
- * the rest of stagecoach knows the kind through source_postgresql.
+ * set's sinks; and loading it back. Only the files of this folder include
+ * it; the pipeline knows the kind through source_postgresql (source.h).
+ * They call src/core/ (spawn, fs, log, env) and src/stage/ (sink).
  *
- *   pg.c          keys, validation, the stage: snapshot, plan, workers, manifest
- *   pg_conn.c     settings, password, connecting, interruptible queries,
+ *   postgresql.c  keys, validation, the stage: snapshot, plan, workers, manifest
+ *   conn.c        settings, password, connecting, interruptible queries,
  *                 error wording, quoting
- *   pg_client.c   pg_dump and psql: finding them, versions, the private
+ *   client.c      pg_dump and psql: finding them, versions, the private
  *                 passfile, their environment, argv and stderr
- *   pg_plan.c     what a dump covers: tables, columns, keys, ranges,
+ *   plan.c        what a dump covers: tables, columns, keys, ranges,
  *                 sequences, privileges
- *   pg_ranges.c   key ranges at fixed multiples of the key (pure)
- *   pg_copy.c     COPY ... TO STDOUT into a sink; COPY ... FROM STDIN from a file
- *   pg_par.c      worker threads, one connection each
- *   pg_restore.c  restore --apply and the drill's scratch database
- *   pg_doctor.c   doctor's checks */
-#ifndef SC_SOURCE_PG_H
-#define SC_SOURCE_PG_H
+ *   ranges.c      key ranges at fixed multiples of the key (pure)
+ *   copy.c        COPY ... TO STDOUT into a sink; COPY ... FROM STDIN from a file
+ *   par.c         worker threads, one connection each
+ *   restore.c     restore --apply and the drill's scratch database
+ *   doctor.c      doctor's checks */
+#ifndef SC_SOURCE_POSTGRESQL_H
+#define SC_SOURCE_POSTGRESQL_H
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -66,7 +67,7 @@ void pg_settings_of(const struct source_cfg *cfg, struct pg_settings *out);
 /* The source's one database (`database =`). */
 const char *pg_database(const struct source_cfg *cfg);
 
-/* ---- connections (pg_conn.c) --------------------------------------------- */
+/* ---- connections (conn.c) --------------------------------------------- */
 
 /* password_file and passfile must be private (exit 3 otherwise). */
 int pg_check_files(const struct source_cfg *cfg, sc_err *err);
@@ -100,16 +101,17 @@ PGresult *pg_await(PGconn *c, const atomic_int *cancel, bool *stopped);
 /* pg_run for a statement without rows / with rows. SC_ESOURCE naming what
  * failed; SC_EINTR when interrupted. */
 int pg_exec(PGconn *c, const struct source_cfg *cfg, const char *sql, sc_err *err);
-int pg_query(PGconn *c, const struct source_cfg *cfg, const char *sql, PGresult **res,
-             sc_err *err);
+int pg_query(PGconn *c, const struct source_cfg *cfg, const char *sql, PGresult **res, sc_err *err);
 /* One value (NULL: SQL NULL or no row), copied into an owned string. */
 int pg_query_value(PGconn *c, const struct source_cfg *cfg, const char *sql, char **value,
                    sc_err *err);
 /* "postgresql NAME: <what>: <reason>" from a result (or, NULL, the
  * connection), one line, with a hint where the reason suggests one. A
  * cancelled query is SC_EINTR "interrupted". */
-int pg_fail(sc_err *err, const struct source_cfg *cfg, PGconn *c, const PGresult *res,
-            bool stopped, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+int pg_fail(sc_err *err, const struct source_cfg *cfg, PGconn *c, const PGresult *res, bool stopped,
+            const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+/* What to do about a connection failure, from libpq's words (or NULL). */
+const char *pg_connect_hint(const char *reason);
 /* The reason of a result or connection failure on one line (owned). */
 char *pg_reason(PGconn *c, const PGresult *res);
 
@@ -121,7 +123,7 @@ char *pg_qualified(const char *schema, const char *name);
  * on in every session here, so backslashes are plain). Owned. */
 char *pg_literal(const char *value);
 
-/* ---- pg_dump and psql (pg_client.c) --------------------------------------- */
+/* ---- pg_dump and psql (client.c) --------------------------------------- */
 
 /* A client program: its path (bin_dir/NAME, or found in PATH) and version. */
 struct pg_tool {
@@ -154,11 +156,11 @@ char *pg_conninfo_quote(const char *value);
 /* One run of pg_dump or psql. */
 struct pg_child {
     const struct source_cfg *cfg;
-    const char *what;         /* "pg_dump --section=pre-data", for messages */
-    const char *passfile;     /* PGPASSFILE in its environment (NULL: none) */
-    char *const *argv;        /* argv[0]: the tool's path */
-    struct sink *out;         /* stdout into this sink; NULL: discarded */
-    long timeout_s;           /* 0: none */
+    const char *what;     /* "pg_dump --section=pre-data", for messages */
+    const char *passfile; /* PGPASSFILE in its environment (NULL: none) */
+    char *const *argv;    /* argv[0]: the tool's path */
+    struct sink *out;     /* stdout into this sink; NULL: discarded */
+    long timeout_s;       /* 0: none */
 };
 /* Run it; its stderr is classified into one line (the last error it
  * printed). SC_ESOURCE on a failure, SC_EINTR when interrupted. */
@@ -167,7 +169,7 @@ int pg_child_run(const struct pg_child *ch, sc_err *err);
  * the last "error:" / "ERROR:" / "FATAL:" line and its detail. */
 char *pg_stderr_reason(const char *text);
 
-/* ---- key ranges (pg_ranges.c) -------------------------------------------- */
+/* ---- key ranges (ranges.c) -------------------------------------------- */
 
 /* The ranges a table is read in, from MIN and MAX of its integer key. n >=
  * 1; lo[i] (1 <= i < n) is the first key of range i; range 0 has no lower
@@ -185,21 +187,21 @@ void pg_ranges_free(struct pg_ranges *r);
 /* " WHERE col >= lo AND col < hi" for range i ("" for a single range). Owned. */
 char *pg_range_where(const struct pg_ranges *r, size_t i, const char *col);
 
-/* ---- what a dump covers (pg_plan.c) --------------------------------------- */
+/* ---- what a dump covers (plan.c) --------------------------------------- */
 
 struct pg_table {
     char *schema, *name;
-    char *qname;        /* "schema"."name" */
-    char *label;        /* schema.name, for messages and warnings */
+    char *qname; /* "schema"."name" */
+    char *label; /* schema.name, for messages and warnings */
     unsigned oid;
-    char *columns;      /* "a", "b": what COPY reads and writes (no generated columns) */
+    char *columns;       /* "a", "b": what COPY reads and writes (no generated columns) */
     json_t *column_list; /* the same as a JSON array of names */
-    char *order_by;     /* "a", "b"; NULL: physical order */
-    char *order_what;   /* "primary key", "unique index \"x\"", NULL */
-    char *range_col;    /* the key, when it is one integer column (quoted) */
-    char *filter;       /* an extension's config table: its condition ("WHERE ..."); NULL */
+    char *order_by;      /* "a", "b"; NULL: physical order */
+    char *order_what;    /* "primary key", "unique index \"x\"", NULL */
+    char *range_col;     /* the key, when it is one integer column (quoted) */
+    char *filter;        /* an extension's config table: its condition ("WHERE ..."); NULL */
     struct pg_ranges ranges;
-    size_t first_file;  /* its ranges are files first_file .. first_file + ranges.n - 1 */
+    size_t first_file; /* its ranges are files first_file .. first_file + ranges.n - 1 */
     long long rows;
 };
 
@@ -214,8 +216,8 @@ struct pg_plan {
     size_t ntables;
     struct pg_sequence *seqs;
     size_t nseqs;
-    struct strvec excluded;  /* "schema"."name" of the tables exclude_table matched */
-    struct strvec physical;  /* schema.name of the tables read in physical order */
+    struct strvec excluded;         /* "schema"."name" of the tables exclude_table matched */
+    struct strvec physical;         /* schema.name of the tables read in physical order */
     struct strvec unlogged_skipped; /* unlogged tables a standby cannot read */
     long long large_objects;
     size_t nranges;
@@ -237,7 +239,7 @@ int pg_unreadable_tables(PGconn *c, const struct source_cfg *cfg, struct strvec 
 /* "a, b, c and 4 more": at most max names. Owned. */
 char *pg_join_names(const struct strvec *names, size_t max);
 
-/* ---- COPY (pg_copy.c) ----------------------------------------------------- */
+/* ---- COPY (copy.c) ----------------------------------------------------- */
 
 /* One range of a table out of the snapshot into a sink. */
 struct pg_copy_out {
@@ -246,8 +248,8 @@ struct pg_copy_out {
     const struct pg_table *table;
     size_t range;
     struct sink *sink;
-    const atomic_int *cancel;      /* another worker failed: stop */
-    atomic_llong *progress;        /* rows read so far, all workers (may be NULL) */
+    const atomic_int *cancel; /* another worker failed: stop */
+    atomic_llong *progress;   /* rows read so far, all workers (may be NULL) */
     long long rows;
     sc_err *err;
 };
@@ -259,8 +261,8 @@ char *pg_copy_query(const struct pg_table *t, size_t i);
 struct pg_copy_in {
     const struct source_cfg *cfg;
     PGconn *conn;
-    const char *path;   /* the file */
-    const char *qname;  /* "schema"."table" */
+    const char *path;    /* the file */
+    const char *qname;   /* "schema"."table" */
     const char *columns; /* "a", "b" or "" */
     const atomic_int *cancel;
     long long rows;
@@ -268,7 +270,7 @@ struct pg_copy_in {
 };
 int pg_copy_from_file(struct pg_copy_in *j);
 
-/* ---- worker threads (pg_par.c) -------------------------------------------- */
+/* ---- worker threads (par.c) -------------------------------------------- */
 
 struct pg_worker_arg;
 /* A job: run(ctx, conn, idx, cancel, err) on some worker's connection. */
@@ -279,7 +281,7 @@ struct pg_pool {
     const char *label; /* "postgresql NAME", for messages */
     pg_job_fn run;
     void *ctx;
-    void (*tick)(void *ctx); /* called by the waiting main thread now and then (progress) */
+    void (*tick)(void *ctx);       /* called by the waiting main thread now and then (progress) */
     PGconn *conns[PG_MAX_THREADS]; /* one a worker, owned */
     size_t nconns;
     size_t njobs;
@@ -308,10 +310,16 @@ int pg_pool_wait(struct pg_pool *p, size_t idx, sc_err *err);
 /* Cancel, join, close every connection. Idempotent. */
 void pg_pool_stop(struct pg_pool *p);
 
-/* ---- restore (pg_restore.c) ----------------------------------------------- */
+/* ---- restore (restore.c) ----------------------------------------------- */
 
 int pg_restore(const struct source_cfg *src, const char *setdir, json_t *entry, const char *into,
                bool force, sc_err *err);
 int pg_discard(const struct source_cfg *src, const char *into, sc_err *err);
+
+/* ---- doctor (doctor.c) ----------------------------------------------------- */
+
+struct probe;
+void pg_doctor(const struct source_cfg *src, struct probe *p);
+void pg_doctor_secrets(const struct source_cfg *src, struct probe *p);
 
 #endif

@@ -3,11 +3,11 @@
  * until there are at most max_ranges. The bounds are fixed points of the
  * key space, so rows appended past MAX (or deleted below MIN) change only
  * the ranges at the ends, and every other data file keeps its bytes: restic
- * stores them once. Pure functions, unit-tested (test_postgresql.c). */
+ * stores them once. Pure functions, unit-tested (tests/unit/test_postgresql.c). */
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "pg.h"
+#include "postgresql.h"
 
 /* floor(a / b) for b > 0 (C division truncates towards zero). */
 static long long floor_div(long long a, long long b)

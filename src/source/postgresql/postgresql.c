@@ -4,7 +4,7 @@
  *   pre-data.sql    pg_dump --section=pre-data --snapshot=ID (types,
  *                   tables, functions, views, ...: PostgreSQL's own DDL)
  *   data/<n>.copy   the rows of one table, or of one key range of it, in
- *                   COPY text format, in key order (pg_copy.c)
+ *                   COPY text format, in key order (copy.c)
  *   post-data.sql   pg_dump --section=post-data --snapshot=ID (indexes,
  *                   constraints, triggers, rules, policies, ...)
  *   load.sql        a psql script that loads all of it in order: psql
@@ -24,7 +24,7 @@
  * Order of work: plan (catalogs, key ranges) on the main connection; the
  * workers start reading ranges; meanwhile the main thread runs pg_dump for
  * pre-data and post-data, then closes the data files in order as the
- * workers finish them (pg_par.c). */
+ * workers finish them (par.c). */
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,7 +36,7 @@
 #include "../../core/spawn.h"
 #include "../../stage/set.h"
 #include "../source.h"
-#include "pg.h"
+#include "postgresql.h"
 
 #define O(field) offsetof(struct source_cfg, field)
 /* Tables per LOCK TABLE statement. */
@@ -203,8 +203,8 @@ static int connect_main(struct dump *d)
  * position when it was taken. */
 static int start_snapshot(struct dump *d)
 {
-    int rc = pg_exec(d->main, d->cfg, "BEGIN TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY",
-                     d->err);
+    int rc = pg_exec(d->main, d->cfg,
+                     "BEGIN TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY", d->err);
     PGresult *r = NULL;
     if (rc == 0)
         rc = pg_query(d->main, d->cfg,
@@ -313,7 +313,8 @@ static void progress_tick(void *ctx)
 {
     struct dump *d = ctx;
     if (log_progress_enabled())
-        log_progress("postgresql %s: %lld rows", d->cfg->name, (long long)atomic_load(&d->progress));
+        log_progress("postgresql %s: %lld rows", d->cfg->name,
+                     (long long)atomic_load(&d->progress));
 }
 
 static int start_workers(struct dump *d)
@@ -493,10 +494,10 @@ static json_t *describe_data(struct dump *d)
         json_t *files = json_array();
         for (size_t k = 0; k < t->ranges.n; k++) {
             const struct pg_file *f = &d->files[t->first_file + k];
-            json_array_append_new(files, json_pack("{s:s, s:I, s:o, s:o}", "file",
-                                                   f->relpath + skip, "rows", (json_int_t)f->rows,
-                                                   "from", range_bound(t, k), "to",
-                                                   range_bound(t, k + 1)));
+            json_array_append_new(files,
+                                  json_pack("{s:s, s:I, s:o, s:o}", "file", f->relpath + skip,
+                                            "rows", (json_int_t)f->rows, "from", range_bound(t, k),
+                                            "to", range_bound(t, k + 1)));
         }
         json_t *o = json_pack("{s:s, s:s, s:O, s:s?, s:o}", "schema", t->schema, "table", t->name,
                               "columns", t->column_list, "order", t->order_what, "files", files);
@@ -553,7 +554,8 @@ static void describe(struct dump *d)
     json_object_set_new(e, "locale_provider", json_string(d->plan.locale_provider));
     if (d->plan.icu_locale != NULL)
         json_object_set_new(e, "icu_locale", json_string(d->plan.icu_locale));
-    char *pre = xasprintf("%s/%s", d->dir, PG_PRE_DATA), *post = xasprintf("%s/%s", d->dir, PG_POST_DATA);
+    char *pre = xasprintf("%s/%s", d->dir, PG_PRE_DATA),
+         *post = xasprintf("%s/%s", d->dir, PG_POST_DATA);
     char *load = xasprintf("%s/%s", d->dir, PG_LOAD);
     json_object_set_new(e, "pre_data", json_string(pre));
     json_object_set_new(e, "post_data", json_string(post));
@@ -582,9 +584,9 @@ static void describe(struct dump *d)
     json_t *seqs = json_array();
     for (size_t i = 0; i < d->plan.nseqs; i++) {
         const struct pg_sequence *s = &d->plan.seqs[i];
-        json_array_append_new(seqs, json_pack("{s:s, s:s, s:s, s:b}", "name", s->label, "qname",
-                                              s->qname, "last_value", s->last_value, "is_called",
-                                              s->is_called));
+        json_array_append_new(seqs,
+                              json_pack("{s:s, s:s, s:s, s:b}", "name", s->label, "qname", s->qname,
+                                        "last_value", s->last_value, "is_called", s->is_called));
     }
     json_object_set_new(e, "sequences", seqs);
     json_t *excluded = json_array();
@@ -681,18 +683,34 @@ static int pg_stage(const struct source_cfg *src, struct set *set, json_t *entry
         json_object_set_new(entry, "seconds", json_real(secs));
         log_info("postgresql %s: %lld rows in %zu tables (%zu files), snapshot %s at WAL %s, "
                  "%u connection%s, %.1f s",
-                 src->name, d.rows_total, d.plan.ntables, d.nfiles, d.snapshot,
-                 d.lsn ? d.lsn : "-", d.threads, d.threads == 1 ? "" : "s", secs);
+                 src->name, d.rows_total, d.plan.ntables, d.nfiles, d.snapshot, d.lsn ? d.lsn : "-",
+                 d.threads, d.threads == 1 ? "" : "s", secs);
     }
     cleanup(&d);
     return rc;
 }
 
+static void pg_plan_line(const struct source_cfg *s, FILE *out)
+{
+    char where[300];
+    pg_describe_target(s, where, sizeof where);
+    struct pg_settings st;
+    pg_settings_of(s, &st);
+    fprintf(out,
+            "  postgresql %s: database %s on %s -> postgresql/%s/ (one exported snapshot: "
+            "schema by pg_dump, rows by COPY over %u connection%s)\n",
+            s->name, pg_database(s) ? pg_database(s) : "?", where, s->name, st.threads,
+            st.threads == 1 ? "" : "s");
+}
+
 const struct source_ops source_postgresql = {
-    .kind = "postgresql",
-    .keys = pg_keys,
-    .validate = pg_validate,
+    .cfg = {.kind = "postgresql", .keys = pg_keys, .validate = pg_validate},
+    .drill_target = TARGET_DATABASE,
+    .db_name_max = PG_NAME_MAX,
+    .plan = pg_plan_line,
     .stage = pg_stage,
     .restore = pg_restore,
     .discard = pg_discard,
+    .doctor = pg_doctor,
+    .secrets = pg_doctor_secrets,
 };
