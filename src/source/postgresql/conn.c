@@ -287,7 +287,9 @@ char *pg_reason(PGconn *c, const PGresult *res)
     size_t n = strlen(text);
     char *out = xmalloc(n + 1), *o = out;
     for (size_t i = 0; i < n; i++) {
-        char ch = text[i] == '\n' || text[i] == '\t' ? ' ' : text[i];
+        char ch = text[i];
+        if (ch == '\n' || ch == '\t')
+            ch = ' ';
         if (ch == ' ' && (o == out || o[-1] == ' '))
             continue;
         *o++ = ch;
