@@ -445,17 +445,28 @@ static int load_all(struct loader *l, bool force)
         rc = pg_connect(l->cfg, l->password, l->target, "restore", &l->db, l->err);
     if (rc == 0 && l->password != NULL)
         rc = pg_passfile_write(l->setdir, l->password, &l->passfile, l->err);
+    long long t0 = now_ms(), t1 = t0, t2 = t0, t3 = t0;
     if (rc == 0)
         rc = run_psql(l, json_string_value(json_object_get(l->entry, "pre_data")));
-    if (rc == 0)
+    if (rc == 0) {
+        t1 = now_ms();
         rc = load_data(l);
+    }
     if (rc == 0)
         rc = set_sequences(l);
-    if (rc == 0)
+    if (rc == 0) {
+        t2 = now_ms();
         rc = run_psql(l, json_string_value(json_object_get(l->entry, "post_data")));
+    }
     pg_passfile_remove(&l->passfile);
-    if (rc == 0)
+    if (rc == 0) {
+        t3 = now_ms();
         rc = verify_counts(l);
+    }
+    if (rc == 0)
+        log_debug("postgresql %s: pre-data %.1f s, rows %.1f s, post-data %.1f s, counts %.1f s",
+                  l->cfg->name, (double)(t1 - t0) / 1000.0, (double)(t2 - t1) / 1000.0,
+                  (double)(t3 - t2) / 1000.0, (double)(now_ms() - t3) / 1000.0);
     return rc;
 }
 
