@@ -16,14 +16,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sodium.h>
 
 #include "../../core/fs.h"
 #include "../../core/spawn.h"
 #include "postgresql.h"
 
-/* A password file is one line; anything longer is not a password file. */
-#define PASSWORD_FILE_MAX 4096
 /* How long one wait for the server lasts before stop flags are looked at. */
 #define SLICE_MS 200
 
@@ -42,17 +39,10 @@ const char *pg_database(const struct source_cfg *cfg)
 
 int pg_check_files(const struct source_cfg *cfg, sc_err *err)
 {
-    char what[160];
-    if (cfg->password_file != NULL) {
-        snprintf(what, sizeof what, "postgresql %s: password_file", cfg->name);
-        if (fs_check_private(cfg->password_file, what, err) != 0)
-            return err->code;
-    }
-    if (cfg->passfile != NULL) {
-        snprintf(what, sizeof what, "postgresql %s: passfile", cfg->name);
-        if (fs_check_private(cfg->passfile, what, err) != 0)
-            return err->code;
-    }
+    if (fs_check_private_key(cfg->password_file, "postgresql", cfg->name, "password_file", err) !=
+            0 ||
+        fs_check_private_key(cfg->passfile, "postgresql", cfg->name, "passfile", err) != 0)
+        return err->code;
     return 0;
 }
 
@@ -61,29 +51,14 @@ int pg_read_password(const struct source_cfg *cfg, char **pw, sc_err *err)
     *pw = NULL;
     if (cfg->password_file == NULL)
         return 0;
-    char *buf;
-    size_t len;
-    if (fs_read_file(cfg->password_file, PASSWORD_FILE_MAX, &buf, &len, SC_ECONFIG, err) != 0)
-        return err->code;
-    /* One line: the trailing newline an editor adds is not part of it. */
-    while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
-        buf[--len] = '\0';
-    if (len == 0 || strlen(buf) != len || strchr(buf, '\n') != NULL) {
-        pg_free_password(buf);
-        return sc_fail(err, SC_ECONFIG,
-                       "postgresql %s: password_file %s must hold the password on one line",
-                       cfg->name, cfg->password_file);
-    }
-    *pw = buf;
-    return 0;
+    char what[160];
+    snprintf(what, sizeof what, "postgresql %s: password_file", cfg->name);
+    return fs_read_secret_line(cfg->password_file, what, pw, err);
 }
 
 void pg_free_password(char *pw)
 {
-    if (pw == NULL)
-        return;
-    sodium_memzero(pw, strlen(pw));
-    free(pw);
+    fs_free_secret(pw);
 }
 
 /* ---- connecting ------------------------------------------------------------ */

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "../../core/clock.h"
 #include "../../core/spawn.h"
 #include "../../core/thread.h"
 #include "postgresql.h"
@@ -101,17 +102,6 @@ int pg_pool_start(struct pg_pool *p, sc_err *err)
     return 0;
 }
 
-static void deadline_in(struct timespec *ts, long ms)
-{
-    clock_gettime(CLOCK_REALTIME, ts);
-    ts->tv_sec += ms / 1000;
-    ts->tv_nsec += (ms % 1000) * 1000000L;
-    if (ts->tv_nsec >= 1000000000L) {
-        ts->tv_sec++;
-        ts->tv_nsec -= 1000000000L;
-    }
-}
-
 int pg_pool_wait(struct pg_pool *p, size_t idx, sc_err *err)
 {
     if (idx != p->taken || idx >= p->njobs)
@@ -119,7 +109,7 @@ int pg_pool_wait(struct pg_pool *p, size_t idx, sc_err *err)
     pthread_mutex_lock(&p->mu);
     while (p->state[idx] != JOB_DONE && !p->failed && !sc_stop_requested) {
         struct timespec ts;
-        deadline_in(&ts, 100);
+        clock_deadline_in(&ts, 100);
         pthread_cond_timedwait(&p->done, &p->mu, &ts);
         if (p->tick != NULL) {
             pthread_mutex_unlock(&p->mu);
