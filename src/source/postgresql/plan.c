@@ -36,6 +36,7 @@ enum {
     T_CONDITION,
     T_READABLE,
     T_RLS_BLOCKED,
+    T_RELTUPLES,
 };
 
 static const char tables_sql[] =
@@ -48,7 +49,8 @@ static const char tables_sql[] =
     "pg_catalog.has_table_privilege(c.oid, 'SELECT'), "
     "c.relrowsecurity AND NOT (SELECT r.rolsuper OR r.rolbypassrls FROM pg_catalog.pg_roles r "
     " WHERE r.rolname = current_user) "
-    " AND (c.relforcerowsecurity OR NOT pg_catalog.pg_has_role(c.relowner, 'USAGE')) "
+    " AND (c.relforcerowsecurity OR NOT pg_catalog.pg_has_role(c.relowner, 'USAGE')), "
+    "c.reltuples::bigint "
     "FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
     "WHERE c.relkind = 'r' AND c.relpersistence <> 't' "
     "AND n.nspname <> 'information_schema' AND n.nspname !~ '^pg_' "
@@ -297,6 +299,9 @@ static int list_tables(PGconn *c, const struct source_cfg *cfg, bool in_recovery
         t->qname = pg_qualified(schema, name);
         t->label = xasprintf("%s.%s", schema, name);
         t->oid = (unsigned)strtoul(PQgetvalue(r, i, T_OID), NULL, 10);
+        long long estimate = strtoll(PQgetvalue(r, i, T_RELTUPLES), NULL, 10);
+        if (estimate > 0) /* -1: never analyzed */
+            p->estimated_rows += estimate;
         if (is_true(r, i, T_CONFIG))
             t->filter =
                 xstrdup(PQgetisnull(r, i, T_CONDITION) ? "" : PQgetvalue(r, i, T_CONDITION));

@@ -142,6 +142,7 @@ struct dump {
     struct pg_pool pool;
     bool pool_ready;
     atomic_llong progress;
+    size_t files_done;
     struct sink post;
     bool post_open;
     unsigned threads;
@@ -312,9 +313,15 @@ static int connect_worker(struct dump *d, PGconn **c)
 static void progress_tick(void *ctx)
 {
     struct dump *d = ctx;
-    if (log_progress_enabled())
-        log_progress("postgresql %s: %lld rows", d->cfg->name,
-                     (long long)atomic_load(&d->progress));
+    if (!log_progress_enabled())
+        return;
+    long long rows = (long long)atomic_load(&d->progress);
+    if (d->plan.estimated_rows > rows)
+        log_progress("postgresql %s: %lld of ~%lld rows, %zu of %zu files", d->cfg->name, rows,
+                     d->plan.estimated_rows, d->files_done, d->nfiles);
+    else
+        log_progress("postgresql %s: %lld rows, %zu of %zu files", d->cfg->name, rows,
+                     d->files_done, d->nfiles);
 }
 
 static int start_workers(struct dump *d)
@@ -351,6 +358,7 @@ static int take_files(struct dump *d)
         rc = sink_close(&f->sink, d->err);
         f->t->rows += f->rows;
         d->rows_total += f->rows;
+        d->files_done++;
         progress_tick(d);
     }
     log_progress_done();

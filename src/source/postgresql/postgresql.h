@@ -220,6 +220,7 @@ struct pg_plan {
     struct strvec physical;         /* schema.name of the tables read in physical order */
     struct strvec unlogged_skipped; /* unlogged tables a standby cannot read */
     long long large_objects;
+    long long estimated_rows; /* pg_class.reltuples: for progress only */
     size_t nranges;
     /* the database, for CREATE DATABASE on restore */
     char *encoding, *collate, *ctype, *locale_provider, *icu_locale;
