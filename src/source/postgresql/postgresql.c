@@ -446,6 +446,19 @@ static void add_copy_lines(struct dump *d, struct strvec *lines)
     }
 }
 
+/* The createdb command of a database like the dumped one (owned). */
+static char *createdb_command(const struct dump *d)
+{
+    const struct pg_plan *p = &d->plan;
+    char *icu = p->icu_locale != NULL && strcmp(p->locale_provider, "i") == 0
+                    ? xasprintf(" --locale-provider=icu --icu-locale=%s", p->icu_locale)
+                    : xstrdup("");
+    char *cmd = xasprintf("createdb -T template0 -E %s --lc-collate=%s --lc-ctype=%s%s NEWDB",
+                          p->encoding, p->collate, p->ctype, icu);
+    free(icu);
+    return cmd;
+}
+
 static int write_load_script(struct dump *d)
 {
     struct strvec lines = {0};
@@ -454,7 +467,9 @@ static int write_load_script(struct dump *d)
                  "snapshot %s",
                  SC_VERSION, d->cfg->name, pg_database(d->cfg), d->server_version, d->snapshot);
     strvec_push(&lines, "-- Into a new, empty database, from the directory of this file:");
-    strvec_pushf(&lines, "--   createdb -T template0 -E %s NEWDB", d->plan.encoding);
+    char *createdb = createdb_command(d);
+    strvec_pushf(&lines, "--   %s", createdb);
+    free(createdb);
     strvec_push(&lines, "--   psql -X -v ON_ERROR_STOP=1 -d NEWDB -f load.sql");
     strvec_push(&lines, "\\set ON_ERROR_STOP on");
     strvec_pushf(&lines, "\\i %s", PG_PRE_DATA);
@@ -568,9 +583,10 @@ static void describe(struct dump *d)
     json_object_set_new(e, "pre_data", json_string(pre));
     json_object_set_new(e, "post_data", json_string(post));
     json_object_set_new(e, "load_file", json_string(load));
-    char *cmd = xasprintf("createdb -T template0 -E %s NEWDB && cd %s && psql -X -v "
-                          "ON_ERROR_STOP=1 -d NEWDB -f %s",
-                          d->plan.encoding, d->dir, PG_LOAD);
+    char *createdb = createdb_command(d);
+    char *cmd = xasprintf("%s && cd %s && psql -X -v ON_ERROR_STOP=1 -d NEWDB -f %s", createdb,
+                          d->dir, PG_LOAD);
+    free(createdb);
     json_object_set_new(e, "load_command", json_string(cmd));
     free(cmd);
     free(pre);
