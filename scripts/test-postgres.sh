@@ -59,7 +59,7 @@ as_owner() {
 
 close_inherited_fds() {
     local fd
-    for fd in /proc/$$/fd/*; do
+    for fd in "/proc/$$/fd/"*; do
         fd=${fd##*/}
         [ "$fd" -gt 2 ] 2>/dev/null || continue
         eval "exec $fd>&-" 2>/dev/null || true
@@ -111,6 +111,10 @@ start() {
         exit 2
     fi
     init_cluster
+    # already running (a second start, e.g. after a crashed caller): keep it
+    if [ -f "$dir/data/postmaster.pid" ] && as_owner "$BIN/pg_ctl" -D "$dir/data" status >/dev/null 2>&1; then
+        return 0
+    fi
     # a restart keeps the port, so that configurations still point at it
     local port
     if [ -s "$dir/port" ]; then port=$(cat "$dir/port"); else port=$(free_port); fi
@@ -135,7 +139,7 @@ stop() {
     as_owner "$BIN/pg_ctl" -D "$dir/data" -m fast -w -t 60 stop >/dev/null 2>&1 || {
         local pid
         pid=$(postmaster_pid || true)
-        [ -n "$pid" ] && kill -KILL "$pid" 2>/dev/null || true
+        if [ -n "$pid" ]; then kill -KILL "$pid" 2>/dev/null || true; fi
     }
 }
 
