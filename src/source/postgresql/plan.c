@@ -81,18 +81,23 @@ static bool extension_owned(const PGresult *r, int row)
 
 /* The tables (schema.name) the role cannot read: no SELECT, or row
  * security that it may not bypass (reading with row_security = off then
- * fails rather than return only some rows). */
-static void collect_unreadable(const struct source_cfg *cfg, const PGresult *r, struct strvec *bad)
+ * fails rather than return only some rows). Returns how many tables the
+ * dump covers. */
+static size_t collect_unreadable(const struct source_cfg *cfg, const PGresult *r,
+                                 struct strvec *bad)
 {
+    size_t covered = 0;
     for (int i = 0; i < PQntuples(r); i++) {
         const char *schema = PQgetvalue(r, i, T_SCHEMA), *name = PQgetvalue(r, i, T_NAME);
         if (extension_owned(r, i) || pg_table_excluded(cfg, schema, name))
             continue;
+        covered++;
         if (!is_true(r, i, T_READABLE))
             strvec_pushf(bad, "%s.%s", schema, name);
         else if (is_true(r, i, T_RLS_BLOCKED))
             strvec_pushf(bad, "%s.%s (row security)", schema, name);
     }
+    return covered;
 }
 
 int pg_unreadable_tables(PGconn *c, const struct source_cfg *cfg, struct strvec *bad,
@@ -101,8 +106,7 @@ int pg_unreadable_tables(PGconn *c, const struct source_cfg *cfg, struct strvec 
     PGresult *r;
     if (pg_query(c, cfg, tables_sql, &r, err) != 0)
         return err->code;
-    collect_unreadable(cfg, r, bad);
-    *ntables = (size_t)PQntuples(r);
+    *ntables = collect_unreadable(cfg, r, bad);
     PQclear(r);
     return 0;
 }
@@ -255,7 +259,7 @@ static int plan_table(PGconn *c, const struct source_cfg *cfg, struct pg_plan *p
 static int check_readable(const struct source_cfg *cfg, const PGresult *r, sc_err *err)
 {
     struct strvec bad = {0};
-    collect_unreadable(cfg, r, &bad);
+    (void)collect_unreadable(cfg, r, &bad);
     int rc = 0;
     if (bad.n > 0) {
         char *list = pg_join_names(&bad, 8);
