@@ -336,8 +336,9 @@ doc = json.load(open(sys.argv[1]))
 assert sys.argv[2] in doc["services"]["backup"]["secrets"], sys.argv[2]
 PY
     done
-    # the server's major version is the image's pg_dump's (Debian 12: 15)
-    grep -q '^    image: postgres:15-bookworm$' "$f"
+    # the server's major version is the image's pg_dump's (Debian 13: 17)
+    grep -q '^    image: postgres:17-trixie$' "$f"
+    grep -q '^FROM debian:trixie-slim$' "$SC_ROOT/examples/Dockerfile"
     grep -q 'postgresql-client' "$SC_ROOT/examples/Dockerfile"
 }
 
