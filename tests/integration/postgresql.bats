@@ -15,7 +15,7 @@
 # and BYPASSRLS, nothing else); scnorls lacks BYPASSRLS; scmini reads only
 # what it was granted. Passwords are random and never on an argv.
 
-load helpers
+load restore_helpers # helpers, and forge_set
 
 PG_SCRIPT="$SC_ROOT/scripts/test-postgres.sh"
 CHINOOK="$SC_ROOT/../shared/fixtures/chinook/Chinook_PostgreSql.sql"
@@ -649,6 +649,24 @@ SQL
     [ "$(grep -c '] ERROR ' <<<"$stderr")" -eq 1 ]
     [ -z "$(pgv postgres "SELECT datname FROM pg_database WHERE datname = 'chinook_h'")" ]
     refute compgen -G "$T/r2/.pgpass-*"
+}
+
+@test "a consistent forgery (a data file without its last row, every checksum agreeing): exit 7, the database dropped" {
+    stage_ok
+    forge_set "$SET" '
+rel = "postgresql/db/" + [f["file"] for s in m["sources"] for t in s["data"] if t["table"] == "genre" for f in t["files"]][0]
+p = os.path.join(setdir, rel)
+rows = open(p, "rb").read().splitlines(keepends=True)
+open(p, "wb").write(b"".join(rows[:-1]))
+put_file(rel, p)'
+    b2sum_check "$SET"
+    drop_db chinook_x
+    run --separate-stderr sc_as_app restore --set latest --to "$T/r" --apply --source db --into chinook_x
+    echo "$stderr"
+    [ "$status" -eq 7 ]
+    [[ "$stderr" == *'loaded 25 rows into "public"."genre", the manifest recorded 26'* ]]
+    [ "$(grep -c '] ERROR ' <<<"$stderr")" -eq 1 ]
+    [ -z "$(pgv postgres "SELECT datname FROM pg_database WHERE datname = 'chinook_x'")" ]
 }
 
 @test "the backup role's password is never on an argv or in an environment (sampled every 2 ms), nor left in a file" {
