@@ -7,12 +7,13 @@ set -euo pipefail
 packages=(
   # build
   build-essential pkg-config
-  libsqlite3-dev libmariadb-dev libarchive-dev libsodium-dev libinih-dev libjansson-dev
+  libsqlite3-dev libmariadb-dev libpq-dev libarchive-dev libsodium-dev libinih-dev libjansson-dev
   # run
   restic sqlite3 ca-certificates
   # test
   libcmocka-dev bats coreutils xxd openssl procps util-linux
   mariadb-server mariadb-client
+  postgresql                    # server (scripts/test-postgres.sh), pg_dump, psql, contrib
   clang clang-tidy cppcheck valgrind shellcheck curl
   parallel                      # bats --jobs: the .bats files two at a time
   rclone python3-cryptography   # REST server (scripts/test-rest.sh); fast test keys

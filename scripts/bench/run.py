@@ -8,7 +8,7 @@ build-bench/results.json and a table on stdout. See docs/performance.md.
 Environment:
   BENCH_SCALE   fraction of the full sizes (default 1; 0.05 for a smoke run)
   BENCH_RUNS    runs per tool, alternating A B C A B C ... (default 3)
-  BENCH_ONLY    comma list of parts: sqlite,mysql,hash,incr,mem (default all)
+  BENCH_ONLY    comma list of parts: sqlite,mysql,hash,incr,mem,pg,pgincr (default all)
   BENCH_BACKUP_CAP  seconds `.backup` may run under load (default 20)
   BENCH_SQLITE_MODES  journal modes of the SQLite part (default wal,delete)
   SC_BENCH_BIN, SC_BENCH_NOHASH_BIN, SC_BENCH_LOAD_BIN: the programs (make sets them)
@@ -31,7 +31,7 @@ BUILD = os.path.join(ROOT, "build-bench")
 GEN_VERSION = 1
 SCALE = float(os.environ.get("BENCH_SCALE", "1"))
 RUNS = int(os.environ.get("BENCH_RUNS", "3"))
-ONLY = set(filter(None, os.environ.get("BENCH_ONLY", "sqlite,mysql,hash,incr,mem").split(",")))
+ONLY = set(filter(None, os.environ.get("BENCH_ONLY", "sqlite,mysql,hash,incr,mem,pg,pgincr").split(",")))
 BACKUP_CAP = float(os.environ.get("BENCH_BACKUP_CAP", "20"))
 WRITER_RATE = 200
 SC = os.environ.get("SC_BENCH_BIN", os.path.join(BUILD, "stagecoach"))
@@ -41,10 +41,12 @@ LOAD = os.environ.get("SC_BENCH_LOAD_BIN", os.path.join(BUILD, "bench", "sqlite_
 SQLITE_MB = 1024 * SCALE          # the database under load (§2), also the "big file" (§4)
 SQLITE_BIG_FACTOR = 4             # §6: one four times larger
 MYSQL_ROWS = int(1_000_000 * SCALE)
+PG_ROWS = int(1_000_000 * SCALE)
 TAG = f"v{GEN_VERSION}-s{SCALE:g}"
 DATA = os.path.join(BUILD, "bench-data", TAG)
 OUT = os.path.join(BUILD, "bench-out")
 MYDIR = os.path.join(BUILD, f"my-{TAG}")  # short: the MariaDB socket lives here
+PGDIR = os.path.join(BUILD, f"pg-{TAG}")  # the PostgreSQL cluster and its socket
 T0 = time.monotonic()
 
 
@@ -675,14 +677,10 @@ def restic_json_added(out):
     raise RuntimeError("restic printed no summary")
 
 
-def part_incr():
-    """Three stage+ship runs of the MySQL source: the base; with 1% of rows
-    appended (the issue's case); then, appended rows gone, with 1% of rows
-    updated in ten places (ten runs of 0.1% of the rows, spread over the
-    table: recently active rows, say). Beside them, the same dumps
-    gzip-compressed and backed up with restic the way a script would."""
-    sock = ensure_mysql()
-    work = fresh_dir(os.path.join(OUT, "incr"))
+def shipping_work(name):
+    """A fresh work directory for stage+ship runs: its staging directory and
+    the [restic] (and [check]) sections of a local repository in it."""
+    work = fresh_dir(os.path.join(OUT, name))
     staging = os.path.join(work, "staging")
     os.makedirs(staging, mode=0o700)
     pw = os.path.join(work, "restic.pass")
@@ -690,10 +688,22 @@ def part_incr():
         f.write("bench-password\n")
     os.chmod(pw, 0o600)
     repo = os.path.join(work, "repo")
+    restic = (f"[restic]\nrepository = {repo}\npassword_file = {pw}\nhost = bench\ninit = yes\n\n"
+              "[check]\nevery = 0\n")
+    return work, staging, restic
+
+
+def part_incr():
+    """Three stage+ship runs of the MySQL source: the base; with 1% of rows
+    appended (the issue's case); then, appended rows gone, with 1% of rows
+    updated in ten places (ten runs of 0.1% of the rows, spread over the
+    table: recently active rows, say). Beside them, the same dumps
+    gzip-compressed and backed up with restic the way a script would."""
+    sock = ensure_mysql()
+    work, staging, restic = shipping_work("incr")
     conf = write_conf(os.path.join(work, "sc.conf"),
                       f"[mysql bench]\nsocket = {sock}\nuser = root\ndatabase = bench\n", staging,
-                      restic=f"[restic]\nrepository = {repo}\npassword_file = {pw}\nhost = bench\ninit = yes\n\n"
-                      "[check]\nevery = 0\n")
+                      restic=restic)
     extra = max(1, MYSQL_ROWS // 100)
     hot = f"id % {max(1, MYSQL_ROWS // 10)} < {max(1, MYSQL_ROWS // 1000)}"  # 10 x 0.1%
     cases = ["base", "append 1%", "update 1%"]
@@ -767,6 +777,192 @@ def part_mem():
         out[f"x{SQLITE_BIG_FACTOR}"][1], b, d, "RSS differs <= 0.10", d <= 0.10, "relative RSS difference")
 
 
+# ---- PostgreSQL ---------------------------------------------------------------
+
+PG_UP = False
+
+
+def pg_port():
+    with open(os.path.join(PGDIR, "port")) as f:
+        return f.read().strip()
+
+
+def pg_args(db):
+    return ["-h", PGDIR, "-p", pg_port(), "-U", "postgres", "-d", db]
+
+
+def pg(sql, db="bench", timeout=1800):
+    r = subprocess.run(["psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1"] + pg_args(db) + ["-c", sql],
+                       capture_output=True, timeout=timeout, env=clean_env({"PGOPTIONS": "-c client_min_messages=warning"}))
+    if r.returncode != 0:
+        raise RuntimeError(f"psql: {r.stderr.decode(errors='replace')}")
+    return r.stdout.decode()
+
+
+def pg_rows_sql(lo, hi):
+    # The MariaDB part's rows, in PostgreSQL: text, bytea (that does not
+    # compress away), jsonb, numeric and timestamptz.
+    return f"""INSERT INTO events SELECT g,
+  'user-' || g || '-' || left(md5(g::text), 10),
+  'announce from ' || encode(sha256(g::text::bytea), 'hex') || ' swarm ' || md5((g * 7)::text) ||
+    ' left=' || g % 1000 || ' uploaded=' || g * 13 || ' downloaded=' || g * 17,
+  sha512(g::text::bytea) || sha256((g + 1)::text::bytea),
+  jsonb_build_object('id', g, 'event', (ARRAY['started', 'completed', 'stopped', 'announce'])[1 + g % 4],
+                     'peer', left(md5(g::text), 20), 'port', 6881 + g % 100, 'tags', jsonb_build_array('a', g % 10)),
+  (g * 7919 % 100000000) / 100.0,
+  timestamptz '2020-01-01 00:00:00+00' + g * interval '37 seconds'
+FROM generate_series({lo}::bigint, {hi}) g"""
+
+
+def ensure_pg():
+    """A private cluster (scripts/test-postgres.sh) holding bench.events:
+    PG_ROWS rows, a primary key and a unique secondary index; bench_q, a
+    quarter of it (for RSS against size). Kept between runs."""
+    global PG_UP
+    if PG_UP:
+        return
+    marker = os.path.join(PGDIR, "bench-data")
+    want = f"{TAG} rows={PG_ROWS}"
+    have = open(marker).read().strip() if os.path.exists(marker) else ""
+    script = os.path.join(ROOT, "scripts/test-postgres.sh")
+    if have != want:
+        subprocess.run([script, "stop", PGDIR], check=False)
+        rmtree(PGDIR)
+    subprocess.run([script, "start", PGDIR], check=True)
+    PG_UP = True
+    if have != want:
+        log(f"generating PostgreSQL table ({PG_ROWS} rows)")
+        pg("CREATE DATABASE bench", db="postgres")
+        pg("CREATE TABLE events (id bigint PRIMARY KEY, name text NOT NULL, body text NOT NULL, data bytea NOT NULL,"
+           " doc jsonb NOT NULL, amount numeric(12,2) NOT NULL, created timestamptz NOT NULL)")
+        step = 250_000
+        for lo in range(1, PG_ROWS + 1, step):
+            pg(pg_rows_sql(lo, min(PG_ROWS, lo + step - 1)))
+        pg("CREATE UNIQUE INDEX events_name ON events (name)")
+        pg("VACUUM ANALYZE events")
+        pg("CREATE DATABASE bench_q TEMPLATE bench", db="postgres")
+        pg(f"DELETE FROM events WHERE id > {PG_ROWS // 4}", db="bench_q")
+        pg("VACUUM FULL events", db="bench_q")
+        with open(marker, "w") as f:
+            f.write(want + "\n")
+
+
+def stop_pg():
+    subprocess.run([os.path.join(ROOT, "scripts/test-postgres.sh"), "stop", PGDIR], check=False)
+
+
+def pg_conf(path, staging, db="bench", restic=None):
+    return write_conf(path, f"[postgresql bench]\nhost = {PGDIR}\nport = {pg_port()}\nuser = postgres\n"
+                      f"database = {db}\n", staging, restic=restic)
+
+
+def part_pg():
+    ensure_pg()
+    work = fresh_dir(os.path.join(OUT, "pg"))
+    staging = os.path.join(work, "staging")
+    conf = pg_conf(os.path.join(work, "sc.conf"), staging)
+    stage_tools = ["stagecoach stage", "pg_dump -Fd -j 2", "pg_dump (plain)"]
+    restore_tools = ["stagecoach restore --apply", "pg_restore -j 2"]
+    tools = {k: [] for k in stage_tools + restore_tools}
+    rss = {k: 0 for k in tools}
+    size = {}
+    fd = os.path.join(work, "fd")
+    for r in range(RUNS):
+        log(f"postgresql: round {r + 1}/{RUNS}")
+        res = sc_stage(SC, conf, staging)
+        tools["stagecoach stage"].append(res.secs)
+        rss["stagecoach stage"] = max(rss["stagecoach stage"], res.rss_kb)
+        sid, m = manifest_of(staging)
+        size["stagecoach stage"] = dir_bytes(os.path.join(staging, "sets", sid, "postgresql"))
+        rmtree(fd)
+        res = measure_rss(["pg_dump", "-Fd", "-j", "2", "-f", fd] + pg_args("bench"))
+        tools["pg_dump -Fd -j 2"].append(res.secs)
+        rss["pg_dump -Fd -j 2"] = max(rss["pg_dump -Fd -j 2"], res.rss_kb)
+        size["pg_dump -Fd -j 2"] = dir_bytes(fd)
+        out = os.path.join(work, "plain.sql")
+        res = measure_rss(["pg_dump"] + pg_args("bench"), stdout=out)
+        tools["pg_dump (plain)"].append(res.secs)
+        rss["pg_dump (plain)"] = max(rss["pg_dump (plain)"], res.rss_kb)
+        size["pg_dump (plain)"] = os.path.getsize(out)
+        os.unlink(out)
+        # the way back: the set just staged, and pg_dump's directory
+        pg("DROP DATABASE IF EXISTS bench_r", db="postgres")
+        to = os.path.join(work, "restored")
+        rmtree(to)
+        res = measure_rss([SC, "-q", "-c", conf, "restore", "--set", sid, "--to", to, "--apply", "--into",
+                           "bench_r"])
+        tools["stagecoach restore --apply"].append(res.secs)
+        rss["stagecoach restore --apply"] = max(rss["stagecoach restore --apply"], res.rss_kb)
+        rmtree(to)
+        pg("DROP DATABASE IF EXISTS bench_pr", db="postgres")
+        res = measure_rss(["sh", "-c", 'createdb "$@" bench_pr && pg_restore -j 2 "$@" -d bench_pr "$0"', fd,
+                           "-h", PGDIR, "-p", pg_port(), "-U", "postgres"])
+        tools["pg_restore -j 2"].append(res.secs)
+        rss["pg_restore -j 2"] = max(rss["pg_restore -j 2"], res.rss_kb)
+    rows_r = pg("SELECT count(*) FROM events", db="bench_r").strip()
+    pg("DROP DATABASE IF EXISTS bench_r", db="postgres")
+    pg("DROP DATABASE IF EXISTS bench_pr", db="postgres")
+    if rows_r != str(PG_ROWS):
+        raise RuntimeError(f"stagecoach restored {rows_r} rows, not {PG_ROWS}")
+    # memory against size: the same stage of a quarter of the table, as often
+    conf_q = pg_conf(os.path.join(work, "sc-q.conf"), staging, db="bench_q")
+    rss_q = max(sc_stage(SC, conf_q, staging).rss_kb for _ in range(RUNS))
+    rmtree(staging)
+    rmtree(fd)
+    med = {k: statistics.median(v) for k, v in tools.items()}
+    sc = med["stagecoach stage"]
+    rd = round(sc / med["pg_dump -Fd -j 2"], 2)
+    rp = round(sc / med["pg_dump (plain)"], 2)
+    rr = round(med["stagecoach restore --apply"] / med["pg_restore -j 2"], 2)
+    rss_mb = rss["stagecoach stage"] / 1024
+    flat = round(abs(rss["stagecoach stage"] - rss_q) / rss_q, 3)
+    row("postgresql", "stagecoach stage", tools["stagecoach stage"], size["stagecoach stage"],
+        rss["stagecoach stage"], rd, "<= 1.0x pg_dump -Fd -j 2", rd <= 1.0, f"{PG_ROWS} rows; default threads (2)")
+    row("postgresql", "  vs plain pg_dump", [], None, None, rp, None, None, "")
+    row("postgresql", "  peak RSS", [], None, None, round(rss_mb, 1), "<= 64 MB", rss_mb <= 64, "MB")
+    row("postgresql", "  peak RSS, 1x vs 0.25x rows", [], None, rss_q, flat, "differs <= 0.15", flat <= 0.15,
+        "relative difference of the highest RSS of each (allocator noise is ~2 MB): flat with size")
+    row("postgresql", "pg_dump -Fd -j 2", tools["pg_dump -Fd -j 2"], size["pg_dump -Fd -j 2"],
+        rss["pg_dump -Fd -j 2"], 1.0, None, None, "reference (gzip-compressed by default)")
+    row("postgresql", "pg_dump (plain)", tools["pg_dump (plain)"], size["pg_dump (plain)"], rss["pg_dump (plain)"],
+        round(med["pg_dump (plain)"] / med["pg_dump -Fd -j 2"], 2), None, None, "")
+    row("postgresql", "stagecoach restore --set ID --apply", tools["stagecoach restore --apply"],
+        size["stagecoach stage"], rss["stagecoach restore --apply"], rr, "<= 1.0x pg_restore -j 2", rr <= 1.0,
+        "verify + unpack the set, create, psql pre-data, COPY over 2 connections, psql post-data, count")
+    row("postgresql", "createdb + pg_restore -j 2", tools["pg_restore -j 2"], size["pg_dump -Fd -j 2"],
+        rss["pg_restore -j 2"], 1.0, None, None, "reference")
+    results["details"]["postgresql"] = {"rows": PG_ROWS, "sizes": size, "times": tools,
+                                        "rss_kb": rss, "rss_kb_quarter": rss_q}
+
+
+def part_pgincr():
+    """Two stage+ship runs of the PostgreSQL source: the base, then with 1%
+    of rows appended: what restic adds, against the dump's size."""
+    ensure_pg()
+    work, staging, restic = shipping_work("pgincr")
+    conf = pg_conf(os.path.join(work, "sc.conf"), staging, restic=restic)
+    extra = max(1, PG_ROWS // 100)
+    reports = []
+    try:
+        for i, case in enumerate(["base", "append 1%"]):
+            if i == 1:
+                pg(pg_rows_sql(PG_ROWS + 1, PG_ROWS + extra))
+            log(f"postgresql incremental: stagecoach run {i + 1}/2 ({case})")
+            res = measure([SC, "--json", "-q", "-c", conf, "run"], timeout=1800)
+            reports.append(json.loads(res.out.decode()))
+    finally:
+        pg(f"DELETE FROM events WHERE id > {PG_ROWS}")
+        pg("VACUUM events")
+    dump_b = dir_bytes(os.path.join(reports[1]["set_path"], "postgresql"))
+    added = [rep["snapshot"]["data_added"] for rep in reports]
+    frac = round(added[1] / dump_b, 4)
+    row("postgresql", "stagecoach run, append 1% rows: data_added / dump", [], added[1], None, frac, "<= 0.03",
+        frac <= 0.03, f"dump {mb(dump_b):.0f} MB; base run added {mb(added[0]):.1f} MB, this run {mb(added[1]):.2f} MB")
+    results["details"]["postgresql_incremental"] = {"rows_appended": extra, "dump_bytes": dump_b,
+                                                    "data_added": added}
+    rmtree(work)
+
+
 # ---- report -----------------------------------------------------------------
 
 def fmt(v, f="{:.2f}"):
@@ -809,6 +1005,7 @@ def machine():
             "stagecoach": ver([SC, "--version"]), "sqlite3": ver(["sqlite3", "--version"]),
             "mariadb-dump": ver(["mariadb-dump", "--version"]), "mydumper": ver(["mydumper", "--version"]),
             "age": ver(["age", "--version"]), "b2sum": ver(["b2sum", "--version"]),
+            "pg_dump": ver(["pg_dump", "--version"]),
             "restic": ver(["restic", "version"]), "kernel": os.uname().release}
 
 
@@ -819,6 +1016,8 @@ def main():
     missing = [t for t in ("/usr/bin/time", "sqlite3", "cp", "sync", "gzip", "b2sum", "age", "age-keygen", "restic",
                            "mariadb", "mariadb-dump", "mariadb-install-db", "mydumper")
                if shutil.which(t) is None]
+    if ONLY & {"pg", "pgincr"}:
+        missing += [t for t in ("pg_dump", "pg_restore", "psql", "createdb") if shutil.which(t) is None]
     if missing:
         sys.exit(f"bench: missing {' '.join(missing)} (scripts/install-deps.sh installs them)")
     os.makedirs(OUT, exist_ok=True)
@@ -835,12 +1034,18 @@ def main():
             part_incr()
         if "mem" in ONLY:
             part_mem()
+        if "pg" in ONLY:
+            part_pg()
+        if "pgincr" in ONLY:
+            part_pgincr()
     finally:
         for p in LIVE:
             p.kill()
             p.wait()
         if ONLY & {"mysql", "incr"}:
             stop_mysql()
+        if ONLY & {"pg", "pgincr"}:
+            stop_pg()
         results["total_s"] = round(time.monotonic() - T0, 1)
         with open(os.path.join(BUILD, "results.json"), "w") as f:
             json.dump(results, f, indent=1)

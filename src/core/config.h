@@ -50,6 +50,14 @@ struct source_cfg {
     long threads;          /* connections reading rows in parallel (0: default) */
     char *snapshot_lock;   /* auto | backup_stage | ftwrl (NULL: auto) */
     char *password; /* only from the POC's MYSQL_PASSWORD (not a key): in memory, never logged */
+
+    /* postgresql (src/source/postgresql/ owns the meaning of these; it shares
+     * host, port, user, password_file, databases, exclude_tables,
+     * connect_timeout_s and threads with mysql) */
+    char *passfile;    /* a .pgpass-format file, instead of password_file */
+    char *sslmode;     /* libpq's sslmode (NULL: libpq's default, prefer) */
+    char *sslrootcert; /* CA file for sslmode verify-ca / verify-full */
+    char *bin_dir;     /* the directory of pg_dump and psql (NULL: PATH) */
 };
 
 struct config {

@@ -17,6 +17,7 @@ static const char *const secret_vars[] = {
     "MYSQL_PWD",
     "MYSQL_PASSWORD",
     "DB_PASSWORD", /* the deployer's name for it */
+    "PGPASSWORD",
     NULL,
 };
 
@@ -64,8 +65,8 @@ void env_inherit_scrubbed(struct strvec *env)
  * location, are only kept from children). */
 static bool is_password_var(const char *name, size_t len)
 {
-    static const char *const pw[] = {"MYSQL_PASSWORD", "MYSQL_PWD", "RESTIC_PASSWORD",
-                                     "DB_PASSWORD", NULL};
+    static const char *const pw[] = {"MYSQL_PASSWORD", "MYSQL_PWD",  "RESTIC_PASSWORD",
+                                     "DB_PASSWORD",    "PGPASSWORD", NULL};
     for (size_t i = 0; pw[i]; i++)
         if (strlen(pw[i]) == len && strncmp(pw[i], name, len) == 0)
             return true;

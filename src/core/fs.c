@@ -203,6 +203,45 @@ static int add_file_size(const char *path, const struct stat *st, int flag, stru
     return 0;
 }
 
+int fs_check_private_key(const char *path, const char *kind, const char *name, const char *key,
+                         sc_err *err)
+{
+    if (path == NULL)
+        return 0;
+    char what[300];
+    snprintf(what, sizeof what, "%s %s: %s", kind, name, key);
+    return fs_check_private(path, what, err);
+}
+
+/* A password file is one line; anything longer is not a password file. */
+#define SECRET_LINE_MAX 4096
+
+int fs_read_secret_line(const char *path, const char *what, char **out, sc_err *err)
+{
+    *out = NULL;
+    char *buf;
+    size_t len;
+    if (fs_read_file(path, SECRET_LINE_MAX, &buf, &len, SC_ECONFIG, err) != 0)
+        return err->code;
+    /* One line: the trailing newline an editor adds is not part of it. */
+    while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
+        buf[--len] = '\0';
+    if (len == 0 || strlen(buf) != len || strchr(buf, '\n') != NULL) {
+        fs_free_secret(buf);
+        return sc_fail(err, SC_ECONFIG, "%s %s must hold the password on one line", what, path);
+    }
+    *out = buf;
+    return 0;
+}
+
+void fs_free_secret(char *s)
+{
+    if (s == NULL)
+        return;
+    explicit_bzero(s, strlen(s));
+    free(s);
+}
+
 unsigned long long fs_tree_bytes(const char *path)
 {
     tree_sum = 0;

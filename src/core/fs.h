@@ -29,6 +29,17 @@ bool fs_exists(const char *path);
 /* Refuse a secret file (password, key, option file) that group or others
  * can read or write: exit code 3 naming the file. */
 int fs_check_private(const char *path, const char *what, sc_err *err);
+/* The same for a source's key (nothing when path is NULL): the message
+ * names it "KIND NAME: KEY PATH". */
+int fs_check_private_key(const char *path, const char *kind, const char *name, const char *key,
+                         sc_err *err);
+/* A password file: the password on one line (a trailing newline, CRLF
+ * too, is not part of it), at most 4 KiB. *out is owned; wipe it with
+ * fs_free_secret. Exit 3 naming what and path when it is missing, empty or
+ * more than one line. */
+int fs_read_secret_line(const char *path, const char *what, char **out, sc_err *err);
+/* Overwrite a secret string with zeros, then free it (NULL is fine). */
+void fs_free_secret(char *s);
 
 /* Bytes of the regular files under path (symlinks not followed); 0 when
  * it cannot be walked. Not thread-safe (nftw has no context). */

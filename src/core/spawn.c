@@ -67,6 +67,7 @@ struct child {
     struct buf err;     /* stderr tail */
     size_t max_out;
     bool overflow;         /* stdout exceeded max_out: we stopped the child */
+    bool data_refused;     /* on_stdout_data failed: we stopped the child */
     int read_errno;        /* a read on a pipe failed */
     long long deadline_ms; /* SIGINT then (0: no timeout) */
     long long kill_at_ms;  /* SIGKILL then, once SIGINT was sent (0: not yet) */
@@ -147,8 +148,15 @@ static void stop_child(struct child *c)
 
 static void on_stdout(struct child *c, const char *data, size_t n)
 {
-    if (c->overflow)
+    if (c->overflow || c->data_refused)
         return; /* discard what comes while the child stops */
+    if (c->o->on_stdout_data) {
+        if (c->o->on_stdout_data(c->o->ctx, data, n) != 0) {
+            c->data_refused = true;
+            stop_child(c);
+        }
+        return;
+    }
     if (c->out.len + n > c->max_out) {
         c->overflow = true;
         stop_child(c);
@@ -449,6 +457,8 @@ int spawn_run(const struct spawn_opts *o, struct spawn_result *r, int code, sc_e
         sc_fail(err, code, "%s: output larger than %zu bytes", o->argv[0], c.max_out);
         return -1;
     }
+    if (c.data_refused)
+        return -1;
     if (c.read_errno != 0) {
         errno = c.read_errno;
         sc_fail_errno(err, code, "%s: cannot read its output", o->argv[0]);

@@ -10,6 +10,10 @@
 
 /* Called for each complete line of the child's stdout (without '\n'). */
 typedef void (*spawn_line_fn)(void *ctx, const char *line, size_t len);
+/* Called with the child's stdout as it arrives, byte for byte. Non-zero
+ * stops the child (SIGINT, then SIGKILL after the grace period) and makes
+ * spawn_run return -1; the callback records why in an sc_err of its own. */
+typedef int (*spawn_data_fn)(void *ctx, const char *data, size_t len);
 
 struct spawn_opts {
     char *const *argv;            /* argv[0] is the program: absolute path or looked up in PATH */
@@ -18,6 +22,7 @@ struct spawn_opts {
     long timeout_s;               /* 0: none. On expiry SIGINT, then SIGKILL after grace_s */
     long grace_s;                 /* 0: 10 s */
     spawn_line_fn on_stdout_line; /* NULL: collect stdout in the result */
+    spawn_data_fn on_stdout_data; /* instead of lines: every byte, unbuffered (e.g. into a sink) */
     void *ctx;
     size_t max_stdout;       /* collect at most this many bytes (0: 64 MiB), then fail */
     int stdout_fd;           /* >= 0: child's stdout goes here instead (e.g. a file) */

@@ -287,7 +287,7 @@ void doctor_run(struct ctx *c, void (*show)(const char *status, const char *line
     memset(r, 0, sizeof *r);
     r->checks = json_array();
     struct doctor d = {.c = c, .r = r, .show = show};
-    d.probe = (struct probe){.report = verdict_of_probe, .ctx = &d};
+    d.probe = (struct probe){.report = verdict_of_probe, .ctx = &d, .staging = c->cfg.staging.dir};
     check_secrets(&d);
     check_restic(&d);
     check_repository(&d);

@@ -14,6 +14,7 @@ static const struct source_ops *const kinds[] = {
     &source_sqlite,
     &source_paths,
     &source_mysql,
+    &source_postgresql,
 };
 #define NKINDS (sizeof kinds / sizeof kinds[0])
 

@@ -25,6 +25,7 @@ enum probe_status { PROBE_OK, PROBE_WARN, PROBE_FAIL };
 struct probe {
     void (*report)(struct probe *p, enum probe_status st, int code, const char *line);
     void *ctx;
+    const char *staging; /* [staging] dir: where a set will be written (free space) */
 };
 void probe_report(struct probe *p, enum probe_status st, int code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
@@ -82,5 +83,6 @@ void source_warn(json_t *entry, const char *fmt, ...) __attribute__((format(prin
 extern const struct source_ops source_sqlite;
 extern const struct source_ops source_paths;
 extern const struct source_ops source_mysql;
+extern const struct source_ops source_postgresql;
 
 #endif

@@ -299,6 +299,49 @@ check_compose_env() {
     grep -q '^      - ./storage/mysql/data:/var/lib/mysql$' "$SC_ROOT/examples/docker-compose.mysql.yml"
 }
 
+@test "the PostgreSQL example configuration has a [postgresql tracker] source with a password file" {
+    run "$SC" -c "$SC_ROOT/examples/stagecoach-postgresql.conf" config show
+    echo "$output"
+    [ "$status" -eq 0 ]
+    [[ "$output" == *"[postgresql tracker]"* ]]
+    [[ "$output" == *"database = torrust_tracker"* ]]
+    [[ "$output" == *"password_file = /run/secrets/backup_pg_password"* ]]
+}
+
+@test "docker-compose.postgresql.yml: tracker, PostgreSQL and backup; its config passes config check, the password only in a secret" {
+    local f="$SC_ROOT/examples/docker-compose.postgresql.yml"
+    compose_check "$f" postgres,tracker,backup >"$BATS_TEST_TMPDIR/env"
+    cat "$BATS_TEST_TMPDIR/env"
+    refute grep -q 'PASSWORD=' "$BATS_TEST_TMPDIR/env"
+    grep -qx 'STAGECOACH_CONFIG=/config/stagecoach.conf' "$BATS_TEST_TMPDIR/env"
+    # /config is storage/backup/etc, where examples/stagecoach-postgresql.conf goes
+    grep -q '^      - ./storage/backup/etc:/config:ro$' "$f"
+    grep -q '^      - ./storage/postgres/data:/var/lib/postgresql/data$' "$f"
+    # the configuration with the service's environment, as the container sees it
+    local -a vars=()
+    mapfile -t vars < <(sed "s|^STAGECOACH_CONFIG=.*|STAGECOACH_CONFIG=$SC_ROOT/examples/stagecoach-postgresql.conf|" \
+        "$BATS_TEST_TMPDIR/env")
+    run env -i PATH="$PATH" "${vars[@]}" "$SC" config show
+    echo "$output"
+    [ "$status" -eq 0 ]
+    [[ "$output" == *"[postgresql tracker]"* ]]
+    [[ "$output" == *"host = postgres"* ]]
+    [[ "$output" == *"dir = /backups"* ]]
+    # every secret file the configuration names is one the backup service gets
+    local secret
+    for secret in $(grep -o '/run/secrets/[a-z_]*' "$SC_ROOT/examples/stagecoach-postgresql.conf"); do
+        python3 - "$BATS_TEST_TMPDIR/compose.json" "${secret#/run/secrets/}" <<'PY'
+import json, sys
+doc = json.load(open(sys.argv[1]))
+assert sys.argv[2] in doc["services"]["backup"]["secrets"], sys.argv[2]
+PY
+    done
+    # the server's major version is the image's pg_dump's (Debian 13: 17)
+    grep -q '^    image: postgres:17-trixie$' "$f"
+    grep -q '^FROM debian:trixie-slim$' "$SC_ROOT/examples/Dockerfile"
+    grep -q 'postgresql-client' "$SC_ROOT/examples/Dockerfile"
+}
+
 @test "the Dockerfile runs stagecoach with run as its default command" {
     grep -qx 'ENTRYPOINT \["/usr/local/bin/stagecoach"\]' "$SC_ROOT/examples/Dockerfile"
     grep -qx 'CMD \["run"\]' "$SC_ROOT/examples/Dockerfile"

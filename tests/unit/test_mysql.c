@@ -8,6 +8,8 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include "testutil.h"
+
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -515,42 +517,21 @@ static void test_chunk_select(void **state)
 
 /* ---- config --------------------------------------------------------------- */
 
-static int load_text(const char *text, struct config *cfg, struct config_problems *probs)
-{
-    char path[] = "/tmp/sc-mysql-conf-XXXXXX";
-    int fd = mkstemp(path);
-    assert_true(fd >= 0);
-    assert_int_equal(fs_write_all(fd, text, strlen(text)), 0);
-    close(fd);
-    sc_err err = {0};
-    int rc = config_load(cfg, path, &source_kinds, probs, &err);
-    unlink(path);
-    return rc;
-}
-
-static bool has_problem(const struct config_problems *p, const char *needle)
-{
-    for (size_t i = 0; i < p->msgs.n; i++)
-        if (strstr(p->msgs.v[i], needle) != NULL)
-            return true;
-    return false;
-}
-
 static void test_config_keys(void **state)
 {
     (void)state;
     struct config cfg;
     struct config_problems probs = {0};
-    int rc = load_text("[mysql tracker]\n"
-                       "host = db.internal\nport = 3307\nuser = backup\n"
-                       "password_file = /etc/sc/my.pass\n"
-                       "database = torrust_tracker\ndatabase = other\n"
-                       "include_tables = torrust_tracker.*\nexclude_tables = *.tmp\n"
-                       "ssl_ca = /etc/sc/ca.pem\nssl_verify = yes\n"
-                       "connect_timeout = 5s\nread_timeout = 2h\nwrite_timeout = 10m\n"
-                       "definer = strip\nmax_insert_bytes = 65536\n"
-                       "[restic]\nrepository = /r\npassword_file = /p\n",
-                       &cfg, &probs);
+    int rc = tu_load_config("[mysql tracker]\n"
+                            "host = db.internal\nport = 3307\nuser = backup\n"
+                            "password_file = /etc/sc/my.pass\n"
+                            "database = torrust_tracker\ndatabase = other\n"
+                            "include_tables = torrust_tracker.*\nexclude_tables = *.tmp\n"
+                            "ssl_ca = /etc/sc/ca.pem\nssl_verify = yes\n"
+                            "connect_timeout = 5s\nread_timeout = 2h\nwrite_timeout = 10m\n"
+                            "definer = strip\nmax_insert_bytes = 65536\n"
+                            "[restic]\nrepository = /r\npassword_file = /p\n",
+                            &cfg, &probs);
     for (size_t i = 0; i < probs.msgs.n; i++)
         fprintf(stderr, "%s\n", probs.msgs.v[i]);
     assert_int_equal(rc, 0);
@@ -576,20 +557,21 @@ static void test_config_problems(void **state)
     (void)state;
     struct config cfg;
     struct config_problems probs = {0};
-    int rc = load_text("[mysql a]\nsocket = /run/x.sock\ngroup = g\n"
+    int rc =
+        tu_load_config("[mysql a]\nsocket = /run/x.sock\ngroup = g\n"
                        "[mysql b]\nuser = u\ndefiner = drop\ninclude_tables = nodot\n"
                        "max_insert_bytes = 100\nport = 70000\nssl_cert = /c.pem\nthreads = 17\n"
                        "[restic]\nrepository = /r\npassword_file = /p\n",
                        &cfg, &probs);
     assert_int_equal(rc, SC_ECONFIG);
-    assert_true(has_problem(&probs, "[mysql a] user: missing"));
-    assert_true(has_problem(&probs, "[mysql a] group: only means something with option_file"));
-    assert_true(has_problem(&probs, "definer: expected keep or strip"));
-    assert_true(has_problem(&probs, "include_tables: expected a pattern database.table"));
-    assert_true(has_problem(&probs, "max_insert_bytes: must be between"));
-    assert_true(has_problem(&probs, "port: must be at most 65535"));
-    assert_true(has_problem(&probs, "threads: must be between 1 and 16"));
-    assert_true(has_problem(&probs, "ssl_key: ssl_cert and ssl_key go together"));
+    assert_true(tu_has_problem(&probs, "[mysql a] user: missing"));
+    assert_true(tu_has_problem(&probs, "[mysql a] group: only means something with option_file"));
+    assert_true(tu_has_problem(&probs, "definer: expected keep or strip"));
+    assert_true(tu_has_problem(&probs, "include_tables: expected a pattern database.table"));
+    assert_true(tu_has_problem(&probs, "max_insert_bytes: must be between"));
+    assert_true(tu_has_problem(&probs, "port: must be at most 65535"));
+    assert_true(tu_has_problem(&probs, "threads: must be between 1 and 16"));
+    assert_true(tu_has_problem(&probs, "ssl_key: ssl_cert and ssl_key go together"));
     config_free(&cfg);
     config_problems_free(&probs);
 }

@@ -72,3 +72,22 @@ int tu_stage_one(const char *staging, const struct source_cfg *c, char **setdir,
     set_discard(&set);
     return rc;
 }
+
+int tu_load_config(const char *text, struct config *cfg, struct config_problems *probs)
+{
+    char *dir = tu_tmpdir("conf");
+    char *path = tu_write_file(dir, "stagecoach.conf", text, 0600);
+    sc_err err = {0};
+    int rc = config_load(cfg, path, &source_kinds, probs, &err);
+    free(path);
+    tu_rmdir(dir);
+    return rc;
+}
+
+bool tu_has_problem(const struct config_problems *p, const char *needle)
+{
+    for (size_t i = 0; i < p->msgs.n; i++)
+        if (strstr(p->msgs.v[i], needle) != NULL)
+            return true;
+    return false;
+}

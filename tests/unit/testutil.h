@@ -31,6 +31,11 @@ char *tu_tmpdir(const char *name);
 void tu_rmdir(char *dir);
 /* Write text into dir/name with mode; returns the path (owned). Asserts. */
 char *tu_write_file(const char *dir, const char *name, const char *text, mode_t mode);
+/* Load text as a configuration file (with the source kinds of source.c);
+ * returns config_load's result, the problems in probs. */
+int tu_load_config(const char *text, struct config *cfg, struct config_problems *probs);
+/* Does some problem contain needle? */
+bool tu_has_problem(const struct config_problems *p, const char *needle);
 /* Stage the one source c into a new set under staging and publish it. On
  * success *setdir is the published set and *entry its manifest entry (both
  * owned). Returns 0 or the exit code, as the pipeline would. */

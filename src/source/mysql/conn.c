@@ -10,14 +10,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sodium.h>
 
 #include "../../core/fs.h"
 #include "../../core/xalloc.h"
 #include "mysql.h"
-
-/* A password file is one line; anything longer is not a password file. */
-#define PASSWORD_FILE_MAX 4096
 
 void my_settings_of(const struct source_cfg *cfg, struct my_settings *out)
 {
@@ -37,22 +33,10 @@ void my_settings_of(const struct source_cfg *cfg, struct my_settings *out)
 
 int my_check_files(const struct source_cfg *cfg, sc_err *err)
 {
-    char what[160];
-    if (cfg->option_file != NULL) {
-        snprintf(what, sizeof what, "mysql %s: option_file", cfg->name);
-        if (fs_check_private(cfg->option_file, what, err) != 0)
-            return err->code;
-    }
-    if (cfg->password_file != NULL) {
-        snprintf(what, sizeof what, "mysql %s: password_file", cfg->name);
-        if (fs_check_private(cfg->password_file, what, err) != 0)
-            return err->code;
-    }
-    if (cfg->ssl_key != NULL) {
-        snprintf(what, sizeof what, "mysql %s: ssl_key", cfg->name);
-        if (fs_check_private(cfg->ssl_key, what, err) != 0)
-            return err->code;
-    }
+    if (fs_check_private_key(cfg->option_file, "mysql", cfg->name, "option_file", err) != 0 ||
+        fs_check_private_key(cfg->password_file, "mysql", cfg->name, "password_file", err) != 0 ||
+        fs_check_private_key(cfg->ssl_key, "mysql", cfg->name, "ssl_key", err) != 0)
+        return err->code;
     return 0;
 }
 
@@ -66,29 +50,14 @@ int my_read_password(const struct source_cfg *cfg, char **pw, sc_err *err)
     }
     if (cfg->password_file == NULL)
         return 0;
-    char *buf;
-    size_t len;
-    if (fs_read_file(cfg->password_file, PASSWORD_FILE_MAX, &buf, &len, SC_ECONFIG, err) != 0)
-        return err->code;
-    /* One line: the trailing newline an editor adds is not part of it. */
-    while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
-        buf[--len] = '\0';
-    if (len == 0 || strlen(buf) != len || strchr(buf, '\n') != NULL) {
-        my_free_password(buf);
-        return sc_fail(err, SC_ECONFIG,
-                       "mysql %s: password_file %s must hold the password on one line", cfg->name,
-                       cfg->password_file);
-    }
-    *pw = buf;
-    return 0;
+    char what[160];
+    snprintf(what, sizeof what, "mysql %s: password_file", cfg->name);
+    return fs_read_secret_line(cfg->password_file, what, pw, err);
 }
 
 void my_free_password(char *pw)
 {
-    if (pw == NULL)
-        return;
-    sodium_memzero(pw, strlen(pw));
-    free(pw);
+    fs_free_secret(pw);
 }
 
 /* ---- connecting ---------------------------------------------------------- */

@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../../core/clock.h"
 #include "../../core/spawn.h"
 #include "../../core/thread.h"
 #include "../../core/xalloc.h"
@@ -185,17 +186,6 @@ int my_pool_start(struct my_pool *p, sc_err *err)
     return rc;
 }
 
-static void deadline_in(struct timespec *ts, long ms)
-{
-    clock_gettime(CLOCK_REALTIME, ts);
-    ts->tv_sec += ms / 1000;
-    ts->tv_nsec += (ms % 1000) * 1000000L;
-    if (ts->tv_nsec >= 1000000000L) {
-        ts->tv_sec++;
-        ts->tv_nsec -= 1000000000L;
-    }
-}
-
 int my_pool_take(struct my_pool *p, struct my_table *t, struct my_out *out, long long *rows,
                  size_t *max_stmt, sc_err *err)
 {
@@ -213,7 +203,7 @@ int my_pool_take(struct my_pool *p, struct my_table *t, struct my_out *out, long
         uint64_t avail = atomic_load_explicit(&job->published, memory_order_acquire);
         while (job->state != JOB_DONE && !p->failed && !sc_stop_requested && avail == copied) {
             struct timespec ts;
-            deadline_in(&ts, job->state == JOB_RUNNING ? 2 : 100);
+            clock_deadline_in(&ts, job->state == JOB_RUNNING ? 2 : 100);
             pthread_cond_timedwait(&p->done, &p->mu, &ts);
             avail = atomic_load_explicit(&job->published, memory_order_acquire);
         }
