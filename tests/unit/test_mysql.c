@@ -221,6 +221,100 @@ static void test_split_callback_stops(void **state)
     strvec_free(&c.stmts);
 }
 
+/* Random texts of the bytes the splitter cares about (quotes, backslashes,
+ * comment starts, delimiters, newlines): fed whole, byte by byte and in
+ * random pieces, they give the same statements and lines. The long runs
+ * copied in one go (quoted strings, code past a statement's first line)
+ * must end exactly where the byte-wise state machine would. */
+static void split_pieces(const char *text, size_t len, unsigned seed, struct collected *c)
+{
+    struct my_splitter s;
+    memset(c, 0, sizeof *c);
+    my_split_init(&s, 1 << 20, collect, c);
+    size_t i = 0;
+    int rc = 0;
+    while (rc == 0 && i < len) {
+        size_t n = seed == 0 ? len : 1 + (size_t)rand_r(&seed) % 7;
+        if (n > len - i)
+            n = len - i;
+        rc = my_split_feed(&s, text + i, n);
+        i += n;
+    }
+    if (rc == 0)
+        rc = my_split_finish(&s);
+    c->stop_after = rc == 0 ? 0 : -1; /* the outcome, compared below */
+    my_split_free(&s);
+}
+
+static void test_split_random_texts_in_pieces(void **state)
+{
+    (void)state;
+    static const char *const atoms[] = {"'",
+                                        "\"",
+                                        "`",
+                                        "\\",
+                                        "\\'",
+                                        "--",
+                                        "-- ",
+                                        "#",
+                                        "/*",
+                                        "*/",
+                                        "/*!",
+                                        ";",
+                                        ";;",
+                                        "\n",
+                                        " ",
+                                        "x",
+                                        "-",
+                                        "/",
+                                        "\n(1,",
+                                        "DELIMITER ;;\n",
+                                        "DELIMITER ;\n"};
+    unsigned seed = 20261203;
+    char text[512];
+    for (int round = 0; round < 4000; round++) {
+        size_t len = 0;
+        int natoms = 1 + rand_r(&seed) % 40;
+        for (int k = 0; k < natoms; k++) {
+            const char *a = atoms[(size_t)rand_r(&seed) % (sizeof atoms / sizeof atoms[0])];
+            size_t n = strlen(a);
+            if (len + n >= sizeof text)
+                break;
+            memcpy(text + len, a, n);
+            len += n;
+        }
+        text[len] = '\0';
+        struct collected whole, bytes, pieces;
+        split_pieces(text, len, 0, &whole);
+        /* byte by byte: pieces of one */
+        struct my_splitter s;
+        memset(&bytes, 0, sizeof bytes);
+        my_split_init(&s, 1 << 20, collect, &bytes);
+        int rc = 0;
+        for (size_t i = 0; rc == 0 && i < len; i++)
+            rc = my_split_feed(&s, text + i, 1);
+        if (rc == 0)
+            rc = my_split_finish(&s);
+        bytes.stop_after = rc == 0 ? 0 : -1;
+        my_split_free(&s);
+        split_pieces(text, len, seed | 1, &pieces);
+        const struct collected *other[] = {&bytes, &pieces};
+        for (size_t o = 0; o < 2; o++) {
+            if (other[o]->stop_after != whole.stop_after || other[o]->stmts.n != whole.stmts.n)
+                fail_msg("round %d: %zu vs %zu statements for: %s", round, other[o]->stmts.n,
+                         whole.stmts.n, text);
+            for (size_t i = 0; i < whole.stmts.n; i++) {
+                assert_string_equal(other[o]->stmts.v[i], whole.stmts.v[i]);
+                if (i < 64)
+                    assert_int_equal(other[o]->lines[i], whole.lines[i]);
+            }
+        }
+        strvec_free(&whole.stmts);
+        strvec_free(&bytes.stmts);
+        strvec_free(&pieces.stmts);
+    }
+}
+
 /* ---- DEFINER and delimiter ------------------------------------------------ */
 
 static void strip(const char *in, const char *want)
@@ -617,6 +711,7 @@ int main(void)
         cmocka_unit_test(test_split_empty_and_last),
         cmocka_unit_test(test_split_errors),
         cmocka_unit_test(test_split_callback_stops),
+        cmocka_unit_test(test_split_random_texts_in_pieces),
         cmocka_unit_test(test_strip_definer),
         cmocka_unit_test(test_pick_delimiter),
         cmocka_unit_test(test_encoding_of),
