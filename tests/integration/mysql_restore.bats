@@ -1,0 +1,280 @@
+#!/usr/bin/env bats
+# restore --apply of [mysql NAME] dumps, against real MariaDB servers: SRC
+# (staged from) and DST (restored into, with the stock client for the serial
+# reference and with stagecoach). A parallel restore (load index, worker
+# connections, secondary keys built after the rows, objects last) must give
+# exactly what a serial load gives: every table's CHECKSUM TABLE ... EXTENDED
+# and row count, SHOW CREATE TABLE, information_schema.STATISTICS, and every
+# view, routine, trigger and event. Failures in a worker (a duplicate key, a
+# killed connection, SIGINT) end with one error and no connection left.
+
+load helpers
+load mysql_helpers
+
+setup_file() {
+    mysql_servers_start
+    my_dst <<SQL
+CREATE USER 'sc'@'localhost' IDENTIFIED BY '$SC_PASSWORD';
+GRANT ALL ON *.* TO 'sc'@'localhost';
+SQL
+    chunks_sql | my_src
+    keys_sql | my_src
+}
+
+teardown_file() {
+    mysql_servers_stop
+}
+
+setup() {
+    sc_setup
+    printf '%s\n' "$SC_PASSWORD" >"$T/my.pass"
+    chmod 600 "$T/my.pass"
+}
+
+teardown() {
+    sc_teardown
+}
+
+# ---- helpers ------------------------------------------------------------------
+
+# Tables with secondary keys (unique on a random BINARY(20), composite,
+# prefix with a comment) read in several key ranges; a trigger that would
+# add rows to a log if it fired during the load; a view over both.
+keys_sql() {
+    cat <<'SQL'
+CREATE DATABASE IF NOT EXISTS sc_keys;
+USE sc_keys;
+CREATE TABLE w (id BIGINT PRIMARY KEY, h BINARY(20) NOT NULL, n INT, v VARCHAR(200), d DOUBLE,
+  j JSON, UNIQUE KEY uh (h), KEY kn (n, id), KEY kv (v(10)) COMMENT 'a prefix key') ENGINE=InnoDB;
+INSERT INTO w SELECT seq, UNHEX(SHA1(seq)), seq % 1000, CONCAT('row ', seq, ' ', REPEAT('v', seq % 150)),
+  RAND(seq) * 1e6, JSON_OBJECT('id', seq, 'md5', MD5(seq)) FROM seq_1_to_250000;
+CREATE TABLE wlog (id INT AUTO_INCREMENT PRIMARY KEY, wid BIGINT, KEY (wid)) ENGINE=InnoDB;
+INSERT INTO wlog (wid) VALUES (1), (2);
+CREATE TRIGGER w_ai AFTER INSERT ON w FOR EACH ROW INSERT INTO wlog (wid) VALUES (NEW.id);
+CREATE VIEW wv AS SELECT w.id, w.n, wlog.id AS lid FROM w JOIN wlog ON wlog.wid = w.id;
+SQL
+}
+
+# The config with restores going to DST: the same [mysql db] source
+# (staging directory, name), DST's socket. $@: more lines for the source.
+dst_conf() {
+    write_conf "$@"
+    sed -i "s|^socket = .*|socket = $DST_DIR/sock|" "$CONF"
+}
+
+# Everything the comparison covers, for one database on one server: rows
+# (CHECKSUM TABLE EXTENDED, COUNT), definitions (SHOW CREATE TABLE), keys
+# (information_schema.STATISTICS but cardinality) and objects.
+db_state() {
+    local server=$1 db=$2 t q
+    fingerprint "$server" "$db"
+    while IFS= read -r t; do
+        q="\`$db\`.\`${t//\`/\`\`}\`"
+        $server -N -e "SHOW CREATE TABLE $q" | cut -f2-
+    done < <(tables_of "$db")
+    $server -N -e "SELECT TABLE_NAME, NON_UNIQUE, INDEX_NAME, SEQ_IN_INDEX, COLUMN_NAME, COLLATION,
+        SUB_PART, NULLABLE, INDEX_TYPE, COMMENT, INDEX_COMMENT, IGNORED FROM information_schema.STATISTICS
+        WHERE TABLE_SCHEMA = '$db' ORDER BY TABLE_NAME, INDEX_NAME, SEQ_IN_INDEX"
+    objects_of "$server" "$db"
+}
+
+drop_on_dst() {
+    local db
+    for db in "$@"; do my_dst -e "DROP DATABASE IF EXISTS \`$db\`"; done
+}
+
+# Rewrite MANIFEST.json (through python: $1) and make the set consistent
+# again: every file's size and BLAKE2b in the manifest, then B2SUMS.
+edit_set() {
+    python3 - "$SET" "$1" <<'PY'
+import hashlib, json, os, sys
+setdir, code = sys.argv[1], sys.argv[2]
+path = os.path.join(setdir, "MANIFEST.json")
+m = json.load(open(path))
+exec(code)
+def b2(p):
+    h = hashlib.blake2b()
+    with open(p, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+for f in m["files"]:
+    p = os.path.join(setdir, f["path"])
+    f["bytes"], f["blake2b"] = os.path.getsize(p), b2(p)
+with open(path, "w") as out:
+    json.dump(m, out, indent=2)
+with open(os.path.join(setdir, "B2SUMS"), "w") as out:
+    for f in m["files"]:
+        out.write(f"{f['blake2b']}  {f['path']}\n")
+    out.write(f"{b2(path)}  MANIFEST.json\n")
+PY
+}
+
+# The connections of user sc on DST (a restore's must all be gone).
+sc_connections() {
+    my_dst -N -e "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE USER = 'sc'"
+}
+
+# The id of a DST connection of sc running an INSERT ("" if none came).
+inserting_connection() {
+    local i id=""
+    for ((i = 0; i < 1500; i++)); do
+        id=$(my_dst -N -e "SELECT ID FROM information_schema.PROCESSLIST WHERE USER = 'sc' AND INFO LIKE 'INSERT INTO%' LIMIT 1")
+        [ -n "$id" ] && break
+        sleep 0.01
+    done
+    echo "$id"
+}
+
+# ---- tests --------------------------------------------------------------------
+
+@test "a parallel restore equals a serial load: rows, CREATE TABLE, keys and objects of types, Chinook, key ranges" {
+    local dbs=(sc_types Chinook sc_chunks sc_keys) db
+    write_conf "database = sc_types" "database = Chinook" "database = sc_chunks" "database = sc_keys"
+    stage_ok
+    [ "$(manifest '["load_index"]["format"]')" = 1 ]
+    [ "$(manifest '["load_index"]["bytes"]')" = "$(stat -c %s "$DUMP")" ]
+    # the serial reference: the stock client
+    drop_on_dst "${dbs[@]}"
+    my_dst <"$DUMP"
+    for db in "${dbs[@]}"; do db_state my_dst "$db" >"$T/serial.$db"; done
+    drop_on_dst "${dbs[@]}"
+    # stagecoach with 4 connections
+    dst_conf "threads = 4"
+    run --separate-stderr sc restore --set latest --to "$T/r1" --apply --source db
+    echo "$stderr"
+    [ "$status" -eq 0 ]
+    [[ "$stderr" == *"(in parallel, 4 connections)"* ]]
+    for db in "${dbs[@]}"; do
+        db_state my_dst "$db" >"$T/parallel.$db"
+        diff "$T/serial.$db" "$T/parallel.$db"
+        # and the rows are the source's
+        diff <(fingerprint my_src "$db") <(fingerprint my_dst "$db")
+    done
+    # the comparison covers what it should: many tables, keys, objects
+    [ "$(grep -c 'UNIQUE KEY `uh`' "$T/parallel.sc_keys")" -eq 1 ]
+    [ "$(wc -l <"$T/parallel.sc_types")" -gt 60 ]
+    grep -q '^TRIGGER w_ai' "$T/parallel.sc_keys"
+    # the trigger did not fire during the load: the log holds what it held
+    [ "$(my_dst -N -e 'SELECT COUNT(*) FROM sc_keys.wlog')" = 2 ]
+}
+
+@test "the JSON report says how the restore ran and how long it took" {
+    write_conf "database = sc_keys"
+    stage_ok
+    drop_on_dst sc_keys
+    dst_conf
+    run --separate-stderr sc --json restore --set latest --to "$T/r1" --apply --source db
+    echo "$stderr"
+    [ "$status" -eq 0 ]
+    echo "$output" >"$T/report.json"
+    local r="[a for a in j['applied'] if a['name'] == 'db'][0]"
+    [ "$(pyjson "$T/report.json" "$r['restore']['method']")" = parallel ]
+    [ "$(pyjson "$T/report.json" "$r['restore']['connections']")" = 2 ]
+    [ "$(pyjson "$T/report.json" "$r['restore']['rows']")" = 250002 ]
+    # w's three secondary keys, one ALTER; wlog's key too
+    [ "$(pyjson "$T/report.json" "$r['restore']['deferred_keys']")" = 2 ]
+    python3 -c "import json,sys; r=json.load(open(sys.argv[1])); a=[x for x in r['applied'] if x['name']=='db'][0]; assert a['restore']['seconds'] > 0" "$T/report.json"
+    diff <(db_state my_src sc_keys) <(db_state my_dst sc_keys)
+}
+
+@test "a set without a load index (an older version's) restores serially, to the same result" {
+    write_conf "database = sc_keys" "database = sc_types"
+    stage_ok
+    edit_set "del [s for s in m['sources'] if s['name'] == 'db'][0]['load_index']"
+    b2sum_check "$SET"
+    drop_on_dst sc_keys sc_types
+    dst_conf
+    run --separate-stderr sc restore --set latest --to "$T/r1" --apply --source db
+    echo "$stderr"
+    [ "$status" -eq 0 ]
+    [[ "$stderr" == *"has no load index"* ]]
+    [[ "$stderr" == *"(serially, 1 connection)"* ]]
+    db_state my_dst sc_keys >"$T/serial"
+    diff <(db_state my_src sc_keys) "$T/serial"
+    # and an index that does not fit the file is not used either
+    edit_set "[s for s in m['sources'] if s['name'] == 'db'][0]['load_index'] = {'format': 1, 'bytes': 5, 'sections': []}"
+    drop_on_dst sc_keys sc_types
+    run --separate-stderr sc restore --set latest --to "$T/r2" --apply --source db
+    [ "$status" -eq 0 ]
+    [[ "$stderr" == *"load index"*"is not usable (another size than the file)"* ]]
+    diff "$T/serial" <(db_state my_dst sc_keys)
+}
+
+@test "a duplicate key in one key range: exit 4, one error naming it, no connection left, the partial target kept" {
+    write_conf "database = sc_keys"
+    stage_ok
+    # the first row of the range from 200000 becomes a second row 1 (the
+    # same length: 000001), then the set is made consistent again
+    grep -q '^(200000,' "$DUMP"
+    sed -i 's/^(200000,/(000001,/' "$DUMP"
+    edit_set "pass"
+    drop_on_dst sc_keys
+    dst_conf
+    run --separate-stderr sc restore --set latest --to "$T/r1" --apply --source db
+    echo "$stderr"
+    [ "$status" -eq 4 ]
+    [[ "$stderr" == *"loading \`sc_keys\`.\`w\`"*"Duplicate entry '1' for key 'PRIMARY'"* ]]
+    [ "$(grep -c 'ERROR' <<<"$stderr")" -eq 1 ]
+    [ "$(sc_connections)" -eq 0 ]
+    # as a serial load that fails: the database stays, with what was loaded
+    [ "$(my_dst -N -e "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = 'sc_keys' AND TABLE_NAME = 'w'")" = 1 ]
+    [ "$(my_dst -N -e 'SELECT COUNT(*) FROM sc_keys.w')" -lt 250000 ]
+}
+
+@test "a worker's connection killed mid-restore: exit 4 naming the table, no connection left" {
+    write_conf "database = sc_keys"
+    stage_ok
+    drop_on_dst sc_keys
+    dst_conf
+    sc restore --set latest --to "$T/r1" --apply --source db >"$T/out" 2>"$T/err" &
+    local pid=$! id
+    sc_track "$pid"
+    id=$(inserting_connection)
+    echo "killing connection $id"
+    [ -n "$id" ]
+    my_dst -e "KILL $id" || true
+    local rc=0
+    wait "$pid" || rc=$?
+    cat "$T/err"
+    [ "$rc" -eq 4 ]
+    grep -q 'loading `sc_keys`.`w`' "$T/err"
+    [ "$(grep -c 'ERROR' "$T/err")" -eq 1 ]
+    [ "$(sc_connections)" -eq 0 ]
+}
+
+@test "SIGINT during a parallel restore stops every connection: exit 130, none left running" {
+    write_conf "database = sc_keys"
+    stage_ok
+    drop_on_dst sc_keys
+    dst_conf "threads = 4"
+    "$SC" -c "$CONF" restore --set latest --to "$T/r1" --apply --source db >"$T/out" 2>"$T/err" &
+    local pid=$! id
+    sc_track "$pid"
+    id=$(inserting_connection)
+    [ -n "$id" ]
+    kill -INT "$pid"
+    local rc=0
+    wait "$pid" || rc=$?
+    cat "$T/err"
+    [ "$rc" -eq 130 ]
+    grep -q 'interrupted' "$T/err"
+    [ "$(sc_connections)" -eq 0 ]
+}
+
+@test "on a terminal, a restore shows rows loaded of the total, the rate and the time left" {
+    write_conf "database = sc_keys"
+    stage_ok
+    drop_on_dst sc_keys
+    dst_conf
+    script -qec "$(printf '%q ' "$SC" -c "$CONF" restore --set latest --to "$T/r1" --apply --source db) 2>&1" \
+        /dev/null >"$T/tty.out" </dev/null
+    cat -v "$T/tty.out" | tail -n 5
+    grep -q $'\r''.*mysql db: restoring: [0-9]* of 250002 rows ([0-9]*%), [0-9]* rows/s' "$T/tty.out"
+    grep -q 'restored into\|restored the dumped databases' "$T/tty.out"
+    # without a terminal, none of it
+    drop_on_dst sc_keys
+    run --separate-stderr sc restore --set latest --to "$T/r2" --apply --source db
+    [ "$status" -eq 0 ]
+    [[ "$stderr" != *"restoring:"* ]]
+}
