@@ -315,6 +315,97 @@ static void test_split_random_texts_in_pieces(void **state)
     }
 }
 
+/* ---- deferred secondary keys --------------------------------------------- */
+
+static void defer(const char *create, const char *want_table, const char *want_alter)
+{
+    char *t, *a;
+    bool ok = my_defer_keys(create, &t, &a);
+    if (want_table == NULL) {
+        assert_false(ok);
+        assert_null(t);
+        assert_null(a);
+        return;
+    }
+    assert_true(ok);
+    assert_string_equal(t, want_table);
+    assert_string_equal(a, want_alter);
+    free(t);
+    free(a);
+}
+
+static void test_defer_keys(void **state)
+{
+    (void)state;
+    /* the bench's second shape: the unique key on a random BINARY(20) */
+    defer("CREATE TABLE `shape` (\n"
+          "  `id` bigint(20) NOT NULL,\n"
+          "  `h` binary(20) NOT NULL,\n"
+          "  `j` longtext NOT NULL CHECK (json_valid(`j`)),\n"
+          "  PRIMARY KEY (`id`),\n"
+          "  UNIQUE KEY `uh` (`h`)\n"
+          ") ENGINE=InnoDB DEFAULT CHARSET=latin1",
+          "CREATE TABLE `shape` (\n"
+          "  `id` bigint(20) NOT NULL,\n"
+          "  `h` binary(20) NOT NULL,\n"
+          "  `j` longtext NOT NULL CHECK (json_valid(`j`)),\n"
+          "  PRIMARY KEY (`id`)\n"
+          ") ENGINE=InnoDB DEFAULT CHARSET=latin1",
+          "ALTER TABLE `shape` ADD UNIQUE KEY `uh` (`h`)");
+    /* several, in their order; kept ones around them; a quoted name */
+    defer("CREATE TABLE `we``ird` (\n"
+          "  `a` int(11) NOT NULL,\n"
+          "  `b` varchar(10) DEFAULT 'x,\\ny' COMMENT 'l1\\nl2',\n"
+          "  `p` point NOT NULL,\n"
+          "  PRIMARY KEY (`a`),\n"
+          "  UNIQUE KEY `ub` (`b`),\n"
+          "  KEY `kb` (`b`(3),`a`) COMMENT 'k,x',\n"
+          "  SPATIAL KEY `p` (`p`),\n"
+          "  KEY `ig` (`a`) IGNORED,\n"
+          "  CONSTRAINT `c` CHECK (`a` > 0)\n"
+          ") ENGINE=InnoDB AUTO_INCREMENT=5",
+          "CREATE TABLE `we``ird` (\n"
+          "  `a` int(11) NOT NULL,\n"
+          "  `b` varchar(10) DEFAULT 'x,\\ny' COMMENT 'l1\\nl2',\n"
+          "  `p` point NOT NULL,\n"
+          "  PRIMARY KEY (`a`),\n"
+          "  SPATIAL KEY `p` (`p`),\n"
+          "  CONSTRAINT `c` CHECK (`a` > 0)\n"
+          ") ENGINE=InnoDB AUTO_INCREMENT=5",
+          "ALTER TABLE `we``ird` ADD UNIQUE KEY `ub` (`b`), ADD KEY `kb` (`b`(3),`a`) COMMENT "
+          "'k,x', ADD KEY `ig` (`a`) IGNORED");
+    static const char base[] = "CREATE TABLE `t` (\n"
+                               "  `a` int(11) NOT NULL,\n"
+                               "  PRIMARY KEY (`a`),\n"
+                               "  KEY `k` (`a`)\n";
+    char *sql;
+    /* left alone: other engines, partitions, versioning */
+    static const char *const options[] = {") ENGINE=MyISAM",
+                                          ") ENGINE=InnoDB\n PARTITION BY HASH (`a`)\nPARTITIONS 2",
+                                          ") ENGINE=InnoDB WITH SYSTEM VERSIONING"};
+    for (size_t i = 0; i < sizeof options / sizeof options[0]; i++) {
+        sql = xasprintf("%s%s", base, options[i]);
+        defer(sql, NULL, NULL);
+        free(sql);
+    }
+    /* foreign keys; no primary key; only a hash key; a line not understood;
+     * not a CREATE TABLE */
+    defer("CREATE TABLE `c` (\n  `a` int(11) NOT NULL,\n  `p` int(11),\n  PRIMARY KEY (`a`),\n"
+          "  KEY `p` (`p`),\n  CONSTRAINT `f` FOREIGN KEY (`p`) REFERENCES `t` (`a`)\n"
+          ") ENGINE=InnoDB",
+          NULL, NULL);
+    defer("CREATE TABLE `u` (\n  `a` int(11) NOT NULL,\n  UNIQUE KEY `a` (`a`)\n) ENGINE=InnoDB",
+          NULL, NULL);
+    defer("CREATE TABLE `h` (\n  `a` int(11) NOT NULL,\n  `b` blob,\n  PRIMARY KEY (`a`),\n"
+          "  UNIQUE KEY `b` (`b`) USING HASH\n) ENGINE=InnoDB",
+          NULL, NULL);
+    defer("CREATE TABLE `t` (\n  `a` int(11) NOT NULL,\n  PRIMARY KEY (`a`),\n  KEY `k` (`a`),\n"
+          "something else\n) ENGINE=InnoDB",
+          NULL, NULL);
+    defer("CREATE SEQUENCE `s` (\n  `a` int\n) ENGINE=InnoDB", NULL, NULL);
+    defer("CREATE TABLE `t` (`a` int) ENGINE=InnoDB", NULL, NULL);
+}
+
 /* ---- DEFINER and delimiter ------------------------------------------------ */
 
 static void strip(const char *in, const char *want)
@@ -712,6 +803,7 @@ int main(void)
         cmocka_unit_test(test_split_errors),
         cmocka_unit_test(test_split_callback_stops),
         cmocka_unit_test(test_split_random_texts_in_pieces),
+        cmocka_unit_test(test_defer_keys),
         cmocka_unit_test(test_strip_definer),
         cmocka_unit_test(test_pick_delimiter),
         cmocka_unit_test(test_encoding_of),

@@ -299,8 +299,11 @@ bool my_defer_keys(const char *create, char **table_sql, char **alter_sql)
         free(def);
         p = eol + 1;
     }
+    /* Without a primary key, InnoDB clusters the rows by the first unique
+     * NOT NULL key: adding that one later would rebuild the table. */
     ok = ok && options != NULL && kept != NULL && deferred != NULL &&
-         strstr(options, "ENGINE=InnoDB") != NULL && strstr(options, "PARTITION BY") == NULL &&
+         strstr(kept, "PRIMARY KEY ") != NULL && strstr(options, "ENGINE=InnoDB") != NULL &&
+         strstr(options, "PARTITION BY") == NULL &&
          strstr(options, "WITH SYSTEM VERSIONING") == NULL;
     if (ok) {
         int ilen = (int)(ident_end - create);

@@ -428,9 +428,9 @@ int my_restore_session(MYSQL *m, const struct source_cfg *cfg, sc_err *err);
 int my_load_parallel(struct my_loader *l, json_t *index, const char *password, unsigned threads);
 /* The CREATE TABLE of an InnoDB table without its secondary keys (KEY,
  * UNIQUE KEY) and the ALTER TABLE that adds them back, both owned; false
- * (both NULL) when nothing is deferred: no such key, another engine,
- * partitions, system versioning, foreign keys, or a statement whose shape
- * is not SHOW CREATE TABLE's. Pure; unit-tested. */
+ * (both NULL) when nothing is deferred: no such key, no primary key,
+ * another engine, partitions, system versioning, foreign keys, or a
+ * statement whose shape is not SHOW CREATE TABLE's. Pure; unit-tested. */
 bool my_defer_keys(const char *create, char **table_sql, char **alter_sql);
 
 #endif
