@@ -8,7 +8,7 @@ build-bench/results.json and a table on stdout. See docs/performance.md.
 Environment:
   BENCH_SCALE   fraction of the full sizes (default 1; 0.05 for a smoke run)
   BENCH_RUNS    runs per tool, alternating A B C A B C ... (default 3)
-  BENCH_ONLY    comma list of parts: sqlite,mysql,hash,incr,mem,pg,pgincr (default all)
+  BENCH_ONLY    comma list of parts: sqlite,mysql,mysql2,restore,hash,incr,mem,pg,pgincr (default all)
   BENCH_BACKUP_CAP  seconds `.backup` may run under load (default 20)
   BENCH_SQLITE_MODES  journal modes of the SQLite part (default wal,delete)
   SC_BENCH_BIN, SC_BENCH_NOHASH_BIN, SC_BENCH_LOAD_BIN: the programs (make sets them)
@@ -26,12 +26,14 @@ import subprocess
 import sys
 import time
 
+import restore as restore_parts  # scripts/bench/restore.py: restore, second MySQL shape, RSS
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BUILD = os.path.join(ROOT, "build-bench")
 GEN_VERSION = 1
 SCALE = float(os.environ.get("BENCH_SCALE", "1"))
 RUNS = int(os.environ.get("BENCH_RUNS", "3"))
-ONLY = set(filter(None, os.environ.get("BENCH_ONLY", "sqlite,mysql,hash,incr,mem,pg,pgincr").split(",")))
+ONLY = set(filter(None, os.environ.get("BENCH_ONLY", "sqlite,mysql,mysql2,restore,hash,incr,mem,pg,pgincr").split(",")))
 BACKUP_CAP = float(os.environ.get("BENCH_BACKUP_CAP", "20"))
 WRITER_RATE = 200
 SC = os.environ.get("SC_BENCH_BIN", os.path.join(BUILD, "stagecoach"))
@@ -658,6 +660,9 @@ def part_hash():
     enc = round(med["age"] / med["stage-enc"], 2)
     row("encrypt", "stagecoach stage, encrypt = yes", t["stage-enc"], size, rss["stage-enc"], enc,
         ">= 1.5x age MB/s", enc >= 1.5, "read + tar + encrypt + BLAKE2b of plaintext and ciphertext + fsync")
+    seal = round(med["stage-enc"] / med["b2sum"], 2)
+    row("encrypt", "  sealed stage vs b2sum of the file", [], None, None, seal, "<= 1.3x b2sum", seal <= 1.3,
+        "time ratio: the BLAKE2b floor of a stage (issue 16)")
     row("encrypt", "age -r (X25519)", t["age"], size, rss["age"], 1.0, None, None,
         "reference: read + encrypt + write, no fsync")
     row("encrypt", "  ceiling: b2sum of the file alone vs age", [], None, None,
@@ -1030,6 +1035,10 @@ def main():
             part_hash()
         if "mysql" in ONLY:
             part_mysql()
+        if "mysql2" in ONLY:
+            restore_parts.part_mysql2(sys.modules[__name__])
+        if "restore" in ONLY:
+            restore_parts.part_restore(sys.modules[__name__])
         if "incr" in ONLY:
             part_incr()
         if "mem" in ONLY:
@@ -1038,11 +1047,12 @@ def main():
             part_pg()
         if "pgincr" in ONLY:
             part_pgincr()
+        restore_parts.part_rss(sys.modules[__name__])
     finally:
         for p in LIVE:
             p.kill()
             p.wait()
-        if ONLY & {"mysql", "incr"}:
+        if ONLY & {"mysql", "mysql2", "restore", "incr"}:
             stop_mysql()
         if ONLY & {"pg", "pgincr"}:
             stop_pg()
