@@ -39,8 +39,9 @@ static void report_restore(struct ctx *c, const struct restore_opts *o, json_t *
     json_array_foreach(applied, i, f)
     {
         const char *to = json_string_value(json_object_get(f, "restored_to"));
-        printf("put back %s %s%s%s\n", json_string_value(json_object_get(f, "kind")),
-               json_string_value(json_object_get(f, "name")), to ? ": " : "", to ? to : "");
+        printf("put back %s %s%s%s in %.1f s\n", json_string_value(json_object_get(f, "kind")),
+               json_string_value(json_object_get(f, "name")), to ? ": " : "", to ? to : "",
+               json_number_value(json_object_get(f, "seconds")));
     }
     json_decref(files);
 }
