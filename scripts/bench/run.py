@@ -663,6 +663,9 @@ def part_hash():
     seal = round(med["stage-enc"] / med["b2sum"], 2)
     row("encrypt", "  sealed stage vs b2sum of the file", [], None, None, seal, "<= 1.3x b2sum", seal <= 1.3,
         "time ratio: the BLAKE2b floor of a stage (issue 16)")
+    row("encrypt", "  floor on 2 cores: (2 x b2sum + age) / 2 vs b2sum", [], None, None,
+        round(1 + med["age"] / (2 * med["b2sum"]), 2), None, None,
+        "two BLAKE2b passes (plaintext, stored bytes) and a ChaCha20-Poly1305 pass shared by two cores")
     row("encrypt", "age -r (X25519)", t["age"], size, rss["age"], 1.0, None, None,
         "reference: read + encrypt + write, no fsync")
     row("encrypt", "  ceiling: b2sum of the file alone vs age", [], None, None,
