@@ -529,24 +529,13 @@ assert new[:len(old)] == old
 PY
 }
 
-# The server id of a worker's connection while it reads rows ("" if none came).
-reading_connection() {
-    local i id=""
-    for ((i = 0; i < 1000; i++)); do
-        id=$(my_src -N -e "SELECT ID FROM information_schema.PROCESSLIST WHERE USER = 'sc' AND INFO LIKE 'SELECT /*!40001 SQL_NO_CACHE */%' LIMIT 1")
-        [ -n "$id" ] && break
-        sleep 0.01
-    done
-    echo "$id"
-}
-
 @test "a worker's connection killed mid-dump: exit 4, no set, nothing left behind" {
     kill_table
     write_conf "database = sc_kill" "threads = 4"
     sc stage >"$T/out" 2>"$T/err" &
     local pid=$! id
     sc_track "$pid"
-    id=$(reading_connection)
+    id=$(running_query my_src 'SELECT /*!40001 SQL_NO_CACHE */%')
     echo "killing connection $id"
     [ -n "$id" ]
     my_src -e "KILL $id" || true
@@ -565,7 +554,7 @@ reading_connection() {
     "$SC" -c "$CONF" stage >"$T/out" 2>"$T/err" & # the binary itself: $! is its pid
     local pid=$! id
     sc_track "$pid"
-    id=$(reading_connection)
+    id=$(running_query my_src 'SELECT /*!40001 SQL_NO_CACHE */%')
     [ -n "$id" ]
     kill -INT "$pid"
     local rc=0

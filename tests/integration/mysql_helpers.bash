@@ -318,3 +318,15 @@ INSERT IGNORE INTO t SELECT seq, REPEAT(CHAR(65 + seq % 26), 300) FROM seq_1_to_
 SQL
 }
 
+
+# The server id of a connection of user sc whose statement is LIKE $2 on
+# server $1 (my_src, my_dst), waiting up to ~15 s for one ("" if none came).
+running_query() {
+    local server=$1 like=$2 i id=""
+    for ((i = 0; i < 1500; i++)); do
+        id=$($server -N -e "SELECT ID FROM information_schema.PROCESSLIST WHERE USER = 'sc' AND INFO LIKE '$like' LIMIT 1")
+        [ -n "$id" ] && break
+        sleep 0.01
+    done
+    echo "$id"
+}

@@ -8,7 +8,7 @@
 # view, routine, trigger and event. Failures in a worker (a duplicate key, a
 # killed connection, SIGINT) end with one error and no connection left.
 
-load helpers
+load restore_helpers
 load mysql_helpers
 
 setup_file() {
@@ -83,47 +83,9 @@ drop_on_dst() {
     for db in "$@"; do my_dst -e "DROP DATABASE IF EXISTS \`$db\`"; done
 }
 
-# Rewrite MANIFEST.json (through python: $1) and make the set consistent
-# again: every file's size and BLAKE2b in the manifest, then B2SUMS.
-edit_set() {
-    python3 - "$SET" "$1" <<'PY'
-import hashlib, json, os, sys
-setdir, code = sys.argv[1], sys.argv[2]
-path = os.path.join(setdir, "MANIFEST.json")
-m = json.load(open(path))
-exec(code)
-def b2(p):
-    h = hashlib.blake2b()
-    with open(p, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-for f in m["files"]:
-    p = os.path.join(setdir, f["path"])
-    f["bytes"], f["blake2b"] = os.path.getsize(p), b2(p)
-with open(path, "w") as out:
-    json.dump(m, out, indent=2)
-with open(os.path.join(setdir, "B2SUMS"), "w") as out:
-    for f in m["files"]:
-        out.write(f"{f['blake2b']}  {f['path']}\n")
-    out.write(f"{b2(path)}  MANIFEST.json\n")
-PY
-}
-
 # The connections of user sc on DST (a restore's must all be gone).
 sc_connections() {
     my_dst -N -e "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE USER = 'sc'"
-}
-
-# The id of a DST connection of sc running an INSERT ("" if none came).
-inserting_connection() {
-    local i id=""
-    for ((i = 0; i < 1500; i++)); do
-        id=$(my_dst -N -e "SELECT ID FROM information_schema.PROCESSLIST WHERE USER = 'sc' AND INFO LIKE 'INSERT INTO%' LIMIT 1")
-        [ -n "$id" ] && break
-        sleep 0.01
-    done
-    echo "$id"
 }
 
 # ---- tests --------------------------------------------------------------------
@@ -181,7 +143,7 @@ inserting_connection() {
 @test "a set without a load index (an older version's) restores serially, to the same result" {
     write_conf "database = sc_keys" "database = sc_types"
     stage_ok
-    edit_set "del [s for s in m['sources'] if s['name'] == 'db'][0]['load_index']"
+    forge_set "$SET" "del [s for s in m['sources'] if s['name'] == 'db'][0]['load_index']"
     b2sum_check "$SET"
     drop_on_dst sc_keys sc_types
     dst_conf
@@ -193,7 +155,7 @@ inserting_connection() {
     db_state my_dst sc_keys >"$T/serial"
     diff <(db_state my_src sc_keys) "$T/serial"
     # and an index that does not fit the file is not used either
-    edit_set "[s for s in m['sources'] if s['name'] == 'db'][0]['load_index'] = {'format': 1, 'bytes': 5, 'sections': []}"
+    forge_set "$SET" "[s for s in m['sources'] if s['name'] == 'db'][0]['load_index'] = {'format': 1, 'bytes': 5, 'sections': []}"
     drop_on_dst sc_keys sc_types
     run --separate-stderr sc restore --set latest --to "$T/r2" --apply --source db
     [ "$status" -eq 0 ]
@@ -208,7 +170,7 @@ inserting_connection() {
     # same length: 000001), then the set is made consistent again
     grep -q '^(200000,' "$DUMP"
     sed -i 's/^(200000,/(000001,/' "$DUMP"
-    edit_set "pass"
+    forge_set "$SET" "put_file('mysql/db/dump.sql', '$DUMP')"
     drop_on_dst sc_keys
     dst_conf
     run --separate-stderr sc restore --set latest --to "$T/r1" --apply --source db
@@ -230,7 +192,7 @@ inserting_connection() {
     sc restore --set latest --to "$T/r1" --apply --source db >"$T/out" 2>"$T/err" &
     local pid=$! id
     sc_track "$pid"
-    id=$(inserting_connection)
+    id=$(running_query my_dst "INSERT INTO %")
     echo "killing connection $id"
     [ -n "$id" ]
     my_dst -e "KILL $id" || true
@@ -251,7 +213,7 @@ inserting_connection() {
     "$SC" -c "$CONF" restore --set latest --to "$T/r1" --apply --source db >"$T/out" 2>"$T/err" &
     local pid=$! id
     sc_track "$pid"
-    id=$(inserting_connection)
+    id=$(running_query my_dst "INSERT INTO %")
     [ -n "$id" ]
     kill -INT "$pid"
     local rc=0

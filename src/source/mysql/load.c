@@ -690,24 +690,13 @@ static int walk(struct pool *p)
     return rc;
 }
 
-static void deadline_in(struct timespec *ts, long ms)
-{
-    clock_gettime(CLOCK_REALTIME, ts);
-    ts->tv_sec += ms / 1000;
-    ts->tv_nsec += (ms % 1000) * 1000000L;
-    if (ts->tv_nsec >= 1000000000L) {
-        ts->tv_sec++;
-        ts->tv_nsec -= 1000000000L;
-    }
-}
-
 /* Until every job is done, a worker failed, or a stop was requested. */
 static int wait_jobs(struct pool *p)
 {
     for (;;) {
         pthread_mutex_lock(&p->mu);
         struct timespec ts;
-        deadline_in(&ts, WAIT_MS);
+        clock_deadline_in(&ts, WAIT_MS);
         if (!p->failed && !finished(p))
             pthread_cond_timedwait(&p->done, &p->mu, &ts);
         bool failed = p->failed, done = finished(p);
