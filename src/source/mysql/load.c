@@ -19,8 +19,9 @@
  *
  * The first failure of any connection stops the load: the workers'
  * connections are killed on the server (KILL CONNECTION from the control
- * connection, so that no statement runs on after us), the threads joined,
- * and that failure is reported; the target keeps what was committed, as a
+ * connection, so that no statement runs on after us, and then waited for
+ * while the server rolls their transactions back), the threads joined, and
+ * that failure is reported; the target keeps what was committed, as a
  * serial load that failed would. SIGINT/SIGTERM do the same (exit 130).
  * Workers never log; progress lines come from the main thread. */
 #include <errno.h>
@@ -44,6 +45,9 @@
 /* The biggest table section the foreign key scan reads (a CREATE TABLE). */
 #define TABLE_SECTION_MAX ((uint64_t)16 * 1024 * 1024)
 #define WAIT_MS 250
+/* How long a failed restore waits for the server to end its killed
+ * connections (rolling back their open transactions). */
+#define KILL_WAIT_MS 60000
 
 enum part_kind { P_SESSION, P_DDL, P_TABLE, P_ROWS, P_POST, P_FOOTER };
 
@@ -566,6 +570,44 @@ static int start_workers(struct pool *p)
     return 0;
 }
 
+/* KILL CONNECTION returns before the server is done with a connection (it
+ * rolls the open transaction back first): wait, up to KILL_WAIT_MS, until
+ * the killed ones are gone from the process list, so that nothing of this
+ * restore runs on after it returns. */
+static void wait_killed(struct pool *p)
+{
+    MYSQL *m = p->l->m;
+    if (m == NULL || p->nworkers == 0)
+        return;
+    char sql[64 + 21 * MY_MAX_THREADS];
+    int n = snprintf(sql, sizeof sql,
+                     "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID IN (");
+    for (size_t i = 0; i < p->nworkers && n > 0 && (size_t)n < sizeof sql; i++)
+        n += snprintf(sql + n, sizeof sql - (size_t)n, "%s%lu", i ? "," : "", p->w[i].id);
+    if (n <= 0 || (size_t)n + 2 > sizeof sql)
+        return;
+    memcpy(sql + n, ")", 2);
+    for (long long until = now_ms() + KILL_WAIT_MS;;) {
+        bool gone = false;
+        if (mysql_query(m, sql) != 0)
+            return; /* the server went away too: nothing runs there */
+        MYSQL_RES *res = mysql_store_result(m);
+        MYSQL_ROW row = res ? mysql_fetch_row(res) : NULL;
+        gone = row != NULL && row[0] != NULL && strcmp(row[0], "0") == 0;
+        if (res != NULL)
+            mysql_free_result(res);
+        if (gone)
+            return;
+        if (now_ms() >= until) {
+            log_warn("mysql %s: the server is still ending the restore's connections",
+                     p->l->cfg->name);
+            return;
+        }
+        struct timespec pause = {0, 50 * 1000000L};
+        nanosleep(&pause, NULL);
+    }
+}
+
 /* Cancel: every worker's connection is killed on the server, so that no
  * statement of ours runs on (a long ALTER included), then joined. */
 static void stop_workers(struct pool *p, bool kill)
@@ -589,6 +631,8 @@ static void stop_workers(struct pool *p, bool kill)
             pthread_join(p->w[i].tid, NULL);
         p->w[i].started = false;
     }
+    if (kill)
+        wait_killed(p);
 }
 
 static void free_pool(struct pool *p)
@@ -693,6 +737,7 @@ static int walk(struct pool *p)
 /* Until every job is done, a worker failed, or a stop was requested. */
 static int wait_jobs(struct pool *p)
 {
+    bool rows_in = false;
     for (;;) {
         pthread_mutex_lock(&p->mu);
         struct timespec ts;
@@ -701,11 +746,21 @@ static int wait_jobs(struct pool *p)
             pthread_cond_timedwait(&p->done, &p->mu, &ts);
         bool failed = p->failed, done = finished(p);
         size_t keys = p->rows_jobs_left == 0 ? p->keys_running : 0;
+        bool all_rows = p->rows_jobs_left == 0;
         pthread_mutex_unlock(&p->mu);
         if (failed || sc_stop_requested)
             return check_stop(p);
-        if (done)
+        /* phase times for the log (-v) and the bench's notes */
+        if (all_rows && !rows_in)
+            log_debug("mysql %s: every row in after %.1f s", p->l->cfg->name,
+                      (double)(now_ms() - p->l->started_ms) / 1000.0);
+        rows_in = rows_in || all_rows;
+        if (done) {
+            log_debug("mysql %s: secondary keys of %lld table(s) built after %.1f s",
+                      p->l->cfg->name, p->l->deferred_keys,
+                      (double)(now_ms() - p->l->started_ms) / 1000.0);
             return 0;
+        }
         char phase[64];
         snprintf(phase, sizeof phase, "building the secondary keys of %zu table%s", keys,
                  keys == 1 ? "" : "s");
@@ -758,6 +813,9 @@ int my_load_parallel(struct my_loader *l, json_t *index, const char *password, u
     log_progress_done();
     if (rc == 0)
         rc = run_objects(&p);
+    if (rc == 0)
+        log_debug("mysql %s: objects and footer done after %.1f s", l->cfg->name,
+                  (double)(now_ms() - l->started_ms) / 1000.0);
     free_pool(&p);
     return rc;
 }
