@@ -81,6 +81,16 @@ def target_sql(R, sock, sql):
     return r.stdout.decode()
 
 
+def server_cpu(R):
+    """CPU seconds (user + system) the target server has used so far: what
+    a load costs the server, less disturbed by other work than wall time."""
+    with open(os.path.join(target_dir(R), "mariadbd.pid")) as f:
+        pid = f.read().strip()
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def checksum(R, sock):
     return target_sql(R, sock, f"CHECKSUM TABLE {SHAPE_DB}.{SHAPE_TABLE} EXTENDED").split()[-1]
 
@@ -157,12 +167,14 @@ def part_restore(R):
         tools = {"stagecoach restore --apply": [], "mariadb < dump.sql": [], "myloader -t 2": [],
                  "myloader -t 2 -e": []}
         rss = {k: 0 for k in tools}
+        cpu = {k: [] for k in tools}  # (client, server) CPU seconds of each run
         to = os.path.join(work, "to")
         for r in range(R.RUNS):
             R.log(f"restore: round {r + 1}/{R.RUNS}")
             for tool in tools:
                 target_sql(R, tsock, f"DROP DATABASE IF EXISTS {SHAPE_DB}")
                 R.rmtree(to)
+                before = server_cpu(R)
                 if tool.startswith("stagecoach"):
                     res = R.measure_rss([R.SC, "-q", "-c", rconf, "restore", "--set", sid, "--to", to, "--apply",
                                          "--source", "shape"], timeout=3600)
@@ -174,6 +186,7 @@ def part_restore(R):
                     res = R.measure_rss(argv + (["-e"] if tool.endswith("-e") else []), timeout=3600)
                 tools[tool].append(res.secs)
                 rss[tool] = max(rss[tool], res.rss_kb)
+                cpu[tool].append((round(res.cpu_s, 2), round(server_cpu(R) - before, 2)))
                 got = checksum(R, tsock)
                 if got != want:
                     raise RuntimeError(f"{tool}: restored checksum {got}, the source's is {want}")
@@ -183,23 +196,29 @@ def part_restore(R):
         R.rmtree(os.path.join(work, "to"))
         R.rmtree(staging)
     med = {k: statistics.median(v) for k, v in tools.items()}
+    cpu_note = {k: "CPU s (client + server) %.1f + %.1f" % (statistics.median(c for c, _ in v),
+                                                              statistics.median(s for _, s in v))
+                for k, v in cpu.items()}
     sc = med["stagecoach restore --apply"]
     rl = round(sc / med["myloader -t 2"], 2)
     rc = round(sc / med["mariadb < dump.sql"], 2)
     R.row("restore", "stagecoach restore --apply", tools["stagecoach restore --apply"], dump_bytes,
           rss["stagecoach restore --apply"], rl, "<= 1.0x myloader -t 2", rl <= 1.0,
-          f"{R.MYSQL_ROWS} rows of the second shape; verify + copy of the set, load, row counts; default threads")
+          f"{R.MYSQL_ROWS} rows of the second shape; verify + copy of the set, load, row counts; default threads; "
+          + cpu_note["stagecoach restore --apply"])
     R.row("restore", "  vs mariadb < dump.sql", [], None, None, rc, "<= 0.5x mariadb", rc <= 0.5, "")
     R.row("restore", "  vs myloader -t 2 -e", [], None, None, round(sc / med["myloader -t 2 -e"], 2), None, None,
           "myloader with the binary log on, as stagecoach and the stock client keep it")
     R.row("restore", "mariadb < dump.sql", tools["mariadb < dump.sql"], dump_bytes, rss["mariadb < dump.sql"],
-          1.0, None, None, "reference: the stock client, stagecoach's dump")
+          1.0, None, None, "reference: the stock client, stagecoach's dump; " + cpu_note["mariadb < dump.sql"])
     R.row("restore", "myloader -t 2", tools["myloader -t 2"], R.dir_bytes(mydir), rss["myloader -t 2"],
           round(med["myloader -t 2"] / med["mariadb < dump.sql"], 2), None, None,
-          "mydumper -t 2 -r 100000 dump; myloader's default: no binary log, 1000 statements a transaction")
+          "mydumper -t 2 -r 100000 dump; myloader's default: no binary log, 1000 statements a transaction; "
+          + cpu_note["myloader -t 2"])
     R.row("restore", "myloader -t 2 -e", tools["myloader -t 2 -e"], R.dir_bytes(mydir), rss["myloader -t 2 -e"],
-          round(med["myloader -t 2 -e"] / med["mariadb < dump.sql"], 2), None, None, "binary log on")
-    R.results["details"]["restore"] = {"rows": R.MYSQL_ROWS, "dump_bytes": dump_bytes, "times": tools,
+          round(med["myloader -t 2 -e"] / med["mariadb < dump.sql"], 2), None, None,
+          "binary log on; " + cpu_note["myloader -t 2 -e"])
+    R.results["details"]["restore"] = {"rows": R.MYSQL_ROWS, "dump_bytes": dump_bytes, "times": tools, "cpu_s": cpu,
                                        "manifest_threads": manifest["sources"][0].get("threads")}
     R.rmtree(mydir)
 
