@@ -164,8 +164,9 @@ def part_restore(R):
         want = R.mysql(f"CHECKSUM TABLE {SHAPE_DB}.{SHAPE_TABLE} EXTENDED").split()[-1]
         # the restores go to the target server, under the same name
         rconf = shape_conf(R, os.path.join(work, "sc-restore.conf"), staging, tsock)
-        tools = {"stagecoach restore --apply": [], "mariadb < dump.sql": [], "myloader -t 2": [],
-                 "myloader -t 2 -e": []}
+        nolog = shape_conf(R, os.path.join(work, "sc-restore-nolog.conf"), staging, tsock, "restore_binlog = no\n")
+        tools = {"stagecoach restore --apply": [], "stagecoach restore --apply, restore_binlog = no": [],
+                 "mariadb < dump.sql": [], "myloader -t 2": [], "myloader -t 2 -e": []}
         rss = {k: 0 for k in tools}
         cpu = {k: [] for k in tools}  # (client, server) CPU seconds of each run
         to = os.path.join(work, "to")
@@ -176,8 +177,8 @@ def part_restore(R):
                 R.rmtree(to)
                 before = server_cpu(R)
                 if tool.startswith("stagecoach"):
-                    res = R.measure_rss([R.SC, "-q", "-c", rconf, "restore", "--set", sid, "--to", to, "--apply",
-                                         "--source", "shape"], timeout=3600)
+                    res = R.measure_rss([R.SC, "-q", "-c", nolog if "binlog" in tool else rconf, "restore", "--set",
+                                         sid, "--to", to, "--apply", "--source", "shape"], timeout=3600)
                 elif tool.startswith("mariadb"):
                     res = R.measure_rss(["sh", "-c", 'mariadb --no-defaults -S "$1" -uroot < "$2"', "sh", tsock,
                                          dump], timeout=3600)
@@ -190,7 +191,8 @@ def part_restore(R):
                 got = checksum(R, tsock)
                 if got != want:
                     raise RuntimeError(f"{tool}: restored checksum {got}, the source's is {want}")
-        RSS.append(("restore --apply", rss["stagecoach restore --apply"]))
+        RSS.append(("restore --apply", max(rss["stagecoach restore --apply"],
+                                           rss["stagecoach restore --apply, restore_binlog = no"])))
     finally:
         stop_target(R)
         R.rmtree(os.path.join(work, "to"))
@@ -209,6 +211,9 @@ def part_restore(R):
     R.row("restore", "  vs mariadb < dump.sql", [], None, None, rc, "<= 0.5x mariadb", rc <= 0.5, "")
     R.row("restore", "  vs myloader -t 2 -e", [], None, None, round(sc / med["myloader -t 2 -e"], 2), None, None,
           "myloader with the binary log on, as stagecoach and the stock client keep it")
+    nl = "stagecoach restore --apply, restore_binlog = no"
+    R.row("restore", nl, tools[nl], dump_bytes, rss[nl], round(med[nl] / med["myloader -t 2"], 2), None, None,
+          "ratio to myloader -t 2: both without the binary log; " + cpu_note[nl])
     R.row("restore", "mariadb < dump.sql", tools["mariadb < dump.sql"], dump_bytes, rss["mariadb < dump.sql"],
           1.0, None, None, "reference: the stock client, stagecoach's dump; " + cpu_note["mariadb < dump.sql"])
     R.row("restore", "myloader -t 2", tools["myloader -t 2"], R.dir_bytes(mydir), rss["myloader -t 2"],

@@ -224,6 +224,43 @@ sc_connections() {
     [ "$(sc_connections)" -eq 0 ]
 }
 
+# The DST server's binary log position (bytes written to the current log).
+dst_binlog_pos() {
+    my_dst -N -e 'SHOW MASTER STATUS' | cut -f2
+}
+
+@test "restore_binlog = no keeps the load out of the binary log; without the privilege it fails" {
+    write_conf "database = sc_keys"
+    stage_ok
+    local before after
+    drop_on_dst sc_keys
+    dst_conf
+    before=$(dst_binlog_pos)
+    run -0 sc restore --set latest --to "$T/r1" --apply --source db
+    after=$(dst_binlog_pos)
+    echo "binary log: $before -> $after"
+    [ $((after - before)) -gt 10000000 ] # the rows, logged as the stock client's are
+    drop_on_dst sc_keys
+    dst_conf "restore_binlog = no"
+    before=$(dst_binlog_pos)
+    run --separate-stderr sc restore --set latest --to "$T/r2" --apply --source db
+    echo "$stderr"
+    [ "$status" -eq 0 ]
+    after=$(dst_binlog_pos)
+    echo "binary log: $before -> $after"
+    [ $((after - before)) -lt 2000 ] # nothing of the load
+    diff <(db_state my_src sc_keys) <(db_state my_dst sc_keys)
+    # an account without SUPER / BINLOG ADMIN
+    my_dst -e "CREATE USER IF NOT EXISTS 'nobin'@'localhost' IDENTIFIED BY '$SC_PASSWORD';
+               GRANT ALL ON \`sc\\_keys\`.* TO 'nobin'@'localhost'"
+    drop_on_dst sc_keys
+    sed -i 's/^user = sc$/user = nobin/' "$CONF"
+    run --separate-stderr sc restore --set latest --to "$T/r3" --apply --source db
+    echo "$stderr"
+    [ "$status" -eq 4 ]
+    [[ "$stderr" == *"restore_binlog = no"*"SUPER or BINLOG ADMIN"* ]]
+}
+
 @test "on a terminal, a restore shows rows loaded of the total, the rate and the time left" {
     write_conf "database = sc_keys"
     stage_ok

@@ -61,6 +61,11 @@ static const char *check_snapshot_lock(const char *value)
                : "expected auto, backup_stage or ftwrl";
 }
 
+static const char *check_yes_no(const char *value)
+{
+    return strcmp(value, "yes") == 0 || strcmp(value, "no") == 0 ? NULL : "expected yes or no";
+}
+
 static const char *check_pattern(const char *value)
 {
     return strchr(value, '.') != NULL ? NULL : "expected a pattern database.table (e.g. app.*)";
@@ -88,6 +93,7 @@ static const struct cfg_key mysql_keys[] = {
     {"max_insert_bytes", CFG_INT, O(max_insert_bytes), false, NULL},
     {"threads", CFG_INT, O(threads), false, NULL},
     {"snapshot_lock", CFG_STR, O(snapshot_lock), false, check_snapshot_lock},
+    {"restore_binlog", CFG_STR, O(restore_binlog), false, check_yes_no},
     {NULL, 0, 0, false, NULL},
 };
 

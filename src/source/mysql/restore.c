@@ -365,6 +365,14 @@ int my_restore_session(MYSQL *m, const struct source_cfg *cfg, sc_err *err)
     free(sql);
     if (rc == 0 && strstr(mysql_get_server_info(m), "MariaDB") != NULL)
         rc = my_exec(m, cfg, "SET SESSION max_statement_time = 0", err);
+    /* restore_binlog = no: the load stays out of the binary log (replicas
+     * do not see it), as myloader's default; it needs SUPER or BINLOG
+     * ADMIN, and a refusal fails the restore rather than logging anyway. */
+    if (rc == 0 && cfg->restore_binlog != NULL && strcmp(cfg->restore_binlog, "no") == 0 &&
+        mysql_query(m, "SET SESSION sql_log_bin = 0") != 0)
+        rc = my_fail(m, cfg, err,
+                     "restore_binlog = no: SET SESSION sql_log_bin = 0 (the account needs SUPER or "
+                     "BINLOG ADMIN)");
     return rc;
 }
 
