@@ -15,7 +15,9 @@
  *              events; what the account cannot see
  *   split.c    splitting a dump into statements (quotes, comments,
  *              DELIMITER), for restore
- *   restore.c  loading a staged dump into a server
+ *   restore.c  loading a staged dump into a server: targets, counts, the
+ *              serial load of sets without a load index
+ *   load.c     the parallel load from the manifest's load index
  *   doctor.c   doctor's pre-flight check: secrets, connection, RELOAD
  * Calls src/core/ and the set's sink (src/stage/); called through
  * source_mysql (src/source/source.h) and, for tests, directly. */
