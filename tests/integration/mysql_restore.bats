@@ -136,7 +136,15 @@ sc_connections() {
     [ "$(pyjson "$T/report.json" "$r['restore']['rows']")" = 250002 ]
     # w's three secondary keys, one ALTER; wlog's key too
     [ "$(pyjson "$T/report.json" "$r['restore']['deferred_keys']")" = 2 ]
-    python3 -c "import json,sys; r=json.load(open(sys.argv[1])); a=[x for x in r['applied'] if x['name']=='db'][0]; assert a['restore']['seconds'] > 0" "$T/report.json"
+    python3 -c "import json,sys; r=json.load(open(sys.argv[1])); a=[x for x in r['applied'] if x['name']=='db'][0]; assert 0 < a['restore']['seconds'] <= a['seconds']" "$T/report.json"
+    diff <(db_state my_src sc_keys) <(db_state my_dst sc_keys)
+    # threads = 1: one worker beside the control connection, the same result
+    drop_on_dst sc_keys
+    dst_conf "threads = 1"
+    run --separate-stderr sc --json restore --set latest --to "$T/r2" --apply --source db
+    [ "$status" -eq 0 ]
+    echo "$output" >"$T/report1.json"
+    [ "$(pyjson "$T/report1.json" "$r['restore']['connections']")" = 1 ]
     diff <(db_state my_src sc_keys) <(db_state my_dst sc_keys)
 }
 
