@@ -28,8 +28,14 @@ static void print_result(const json_t *result, int rc)
         else if (json_is_integer(json_object_get(r, "entries")))
             printf(" (%lld entries match the manifest)",
                    (long long)json_integer_value(json_object_get(r, "entries")));
+        if (json_is_number(json_object_get(r, "seconds")))
+            printf(", %.1f s", json_number_value(json_object_get(r, "seconds")));
         printf("%s%s\n", why ? ": " : "", why ? why : "");
     }
+    json_t *rto = json_object_get(result, "rto_seconds");
+    if (json_is_number(rto))
+        printf("recovery time: %.1f s (%.1f s to read the snapshot back and verify it)\n",
+               json_number_value(rto), json_number_value(json_object_get(result, "fetch_seconds")));
     printf("drill %s\n", rc == 0 ? "passed" : "FAILED");
 }
 

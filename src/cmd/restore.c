@@ -39,8 +39,9 @@ static void report_restore(struct ctx *c, const struct restore_opts *o, json_t *
     json_array_foreach(applied, i, f)
     {
         const char *to = json_string_value(json_object_get(f, "restored_to"));
-        printf("put back %s %s%s%s\n", json_string_value(json_object_get(f, "kind")),
-               json_string_value(json_object_get(f, "name")), to ? ": " : "", to ? to : "");
+        printf("put back %s %s%s%s in %.1f s\n", json_string_value(json_object_get(f, "kind")),
+               json_string_value(json_object_get(f, "name")), to ? ": " : "", to ? to : "",
+               json_number_value(json_object_get(f, "seconds")));
     }
     json_decref(files);
 }
@@ -96,7 +97,8 @@ const struct command command_restore = {
             "into DIR, a new or empty directory, verified file by file against its\n"
             "manifest and decrypted; nothing live is touched. With --apply each source is\n"
             "then put back (SQLite: atomic replace, the old file kept; MySQL: the dump\n"
-            "loaded; paths: guarded extraction). docs/restore.md is the runbook.",
+            "loaded by [mysql] threads connections, progress on a terminal; paths:\n"
+            "guarded extraction). docs/restore.md is the runbook.",
     .options = "  --snapshot ID|latest   read the set back from the repository\n"
                "  --set ID|latest        take a local set instead (no restic)\n"
                "  --to DIR               where the verified plaintext goes (new or empty)\n"

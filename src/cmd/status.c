@@ -25,6 +25,25 @@ static void print_next_check(long long due)
     }
 }
 
+/* The last drill: when, how it went, the recovery time it measured. */
+static void print_drill(json_t *state)
+{
+    json_t *d = json_object_get(state, "last_drill");
+    if (!json_is_object(d)) {
+        printf("last drill:   never\n");
+        return;
+    }
+    json_t *rto = json_object_get(d, "rto_seconds");
+    printf("last drill:   %s, %s", json_string_value(json_object_get(d, "finished")),
+           json_string_value(json_object_get(d, "status")));
+    if (json_is_number(rto))
+        printf(", recovery time %.1f s", json_number_value(rto));
+    printf("\n");
+    const char *e = json_string_value(json_object_get(d, "error"));
+    if (e)
+        printf("              %s\n", e);
+}
+
 static void print_offsite(json_t *state, long long due)
 {
     json_t *last = json_object_get(state, "last_run");
@@ -48,6 +67,7 @@ static void print_offsite(json_t *state, long long due)
         printf("last check:   never\n");
     }
     print_next_check(due);
+    print_drill(state);
     json_t *repo = json_object_get(state, "repository");
     if (json_is_integer(json_object_get(repo, "snapshots")))
         printf("snapshots:    %lld of this host (counted %s)\n",
@@ -72,6 +92,8 @@ static void report_offsite(json_t *report, json_t *state, long long due, long ev
     json_object_set(report, "repository", json_is_object(repo) ? repo : json_null());
     json_t *ret = json_object_get(json_object_get(state, "retention"), "last");
     json_object_set(report, "last_retention", json_is_object(ret) ? ret : json_null());
+    json_t *drill = json_object_get(state, "last_drill");
+    json_object_set(report, "last_drill", json_is_object(drill) ? drill : json_null());
 }
 
 static int cmd_status(struct ctx *c, int argc, char **argv, sc_err *err)

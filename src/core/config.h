@@ -49,6 +49,7 @@ struct source_cfg {
     long max_insert_bytes; /* bound on one multi-row INSERT */
     long threads;          /* connections reading rows in parallel (0: default) */
     char *snapshot_lock;   /* auto | backup_stage | ftwrl (NULL: auto) */
+    char *restore_binlog;  /* yes | no: a restore written to the binary log (NULL: yes) */
     char *password; /* only from the POC's MYSQL_PASSWORD (not a key): in memory, never logged */
 
     /* postgresql (src/source/postgresql/ owns the meaning of these; it shares

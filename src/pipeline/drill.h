@@ -21,7 +21,9 @@ struct drill_opts {
 
 /* Run a drill under the lock; *result (owned) is what state.json's
  * last_drill now holds: {started, finished, snapshot, set, status,
- * exit_code, error, sources: [{name, kind, target, status, ...}]}. */
+ * exit_code, error, seconds, fetch_seconds, rto_seconds (from the start to
+ * the last source back and checked: the recovery time objective measured),
+ * sources: [{name, kind, target, status, seconds, ...}]}. */
 int drill_run(struct ctx *c, const struct drill_opts *o, json_t **result, sc_err *err);
 
 #endif

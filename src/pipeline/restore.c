@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "../core/clock.h"
 #include "../core/fs.h"
 #include "../core/lock.h"
 #include "../core/log.h"
@@ -98,11 +99,15 @@ static int apply_source(struct ctx *c, const struct restore_opts *o, json_t *ent
                        "%s %s: this version cannot put a %s source back; its files are in %s", kind,
                        name, kind, o->to);
     log_info("putting %s %s back%s%s", kind, name, o->into ? " into " : "", o->into ? o->into : "");
+    long long t0 = now_ms();
     int rc = source_of(src)->restore(src, o->to, entry, o->into, o->force, err);
+    /* seconds: putting it back; restore: how, when the kind says (MySQL) */
     if (rc == 0)
-        json_array_append_new(applied, json_pack("{s:s, s:s, s:s?, s:O?}", "name", name, "kind",
-                                                 kind, "into", o->into, "restored_to",
-                                                 json_object_get(entry, "restored_to")));
+        json_array_append_new(applied, json_pack("{s:s, s:s, s:s?, s:O?, s:f, s:O?}", "name", name,
+                                                 "kind", kind, "into", o->into, "restored_to",
+                                                 json_object_get(entry, "restored_to"), "seconds",
+                                                 (double)(now_ms() - t0) / 1000.0, "restore",
+                                                 json_object_get(entry, "restore")));
     return rc;
 }
 

@@ -18,7 +18,7 @@ struct restore_opts {
 /* What was restored, for the command to report (owned: restore_result_free). */
 struct restore_result {
     json_t *manifest;  /* the set's manifest; NULL when nothing was unpacked */
-    json_t *applied;   /* [{name, kind, into, restored_to}] */
+    json_t *applied;   /* [{name, kind, into, restored_to, seconds, restore}] */
     char snapshot[65]; /* the snapshot read back ("" for a local set) */
 };
 

@@ -62,10 +62,11 @@ drill() {
     refute compgen -G "$STAGING/.drill-*"
     [ "$(live_state)" = "$live" ]
 
-    # the human output names each source
+    # the human output names each source, and the recovery time
     run --separate-stderr sc drill --identity "$ID"
     [ "$status" -eq 0 ]
     [[ "$output" == *"sqlite app: ok"* ]]
+    [[ "$output" == *"recovery time: "*" s ("*" s to read the snapshot back and verify it)"* ]]
     [[ "$output" == *"drill passed"* ]]
 }
 
@@ -160,6 +161,20 @@ SQL
     [ "$(pyjson "$REPORT" "$mysql[\"status\"]")" = ok ]
     [ "$(pyjson "$REPORT" "$mysql[\"target\"]")" = "tracker_drill_$short" ]
     [ "$(pyjson "$REPORT" "$mysql[\"rows_total\"]")" = 4 ]
+    # loaded by the parallel path, and timed: the recovery time objective
+    # (start to the last source back and checked) is recorded and shown
+    [ "$(pyjson "$REPORT" "$mysql[\"restore\"][\"method\"]")" = parallel ]
+    python3 - "$REPORT" "$STAGING/state.json" <<'PY2'
+import json, sys
+d = json.load(open(sys.argv[1]))["drill"]
+assert 0 < d["fetch_seconds"] <= d["rto_seconds"] <= d["seconds"], d
+assert sum(s["seconds"] for s in d["sources"]) <= d["rto_seconds"], d
+assert json.load(open(sys.argv[2]))["last_drill"]["rto_seconds"] == d["rto_seconds"]
+PY2
+    run -0 sc status
+    [[ "$output" == *"last drill:   "*", success, recovery time "*" s"* ]]
+    run -0 sc --json status
+    [ "$(pyjson <(echo "$output") 'j["last_drill"]["status"]')" = success ]
     # the live database is untouched
     [ "$(my -N -e 'SELECT COUNT(*) FROM tracker.torrents')" = 3 ]
     # the scratch database is dropped, or reported as left behind (a kind

@@ -221,6 +221,191 @@ static void test_split_callback_stops(void **state)
     strvec_free(&c.stmts);
 }
 
+/* Random texts of the bytes the splitter cares about (quotes, backslashes,
+ * comment starts, delimiters, newlines): fed whole, byte by byte and in
+ * random pieces, they give the same statements and lines. The long runs
+ * copied in one go (quoted strings, code past a statement's first line)
+ * must end exactly where the byte-wise state machine would. */
+static void split_pieces(const char *text, size_t len, unsigned seed, struct collected *c)
+{
+    struct my_splitter s;
+    memset(c, 0, sizeof *c);
+    my_split_init(&s, 1 << 20, collect, c);
+    size_t i = 0;
+    int rc = 0;
+    while (rc == 0 && i < len) {
+        size_t n = seed == 0 ? len : 1 + (size_t)rand_r(&seed) % 7;
+        if (n > len - i)
+            n = len - i;
+        rc = my_split_feed(&s, text + i, n);
+        i += n;
+    }
+    if (rc == 0)
+        rc = my_split_finish(&s);
+    c->stop_after = rc == 0 ? 0 : -1; /* the outcome, compared below */
+    my_split_free(&s);
+}
+
+static void test_split_random_texts_in_pieces(void **state)
+{
+    (void)state;
+    static const char *const atoms[] = {"'",
+                                        "\"",
+                                        "`",
+                                        "\\",
+                                        "\\'",
+                                        "--",
+                                        "-- ",
+                                        "#",
+                                        "/*",
+                                        "*/",
+                                        "/*!",
+                                        ";",
+                                        ";;",
+                                        "\n",
+                                        " ",
+                                        "x",
+                                        "-",
+                                        "/",
+                                        "\n(1,",
+                                        "DELIMITER ;;\n",
+                                        "DELIMITER ;\n"};
+    unsigned seed = 20261203;
+    char text[512];
+    for (int round = 0; round < 4000; round++) {
+        size_t len = 0;
+        int natoms = 1 + rand_r(&seed) % 40;
+        for (int k = 0; k < natoms; k++) {
+            const char *a = atoms[(size_t)rand_r(&seed) % (sizeof atoms / sizeof atoms[0])];
+            size_t n = strlen(a);
+            if (len + n >= sizeof text)
+                break;
+            memcpy(text + len, a, n);
+            len += n;
+        }
+        text[len] = '\0';
+        struct collected whole, bytes, pieces;
+        split_pieces(text, len, 0, &whole);
+        /* byte by byte: pieces of one */
+        struct my_splitter s;
+        memset(&bytes, 0, sizeof bytes);
+        my_split_init(&s, 1 << 20, collect, &bytes);
+        int rc = 0;
+        for (size_t i = 0; rc == 0 && i < len; i++)
+            rc = my_split_feed(&s, text + i, 1);
+        if (rc == 0)
+            rc = my_split_finish(&s);
+        bytes.stop_after = rc == 0 ? 0 : -1;
+        my_split_free(&s);
+        split_pieces(text, len, seed | 1, &pieces);
+        const struct collected *other[] = {&bytes, &pieces};
+        for (size_t o = 0; o < 2; o++) {
+            if (other[o]->stop_after != whole.stop_after || other[o]->stmts.n != whole.stmts.n)
+                fail_msg("round %d: %zu vs %zu statements for: %s", round, other[o]->stmts.n,
+                         whole.stmts.n, text);
+            for (size_t i = 0; i < whole.stmts.n; i++) {
+                assert_string_equal(other[o]->stmts.v[i], whole.stmts.v[i]);
+                if (i < 64)
+                    assert_int_equal(other[o]->lines[i], whole.lines[i]);
+            }
+        }
+        strvec_free(&whole.stmts);
+        strvec_free(&bytes.stmts);
+        strvec_free(&pieces.stmts);
+    }
+}
+
+/* ---- deferred secondary keys --------------------------------------------- */
+
+static void defer(const char *create, const char *want_table, const char *want_alter)
+{
+    char *t, *a;
+    bool ok = my_defer_keys(create, &t, &a);
+    if (want_table == NULL) {
+        assert_false(ok);
+        assert_null(t);
+        assert_null(a);
+        return;
+    }
+    assert_true(ok);
+    assert_string_equal(t, want_table);
+    assert_string_equal(a, want_alter);
+    free(t);
+    free(a);
+}
+
+static void test_defer_keys(void **state)
+{
+    (void)state;
+    /* the bench's second shape: the unique key on a random BINARY(20) */
+    defer("CREATE TABLE `shape` (\n"
+          "  `id` bigint(20) NOT NULL,\n"
+          "  `h` binary(20) NOT NULL,\n"
+          "  `j` longtext NOT NULL CHECK (json_valid(`j`)),\n"
+          "  PRIMARY KEY (`id`),\n"
+          "  UNIQUE KEY `uh` (`h`)\n"
+          ") ENGINE=InnoDB DEFAULT CHARSET=latin1",
+          "CREATE TABLE `shape` (\n"
+          "  `id` bigint(20) NOT NULL,\n"
+          "  `h` binary(20) NOT NULL,\n"
+          "  `j` longtext NOT NULL CHECK (json_valid(`j`)),\n"
+          "  PRIMARY KEY (`id`)\n"
+          ") ENGINE=InnoDB DEFAULT CHARSET=latin1",
+          "ALTER TABLE `shape` ADD UNIQUE KEY `uh` (`h`)");
+    /* several, in their order; kept ones around them; a quoted name */
+    defer("CREATE TABLE `we``ird` (\n"
+          "  `a` int(11) NOT NULL,\n"
+          "  `b` varchar(10) DEFAULT 'x,\\ny' COMMENT 'l1\\nl2',\n"
+          "  `p` point NOT NULL,\n"
+          "  PRIMARY KEY (`a`),\n"
+          "  UNIQUE KEY `ub` (`b`),\n"
+          "  KEY `kb` (`b`(3),`a`) COMMENT 'k,x',\n"
+          "  SPATIAL KEY `p` (`p`),\n"
+          "  KEY `ig` (`a`) IGNORED,\n"
+          "  CONSTRAINT `c` CHECK (`a` > 0)\n"
+          ") ENGINE=InnoDB AUTO_INCREMENT=5",
+          "CREATE TABLE `we``ird` (\n"
+          "  `a` int(11) NOT NULL,\n"
+          "  `b` varchar(10) DEFAULT 'x,\\ny' COMMENT 'l1\\nl2',\n"
+          "  `p` point NOT NULL,\n"
+          "  PRIMARY KEY (`a`),\n"
+          "  SPATIAL KEY `p` (`p`),\n"
+          "  CONSTRAINT `c` CHECK (`a` > 0)\n"
+          ") ENGINE=InnoDB AUTO_INCREMENT=5",
+          "ALTER TABLE `we``ird` ADD UNIQUE KEY `ub` (`b`), ADD KEY `kb` (`b`(3),`a`) COMMENT "
+          "'k,x', ADD KEY `ig` (`a`) IGNORED");
+    static const char base[] = "CREATE TABLE `t` (\n"
+                               "  `a` int(11) NOT NULL,\n"
+                               "  PRIMARY KEY (`a`),\n"
+                               "  KEY `k` (`a`)\n";
+    char *sql;
+    /* left alone: other engines, partitions, versioning */
+    static const char *const options[] = {") ENGINE=MyISAM",
+                                          ") ENGINE=InnoDB\n PARTITION BY HASH (`a`)\nPARTITIONS 2",
+                                          ") ENGINE=InnoDB WITH SYSTEM VERSIONING"};
+    for (size_t i = 0; i < sizeof options / sizeof options[0]; i++) {
+        sql = xasprintf("%s%s", base, options[i]);
+        defer(sql, NULL, NULL);
+        free(sql);
+    }
+    /* foreign keys; no primary key; only a hash key; a line not understood;
+     * not a CREATE TABLE */
+    defer("CREATE TABLE `c` (\n  `a` int(11) NOT NULL,\n  `p` int(11),\n  PRIMARY KEY (`a`),\n"
+          "  KEY `p` (`p`),\n  CONSTRAINT `f` FOREIGN KEY (`p`) REFERENCES `t` (`a`)\n"
+          ") ENGINE=InnoDB",
+          NULL, NULL);
+    defer("CREATE TABLE `u` (\n  `a` int(11) NOT NULL,\n  UNIQUE KEY `a` (`a`)\n) ENGINE=InnoDB",
+          NULL, NULL);
+    defer("CREATE TABLE `h` (\n  `a` int(11) NOT NULL,\n  `b` blob,\n  PRIMARY KEY (`a`),\n"
+          "  UNIQUE KEY `b` (`b`) USING HASH\n) ENGINE=InnoDB",
+          NULL, NULL);
+    defer("CREATE TABLE `t` (\n  `a` int(11) NOT NULL,\n  PRIMARY KEY (`a`),\n  KEY `k` (`a`),\n"
+          "something else\n) ENGINE=InnoDB",
+          NULL, NULL);
+    defer("CREATE SEQUENCE `s` (\n  `a` int\n) ENGINE=InnoDB", NULL, NULL);
+    defer("CREATE TABLE `t` (`a` int) ENGINE=InnoDB", NULL, NULL);
+}
+
 /* ---- DEFINER and delimiter ------------------------------------------------ */
 
 static void strip(const char *in, const char *want)
@@ -617,6 +802,8 @@ int main(void)
         cmocka_unit_test(test_split_empty_and_last),
         cmocka_unit_test(test_split_errors),
         cmocka_unit_test(test_split_callback_stops),
+        cmocka_unit_test(test_split_random_texts_in_pieces),
+        cmocka_unit_test(test_defer_keys),
         cmocka_unit_test(test_strip_definer),
         cmocka_unit_test(test_pick_delimiter),
         cmocka_unit_test(test_encoding_of),

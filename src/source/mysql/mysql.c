@@ -61,6 +61,11 @@ static const char *check_snapshot_lock(const char *value)
                : "expected auto, backup_stage or ftwrl";
 }
 
+static const char *check_yes_no(const char *value)
+{
+    return strcmp(value, "yes") == 0 || strcmp(value, "no") == 0 ? NULL : "expected yes or no";
+}
+
 static const char *check_pattern(const char *value)
 {
     return strchr(value, '.') != NULL ? NULL : "expected a pattern database.table (e.g. app.*)";
@@ -88,6 +93,7 @@ static const struct cfg_key mysql_keys[] = {
     {"max_insert_bytes", CFG_INT, O(max_insert_bytes), false, NULL},
     {"threads", CFG_INT, O(threads), false, NULL},
     {"snapshot_lock", CFG_STR, O(snapshot_lock), false, check_snapshot_lock},
+    {"restore_binlog", CFG_STR, O(restore_binlog), false, check_yes_no},
     {NULL, 0, 0, false, NULL},
 };
 
@@ -164,11 +170,53 @@ struct dump {
     char *single_why;   /* why threads > 1 was not used (owned), or NULL */
     struct my_pool pool;
     size_t nchunks;
+    json_t *sections; /* the load index: where each part of the file starts */
+    uint64_t dump_bytes;
 };
 
 static int interrupted(struct dump *d)
 {
     return sc_fail(d->err, SC_EINTR, "mysql %s: interrupted", d->cfg->name);
+}
+
+/* ---- the load index ------------------------------------------------------ */
+
+/* A new part of the file starts here (docs/mysql.md, "The load index"):
+ * "session" (the header's SETs), "ddl" (databases, sequences), "table" (one
+ * table's DROP and CREATE), "rows" (one key range's INSERTs), "post"
+ * (triggers, views, routines, events), "footer". A part that is empty
+ * (nothing was written since the last one began) is replaced; one of the
+ * same kind and database as the part before continues it. Only positions
+ * in the dump file itself count: rows spooled first are marked when they
+ * are copied in. */
+static json_t *section(struct dump *d, const char *kind, const char *db, const char *table)
+{
+    json_int_t at = (json_int_t)my_out_pos(&d->out);
+    size_t n = json_array_size(d->sections);
+    json_t *last = n ? json_array_get(d->sections, n - 1) : NULL;
+    if (last != NULL && json_integer_value(json_object_get(last, "at")) == at) {
+        json_array_remove(d->sections, n - 1);
+        last = --n ? json_array_get(d->sections, n - 1) : NULL;
+    }
+    const char *lkind = json_string_value(json_object_get(last, "kind"));
+    const char *ldb = json_string_value(json_object_get(last, "db"));
+    if (last != NULL && strcmp(kind, "rows") != 0 && strcmp(kind, "table") != 0 &&
+        strcmp(lkind, kind) == 0 && (db == NULL) == (ldb == NULL) &&
+        (db == NULL || strcmp(db, ldb) == 0))
+        return last;
+    json_t *sec = json_pack("{s:I, s:s}", "at", at, "kind", kind);
+    if (db != NULL)
+        json_object_set_new(sec, "db", json_string(db));
+    if (table != NULL)
+        json_object_set_new(sec, "table", json_string(table));
+    json_array_append_new(d->sections, sec);
+    return sec;
+}
+
+/* A rows part ends: the rows it holds, for progress. */
+static void section_rows(json_t *sec, long long rows)
+{
+    json_object_set_new(sec, "rows", json_integer(rows));
 }
 
 /* Session settings every connection of a dump needs. wait_timeout: the
@@ -415,6 +463,7 @@ static int dump_rows(struct dump *d, struct my_table *t, struct my_out *out)
     int rc = 0;
     t->rows = 0;
     for (size_t i = 0; rc == 0 && i < t->chunks.n; i++) {
+        json_t *sec = out == &d->out ? section(d, "rows", t->db, t->name) : NULL;
         char *sql = my_chunk_select(&t->rows_plan, &t->chunks, i);
         struct my_rows_job j = {.cfg = d->cfg,
                                 .data = d->data,
@@ -428,6 +477,8 @@ static int dump_rows(struct dump *d, struct my_table *t, struct my_out *out)
         rc = my_rows_dump(&j);
         t->rows += j.rows;
         d->max_stmt = j.max_stmt;
+        if (sec != NULL)
+            section_rows(sec, j.rows);
         free(sql);
     }
     /* Let go of the table's metadata lock: DDL on it may proceed now. */
@@ -444,7 +495,10 @@ static int take_rows(struct dump *d, struct my_table *t, struct my_out *out)
     int rc = 0;
     t->rows = 0;
     for (size_t i = 0; rc == 0 && i < t->chunks.n; i++) {
+        json_t *sec = section(d, "rows", t->db, t->name);
+        long long before = t->rows;
         rc = my_pool_take(&d->pool, t, out, &t->rows, &d->max_stmt, d->err);
+        section_rows(sec, t->rows - before);
         if (rc == 0 && log_progress_enabled())
             log_progress("mysql %s: %s: %lld rows", d->cfg->name, label, t->rows);
     }
@@ -621,15 +675,19 @@ static int write_footer(struct dump *d)
 
 static int write_table(struct dump *d, struct my_table *t)
 {
+    section(d, t->kind == MY_SEQUENCE ? "ddl" : "table", t->db,
+            t->kind == MY_SEQUENCE ? NULL : t->name);
     int rc = my_write_table_ddl(&d->w, t);
     if (rc == 0 && t->kind == MY_SEQUENCE)
         return my_write_sequence_value(&d->w, d->data, t);
-    if (rc == 0 && t->spooled)
+    if (rc == 0 && t->spooled) {
+        section_rows(section(d, "rows", t->db, t->name), t->rows);
         rc = my_out_copy_from(&d->out, d->spool_fd, t->spool_off, t->spool_len);
-    else if (rc == 0 && d->threads > 1)
+    } else if (rc == 0 && d->threads > 1)
         rc = take_rows(d, t, &d->out);
     else if (rc == 0)
         rc = dump_rows(d, t, &d->out);
+    section(d, "post", t->db, NULL);
     if (rc == 0)
         rc = my_write_triggers(&d->w, t);
     d->rows_total += t->rows;
@@ -641,6 +699,7 @@ static int write_table(struct dump *d, struct my_table *t)
  * then tables, view stand-ins, routines and events. */
 static int write_db(struct dump *d, const struct my_db *db)
 {
+    section(d, "ddl", db->name, NULL);
     int rc = my_write_database(&d->w, db->name);
     if (rc == 0)
         rc = my_check_visibility(&d->w, db->name, d->mariadb);
@@ -654,6 +713,7 @@ static int write_db(struct dump *d, const struct my_db *db)
         if (t[i].kind == MY_TABLE)
             rc = write_table(d, &t[i]);
     }
+    section(d, "post", db->name, NULL);
     for (size_t i = 0; rc == 0 && i < db->n; i++)
         if (t[i].kind == MY_VIEW)
             rc = my_write_view_standin(&d->w, &t[i]);
@@ -674,6 +734,7 @@ static int write_views(struct dump *d, const struct my_db *db)
         if (t[i].kind != MY_VIEW)
             continue;
         if (!any) {
+            section(d, "post", db->name, NULL);
             char *id = my_ident(db->name);
             rc = my_out_printf(&d->out, "\n--\n-- Views of %s\n--\n\nUSE %s;\n", id, id);
             free(id);
@@ -700,13 +761,16 @@ static int write_dump(struct dump *d)
                               .strip_definer = d->st.strip_definer,
                               .entry = d->entry,
                               .err = d->err};
+    section(d, "session", NULL, NULL);
     int rc = write_header(d);
     for (size_t i = 0; rc == 0 && i < d->plan.ndbs; i++)
         rc = write_db(d, &d->plan.dbs[i]);
     for (size_t i = 0; rc == 0 && i < d->plan.ndbs; i++)
         rc = write_views(d, &d->plan.dbs[i]);
+    section(d, "footer", NULL, NULL);
     if (rc == 0)
         rc = write_footer(d);
+    d->dump_bytes = my_out_pos(&d->out);
     if (rc == 0)
         rc = my_out_flush(&d->out);
     if (rc == 0) {
@@ -785,6 +849,9 @@ static void describe(struct dump *d)
     json_object_set_new(e, "databases", dbs);
     json_object_set_new(e, "tables", tables);
     json_object_set_new(e, "rows_total", json_integer(d->rows_total));
+    json_object_set_new(e, "load_index",
+                        json_pack("{s:i, s:I, s:O}", "format", MY_LOAD_INDEX_FORMAT, "bytes",
+                                  (json_int_t)d->dump_bytes, "sections", d->sections));
     json_object_set_new(e, "objects",
                         json_pack("{s:I, s:I, s:I, s:I}", "views", (json_int_t)d->w.views,
                                   "triggers", (json_int_t)d->w.triggers, "routines",
@@ -809,11 +876,17 @@ static void cleanup(struct dump *d)
     my_free_password(d->password);
     my_plan_free(&d->plan);
     free(d->relpath);
+    json_decref(d->sections);
 }
 
 static int mysql_stage(const struct source_cfg *src, struct set *set, json_t *entry, sc_err *err)
 {
-    struct dump d = {.cfg = src, .set = set, .entry = entry, .err = err, .spool_fd = -1};
+    struct dump d = {.cfg = src,
+                     .set = set,
+                     .entry = entry,
+                     .err = err,
+                     .spool_fd = -1,
+                     .sections = json_array()};
     my_settings_of(src, &d.st);
     my_pool_init(&d.pool, src, set->tmpdir, d.st.max_insert);
     long long t0 = now_ms();

@@ -15,7 +15,9 @@
  *              events; what the account cannot see
  *   split.c    splitting a dump into statements (quotes, comments,
  *              DELIMITER), for restore
- *   restore.c  loading a staged dump into a server
+ *   restore.c  loading a staged dump into a server: targets, counts, the
+ *              serial load of sets without a load index
+ *   load.c     the parallel load from the manifest's load index
  *   doctor.c   doctor's pre-flight check: secrets, connection, RELOAD
  * Calls src/core/ and the set's sink (src/stage/); called through
  * source_mysql (src/source/source.h) and, for tests, directly. */
@@ -61,6 +63,9 @@
 
 /* The dump's one file, inside the set: mysql/<NAME>/dump.sql. */
 #define MY_DUMP_FILE "dump.sql"
+/* The manifest's load_index: where each part of the dump starts, so that a
+ * restore can load tables in parallel (restore.c, load.c). */
+#define MY_LOAD_INDEX_FORMAT 1
 
 /* The effective settings of a source, defaults applied. */
 struct my_settings {
@@ -368,16 +373,66 @@ struct probe;
 void my_doctor(const struct source_cfg *s, struct probe *p);
 void my_doctor_secrets(const struct source_cfg *s, struct probe *p);
 
-/* ---- restore (restore.c) -------------------------------------------------- */
+/* ---- restore (restore.c, load.c) ----------------------------------------- */
 
 /* The source_ops restore: load the staged dump of entry (in setdir) into
  * the configured server, under the original database names or, for a dump
  * of one database, under `into`. A target that holds anything is refused
  * (exit 1) unless force, which drops it first. Row counts are compared with
  * the manifest afterwards (exit 7 on a difference). */
-/* drill: drop the scratch database restore made with into. */
-int my_discard(const struct source_cfg *src, const char *into, sc_err *err);
 int my_restore(const struct source_cfg *src, const char *setdir, json_t *entry, const char *into,
                bool force, sc_err *err);
+/* drill: drop the scratch database restore made with into. */
+int my_discard(const struct source_cfg *src, const char *into, sc_err *err);
+
+/* One restore: the control connection (DDL, objects, counts) and what the
+ * loaders share. */
+struct my_loader {
+    const struct source_cfg *cfg;
+    MYSQL *m;
+    const char *into;    /* NULL: the names in the dump */
+    const char *from_db; /* the dump's one database, when into */
+    const char *path;    /* the dump file, and fd open on it */
+    int fd;
+    uint64_t bytes; /* its size */
+    long long statements;
+    long long rows_total; /* the manifest's, for progress */
+    atomic_llong rows_done;
+    long long started_ms, progress_ms;
+    unsigned connections;    /* worker connections of a parallel load; 0: serial */
+    long long deferred_keys; /* secondary keys built after their table's rows */
+    sc_err *err;
+};
+/* Parse a `quoted` identifier at p: its unquoted name (owned) and the bytes
+ * it took; NULL when p holds none. */
+char *my_parse_ident(const char *p, size_t *used);
+/* Where a database of the dump goes: into, or its own name. */
+const char *my_target_db(const struct my_loader *l, const char *db);
+/* A progress line on a terminal (at most every 250 ms): rows loaded of the
+ * manifest's total, rate, time left; or, with phase, what is being done. */
+void my_restore_progress(struct my_loader *l, const char *phase);
+/* Run one statement of the dump on the control connection (a my_stmt_fn on
+ * a my_loader): CREATE DATABASE and USE pointed at into, results drained,
+ * INSERTed rows counted, a stop request honoured. */
+int my_load_statement(void *ctx, const char *sql, size_t len, long line);
+/* Split bytes [off, off + len) of fd (path, for messages; len may run past
+ * the end) into statements for fn. */
+int my_split_range(int fd, const char *path, const char *name, uint64_t off, uint64_t len,
+                   my_stmt_fn fn, void *ctx, sc_err *err);
+/* The session settings of every connection of a restore (timeouts). */
+int my_restore_session(MYSQL *m, const struct source_cfg *cfg, sc_err *err);
+
+/* my_load_parallel's answer when the set cannot be loaded in parallel (no
+ * load index, or one that does not fit the file): load it serially. */
+#define MY_LOAD_NO_INDEX (-2)
+/* Load an indexed dump with `threads` worker connections besides l's
+ * (load.c). password: for the workers. */
+int my_load_parallel(struct my_loader *l, json_t *index, const char *password, unsigned threads);
+/* The CREATE TABLE of an InnoDB table without its secondary keys (KEY,
+ * UNIQUE KEY) and the ALTER TABLE that adds them back, both owned; false
+ * (both NULL) when nothing is deferred: no such key, no primary key,
+ * another engine, partitions, system versioning, foreign keys, or a
+ * statement whose shape is not SHOW CREATE TABLE's. Pure; unit-tested. */
+bool my_defer_keys(const char *create, char **table_sql, char **alter_sql);
 
 #endif
