@@ -6,7 +6,7 @@
 load restore_helpers
 
 setup_file() {
-    restore_setup_file
+    template_repo_make
 }
 
 setup() {
@@ -195,7 +195,7 @@ teardown() {
 }
 
 @test "verify --snapshot on an encrypted snapshot: read back from restic, decrypted, checked" {
-    use_template_repo
+    template_repo_use
     use_encryption
     run_ok
     run --separate-stderr sc --json verify --snapshot latest --identity "$ID"

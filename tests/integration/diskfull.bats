@@ -54,15 +54,6 @@ grow_db() {
         INSERT INTO ballast SELECT randomblob(1000) FROM n;"
 }
 
-stage_ok() {
-    run --separate-stderr sc stage
-    if [ "$status" -ne 0 ]; then
-        echo "stage failed ($status): $stderr" >&2
-        return 1
-    fi
-    SET="$(last_line)"
-}
-
 # The earlier set is intact: verify (hashes), b2sum -c, and its copy of the
 # database holds the rows it held.
 earlier_set_intact() {

@@ -4,20 +4,13 @@
 
 load helpers
 
-# One repository for the file (restic init takes seconds); each test copies it.
 setup_file() {
-    TEMPLATE_REPO="$BATS_FILE_TMPDIR/template-repo"
-    TEMPLATE_PASS="$BATS_FILE_TMPDIR/template.pass"
-    (umask 077 && printf 'template-password-%s\n' "$RANDOM$RANDOM" >"$TEMPLATE_PASS")
-    RESTIC_PASSWORD_FILE="$TEMPLATE_PASS" restic --no-cache -q -r "$TEMPLATE_REPO" init >/dev/null
-    export TEMPLATE_REPO TEMPLATE_PASS
+    template_repo_make
 }
 
 setup() {
     sc_setup
-    cp -a "$TEMPLATE_REPO" "$REPO"
-    cp "$TEMPLATE_PASS" "$PASS"
-    chmod 600 "$PASS"
+    template_repo_use
 }
 
 teardown() {

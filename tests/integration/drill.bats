@@ -6,12 +6,12 @@
 load restore_helpers
 
 setup_file() {
-    restore_setup_file
+    template_repo_make
 }
 
 setup() {
     sc_setup
-    use_template_repo
+    template_repo_use
 }
 
 teardown() {

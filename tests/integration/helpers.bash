@@ -308,3 +308,40 @@ lines = [l for l in open(d + "/B2SUMS") if not l.endswith("  MANIFEST.json\n")]
 open(d + "/B2SUMS", "w").write("".join(lines) + h + "  MANIFEST.json\n")
 PY
 }
+
+# Stage; SET is the published set's directory (stage's last line). On a
+# failure, says so with stage's stderr and returns 1. Suites that need more
+# (the dump's path) wrap it.
+stage_ok() {
+    run --separate-stderr sc stage "$@"
+    if [ "$status" -ne 0 ]; then
+        echo "stage failed ($status): $stderr" >&2
+        return 1
+    fi
+    SET="$(last_line)"
+}
+
+# One restic repository made once per .bats file, in setup_file:
+# TEMPLATE_REPO, TEMPLATE_PASS. restic derives its key with scrypt tuned to
+# ~0.5 s at init and pays that on every command (a run makes about six), so
+# the key is re-wrapped with cheap parameters (tests/helpers/restic_fastkey.py):
+# the same repository format, only the password-to-key step is faster.
+template_repo_make() {
+    TEMPLATE_REPO="$BATS_FILE_TMPDIR/template-repo"
+    TEMPLATE_PASS="$BATS_FILE_TMPDIR/template.pass"
+    (umask 077 && printf 'template-%s\n' "$RANDOM$RANDOM$RANDOM" >"$TEMPLATE_PASS")
+    RESTIC_PASSWORD_FILE="$TEMPLATE_PASS" XDG_CACHE_HOME="$BATS_FILE_TMPDIR/cache" \
+        restic --no-cache -q -r "$TEMPLATE_REPO" init >/dev/null
+    python3 "$SC_ROOT/tests/helpers/restic_fastkey.py" "$TEMPLATE_REPO" "$TEMPLATE_PASS" ||
+        [ $? -eq 3 ]
+    export TEMPLATE_REPO TEMPLATE_PASS
+}
+
+# A copy of the template repository at DIR (default $REPO); $PASS its password.
+template_repo_use() {
+    local dir=${1:-$REPO}
+    mkdir -p "${dir%/*}"
+    cp -a "$TEMPLATE_REPO" "$dir"
+    cp "$TEMPLATE_PASS" "$PASS"
+    chmod 600 "$PASS"
+}

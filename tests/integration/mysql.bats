@@ -36,7 +36,7 @@ teardown() {
 # ---- tests --------------------------------------------------------------------
 
 @test "every type round-trips: the stock client loads the dump and every checksum matches" {
-    stage_ok
+    stage_dump_ok
     [ -f "$DUMP" ]
     [ "$(sc_tree "$SET")" = "$(printf '%s\n' B2SUMS MANIFEST.json mysql/db/dump.sql)" ]
     b2sum_check "$SET"
@@ -70,7 +70,7 @@ teardown() {
 }
 
 @test "the manifest states method, consistency, counts, binlog position and load command" {
-    stage_ok
+    stage_dump_ok
     [ "$(manifest '["kind"]')" = mysql ]
     [ "$(manifest '["consistency"]')" = "single-transaction+backup-stage" ]
     [[ "$(manifest '["server_version"]')" == *MariaDB* ]]
@@ -100,7 +100,7 @@ teardown() {
 
 @test "Chinook round-trips through the stock client" {
     write_conf "database = Chinook"
-    stage_ok
+    stage_dump_ok
     load_into_dst Chinook
     fingerprint my_src Chinook >"$T/src.fp"
     fingerprint my_dst Chinook >"$T/dst.fp"
@@ -115,17 +115,17 @@ teardown() {
 
 @test "an unchanged database dumps to identical bytes" {
     write_conf "database = sc_types" "database = Chinook"
-    stage_ok
+    stage_dump_ok
     local first=$DUMP
     sleep 1 # a new set id
-    stage_ok
+    stage_dump_ok
     [ "$DUMP" != "$first" ]
     cmp "$first" "$DUMP"
 }
 
 @test "no database named: every non-system database is dumped" {
     write_conf
-    stage_ok
+    stage_dump_ok
     run -0 manifest '["databases"]'
     [[ "$output" == *'"Chinook"'* ]]
     [[ "$output" == *'"sc_types"'* ]]
@@ -137,24 +137,24 @@ teardown() {
 @test "include_tables and exclude_tables select tables by db.table pattern" {
     write_conf "database = sc_types" "include_tables = sc_types.n*" "include_tables = sc_types.ints" \
         "exclude_tables = sc_types.nopk"
-    stage_ok
+    stage_dump_ok
     [ "$(manifest '["tables"]["sc_types"]' | python3 -c 'import json,sys; print(" ".join(sorted(json.load(sys.stdin))))')" = "ints nets nums" ]
     ! grep -q 'CREATE TABLE `nopk`' "$DUMP"
 }
 
 @test "definer = strip removes DEFINER from views, triggers, routines and events" {
     write_conf "database = sc_types" "definer = strip"
-    stage_ok
+    stage_dump_ok
     grep -q 'CREATE TRIGGER' "$DUMP"
     ! grep -q 'DEFINER=' "$DUMP"
     write_conf "database = sc_types"
-    stage_ok
+    stage_dump_ok
     [ "$(grep -c 'DEFINER=`root`@`localhost`' "$DUMP")" -ge 7 ]
 }
 
 @test "max_insert_bytes bounds every multi-row INSERT (a longer row stands alone)" {
     write_conf "database = sc_types" "max_insert_bytes = 4096"
-    stage_ok
+    stage_dump_ok
     python3 - "$DUMP" <<'PY'
 import sys
 data = open(sys.argv[1], 'rb').read().decode()
@@ -220,7 +220,7 @@ for i in range(150000):
     local before after
     before=$(my_src -N -e 'SELECT COUNT(*) FROM sc_busy.c_z')
     write_conf "database = sc_busy" "threads = 4" "$@"
-    stage_ok
+    stage_dump_ok
     [ "$(manifest '["threads"]')" = 4 ]
     [ "$(manifest '["chunks"]')" -gt 3 ] # c_m_big is read in several ranges
     after=$(my_src -N -e 'SELECT COUNT(*) FROM sc_busy.c_z')
@@ -269,7 +269,7 @@ for i in range(150000):
 @test "without RELOAD, the non-transactional tables are named in the warnings, and one connection reads" {
     write_conf "database = sc_types" "threads = 4"
     sed -i 's/^user = sc$/user = noreload/' "$CONF"
-    stage_ok
+    stage_dump_ok
     [ "$(manifest '["consistency"]')" = "single-transaction" ]
     # no lock, so no snapshot shared by several connections: one reads all
     [ "$(manifest '["threads"]')" = 1 ]
@@ -290,7 +290,7 @@ for i in range(150000):
 @test "objects the account cannot see are named in the warnings, not silently missing" {
     write_conf "database = sc_types"
     sed -i 's/^user = sc$/user = mini/' "$CONF"
-    stage_ok
+    stage_dump_ok
     run -0 manifest '["warnings"]'
     echo "$output"
     [[ "$output" == *'events of `sc_types` are not in the dump: the account lacks the EVENT privilege'* ]]
@@ -298,13 +298,13 @@ for i in range(150000):
     [[ "$output" == *'routines of `sc_types` that the account did not define may be missing'* ]]
     # the full account sees everything and warns about nothing
     write_conf "database = sc_types"
-    stage_ok
+    stage_dump_ok
     [ "$(manifest '["warnings"]')" = "[]" ]
 }
 
 @test "only InnoDB tables and threads = 1: no lock is taken at all" {
     write_conf "database = Chinook" "threads = 1"
-    stage_ok
+    stage_dump_ok
     [ "$(manifest '["threads"]')" = 1 ]
     [ "$(manifest '["method"]')" = "logical SQL dump over libmariadb (in-process), one connection" ]
     [ "$(manifest '["consistency"]')" = "single-transaction" ]
@@ -320,7 +320,7 @@ for i in range(150000):
         printf 'password_file = my.pass\ndatabase = Chinook\n'
         printf '\n[restic]\nrepository = %s\npassword_file = restic.pass\n' "$REPO"
     } >"$CONF"
-    stage_ok
+    stage_dump_ok
     [ "$(manifest '["tables"]["Chinook"]["Track"]')" = 3503 ]
 }
 
@@ -336,7 +336,7 @@ for i in range(150000):
         } >"$CONF"
     }
     tls_conf "$SRC_DIR/tls/ca.pem"
-    stage_ok
+    stage_dump_ok
     [[ "$(manifest '["tls"]')" == TLS* ]]
     tls_conf "$SRC_DIR/tls/other-ca.pem"
     run --separate-stderr sc stage
@@ -345,7 +345,7 @@ for i in range(150000):
     [[ "$stderr" == *"cannot connect"* ]]
     # without TLS options over the socket: plain, and the manifest says so
     write_conf "database = Chinook"
-    stage_ok
+    stage_dump_ok
     [ "$(manifest '["tls"]')" = false ]
 }
 
@@ -368,12 +368,12 @@ for i in range(150000):
     printf '[client]\nuser = sc\npassword = %s\nsocket = %s\n' "$SC_PASSWORD" "$SRC_DIR/sock" >"$T/my.cnf"
     chmod 600 "$T/my.cnf"
     printf '[staging]\ndir = staging\n\n[mysql db]\noption_file = my.cnf\ndatabase = Chinook\n\n[restic]\nrepository = %s\npassword_file = restic.pass\n' "$REPO" >"$CONF"
-    stage_ok
+    stage_dump_ok
     [ "$(manifest '["tables"]["Chinook"]["Genre"]')" = 25 ]
     # a group of its own
     printf '[backup]\nuser = sc\npassword = %s\nsocket = %s\n' "$SC_PASSWORD" "$SRC_DIR/sock" >"$T/my.cnf"
     printf '[staging]\ndir = staging\n\n[mysql db]\noption_file = my.cnf\ngroup = backup\ndatabase = Chinook\n\n[restic]\nrepository = %s\npassword_file = restic.pass\n' "$REPO" >"$CONF"
-    stage_ok
+    stage_dump_ok
 }
 
 @test "a wrong password: exit 4, the server's reason, and the password is never shown" {
@@ -475,7 +475,7 @@ time.sleep(60)
 @test "threads = 1 and threads = 4 write identical dumps that restore to the same data" {
     chunks_sql | my_src
     write_conf "database = sc_types" "database = Chinook" "database = sc_chunks" "threads = 1"
-    stage_ok
+    stage_dump_ok
     [ "$(manifest '["threads"]')" = 1 ]
     local one=$DUMP chunks
     chunks=$(manifest '["chunks"]')
@@ -483,7 +483,7 @@ time.sleep(60)
     [ "$chunks" -gt 30 ]
     sleep 1 # a new set id
     write_conf "database = sc_types" "database = Chinook" "database = sc_chunks" "threads = 4"
-    stage_ok
+    stage_dump_ok
     [ "$(manifest '["threads"]')" = 4 ]
     [ "$(manifest '["chunks"]')" = "$chunks" ]
     [[ "$(manifest '["method"]')" == *"4 connections sharing one snapshot"* ]]
@@ -507,7 +507,7 @@ time.sleep(60)
     local before=$DUMP
     my_src -e "INSERT INTO sc_chunks.s (id, v) SELECT 300000 + seq, 'new' FROM sc_chunks.seq_1_to_20000"
     sleep 1 # a new set id
-    stage_ok
+    stage_dump_ok
     my_src -e "DELETE FROM sc_chunks.s WHERE id > 300000"
     python3 - "$before" "$DUMP" <<'PY'
 import sys
@@ -610,7 +610,7 @@ SQL
 
 @test "restore --apply --into loads a set into another database, refusing a non-empty one" {
     write_conf "database = sc_types" "definer = keep"
-    stage_ok
+    stage_dump_ok
     my_src -e 'DROP DATABASE IF EXISTS sc_drill'
     run --separate-stderr sc restore --set latest --to "$T/r1" --apply --source db --into sc_drill
     echo "$output $stderr"
@@ -635,7 +635,7 @@ SQL
 @test "restore --apply without --into puts the databases back under their names" {
     my_src -e 'CREATE DATABASE sc_small; CREATE TABLE sc_small.t (id INT PRIMARY KEY, v BLOB); INSERT INTO sc_small.t VALUES (1, 0x00FF), (2, NULL)'
     write_conf "database = sc_small"
-    stage_ok
+    stage_dump_ok
     local before
     before=$(my_src -N -e 'CHECKSUM TABLE sc_small.t EXTENDED')
     run --separate-stderr sc restore --set latest --to "$T/r1" --apply --source db

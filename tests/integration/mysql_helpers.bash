@@ -62,13 +62,9 @@ write_conf() {
     } >"$CONF"
 }
 
-stage_ok() {
-    run --separate-stderr sc stage "$@"
-    if [ "$status" -ne 0 ]; then
-        echo "stage failed ($status): $stderr" >&2
-        return 1
-    fi
-    SET="$(last_line)"
+# Stage (helpers.bash); DUMP is the dump's place in the set.
+stage_dump_ok() {
+    stage_ok "$@" || return 1
     DUMP="$SET/mysql/db/dump.sql"
 }
 

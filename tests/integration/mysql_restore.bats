@@ -93,7 +93,7 @@ sc_connections() {
 @test "a parallel restore equals a serial load: rows, CREATE TABLE, keys and objects of types, Chinook, key ranges" {
     local dbs=(sc_types Chinook sc_chunks sc_keys) db
     write_conf "database = sc_types" "database = Chinook" "database = sc_chunks" "database = sc_keys"
-    stage_ok
+    stage_dump_ok
     [ "$(manifest '["load_index"]["format"]')" = 1 ]
     [ "$(manifest '["load_index"]["bytes"]')" = "$(stat -c %s "$DUMP")" ]
     # the serial reference: the stock client
@@ -123,7 +123,7 @@ sc_connections() {
 
 @test "the JSON report says how the restore ran and how long it took" {
     write_conf "database = sc_keys"
-    stage_ok
+    stage_dump_ok
     drop_on_dst sc_keys
     dst_conf
     run --separate-stderr sc --json restore --set latest --to "$T/r1" --apply --source db
@@ -150,7 +150,7 @@ sc_connections() {
 
 @test "a set without a load index (an older version's) restores serially, to the same result" {
     write_conf "database = sc_keys" "database = sc_types"
-    stage_ok
+    stage_dump_ok
     forge_set "$SET" "del [s for s in m['sources'] if s['name'] == 'db'][0]['load_index']"
     b2sum_check "$SET"
     drop_on_dst sc_keys sc_types
@@ -173,7 +173,7 @@ sc_connections() {
 
 @test "a duplicate key in one key range: exit 4, one error naming it, no connection left, the partial target kept" {
     write_conf "database = sc_keys"
-    stage_ok
+    stage_dump_ok
     # the first row of the range from 200000 becomes a second row 1 (the
     # same length: 000001), then the set is made consistent again
     grep -q '^(200000,' "$DUMP"
@@ -194,7 +194,7 @@ sc_connections() {
 
 @test "a worker's connection killed mid-restore: exit 4 naming the table, no connection left" {
     write_conf "database = sc_keys"
-    stage_ok
+    stage_dump_ok
     drop_on_dst sc_keys
     dst_conf
     sc restore --set latest --to "$T/r1" --apply --source db >"$T/out" 2>"$T/err" &
@@ -215,7 +215,7 @@ sc_connections() {
 
 @test "SIGINT during a parallel restore stops every connection: exit 130, none left running" {
     write_conf "database = sc_keys"
-    stage_ok
+    stage_dump_ok
     drop_on_dst sc_keys
     dst_conf "threads = 4"
     "$SC" -c "$CONF" restore --set latest --to "$T/r1" --apply --source db >"$T/out" 2>"$T/err" &
@@ -239,7 +239,7 @@ dst_binlog_pos() {
 
 @test "restore_binlog = no keeps the load out of the binary log; without the privilege it fails" {
     write_conf "database = sc_keys"
-    stage_ok
+    stage_dump_ok
     local before after
     drop_on_dst sc_keys
     dst_conf
@@ -271,7 +271,7 @@ dst_binlog_pos() {
 
 @test "on a terminal, a restore shows rows loaded of the total, the rate and the time left" {
     write_conf "database = sc_keys"
-    stage_ok
+    stage_dump_ok
     drop_on_dst sc_keys
     dst_conf
     script -qec "$(printf '%q ' "$SC" -c "$CONF" restore --set latest --to "$T/r1" --apply --source db) 2>&1" \

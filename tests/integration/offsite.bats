@@ -8,7 +8,7 @@ load helpers
 load offsite_helpers
 
 setup_file() {
-    off_make_template
+    template_repo_make
     S3DIR="$BATS_FILE_TMPDIR/s3"
     RESTDIR="$BATS_FILE_TMPDIR/rest"
     "$SC_ROOT/scripts/test-s3.sh" start "$S3DIR" >/dev/null
@@ -110,7 +110,7 @@ run_ok() {
 }
 
 @test "REST server: run, retention and a check over rest:, verify --snapshot restores every file" {
-    off_use_template "$RESTDIR/data/$NAME"
+    template_repo_use "$RESTDIR/data/$NAME"
     conf_set restic repository "$RESTURL"
     conf_set retention keep_last 2
     conf_set check read_data_subset 1/2
@@ -215,7 +215,7 @@ run_ok() {
 }
 
 @test "a wrong password on a REST repository: exit 6 at once, one clear line, no retry" {
-    off_use_template "$RESTDIR/data/$NAME"
+    template_repo_use "$RESTDIR/data/$NAME"
     conf_set restic repository "$RESTURL"
     printf 'not-the-password\n' >"$T/wrong.pass"
     chmod 600 "$T/wrong.pass"
@@ -229,7 +229,7 @@ run_ok() {
 }
 
 @test "rclone: repositories pass through to restic, their remote defined in env_file only" {
-    off_use_template "$T/remote/repo"
+    template_repo_use "$T/remote/repo"
     # the rclone remote exists only in the env file restic gets
     (umask 077 && printf 'RCLONE_CONFIG=/dev/null\nRCLONE_CONFIG_SCREMOTE_TYPE=local\n' >"$T/rclone.env")
     conf_set restic repository "rclone:scremote:$T/remote/repo"

@@ -1,9 +1,7 @@
 # Helpers for the off-site suites (offsite.bats, retention.bats,
 # reports.bats), on top of helpers.bash:
 #
-#   off_make_template     (setup_file) a local repository with a cheap key:
-#                         TEMPLATE_REPO, TEMPLATE_PASS
-#   off_use_template [DIR] a copy of it at DIR (default $REPO), PASS set to its password
+#   (template_repo_make / template_repo_use: helpers.bash)
 #   conf_set SECTION KEY VALUE   set (or add) a key in $CONF
 #   conf_del SECTION KEY         remove it
 #   off_wrap_restic       [restic] binary = a wrapper that logs every call
@@ -12,29 +10,6 @@
 #                         upload at 4 MiB/s
 #   calls_with WORD       how many logged calls have WORD in their argv
 #   metric NAME [LABELS]  a value from $T/metrics.prom
-
-# restic derives its key with scrypt tuned to ~0.5 s at init, and pays that
-# on every command; a run makes about six calls. The template's key is
-# re-wrapped with cheap parameters (tests/helpers/restic_fastkey.py): the
-# same repository format, only the password-to-key step is faster.
-off_make_template() {
-    TEMPLATE_REPO="$BATS_FILE_TMPDIR/template-repo"
-    TEMPLATE_PASS="$BATS_FILE_TMPDIR/template.pass"
-    (umask 077 && printf 'template-%s\n' "$RANDOM$RANDOM$RANDOM" >"$TEMPLATE_PASS")
-    RESTIC_PASSWORD_FILE="$TEMPLATE_PASS" XDG_CACHE_HOME="$BATS_FILE_TMPDIR/cache" \
-        restic --no-cache -q -r "$TEMPLATE_REPO" init >/dev/null
-    python3 "$SC_ROOT/tests/helpers/restic_fastkey.py" "$TEMPLATE_REPO" "$TEMPLATE_PASS" ||
-        [ $? -eq 3 ]
-    export TEMPLATE_REPO TEMPLATE_PASS
-}
-
-off_use_template() {
-    local dir=${1:-$REPO}
-    mkdir -p "${dir%/*}"
-    cp -a "$TEMPLATE_REPO" "$dir"
-    cp "$TEMPLATE_PASS" "$PASS"
-    chmod 600 "$PASS"
-}
 
 # Set KEY = VALUE in [SECTION] of $CONF, replacing the key if it is there,
 # adding the section at the end if it is not.

@@ -119,13 +119,9 @@ sc_as_app() {
     STAGECOACH_POSTGRESQL_DB_USER=app STAGECOACH_POSTGRESQL_DB_PASSWORD_FILE="$T/app.pass" sc "$@"
 }
 
-stage_ok() {
-    run --separate-stderr sc stage "$@"
-    if [ "$status" -ne 0 ]; then
-        echo "stage failed ($status): $stderr" >&2
-        return 1
-    fi
-    SET="$(last_line)"
+# Stage (helpers.bash); DUMPDIR is the dump's place in the set.
+stage_dump_ok() {
+    stage_ok "$@" || return 1
     DUMPDIR="$SET/postgresql/db"
 }
 
@@ -345,7 +341,7 @@ SQL
 # ---- tests --------------------------------------------------------------------
 
 @test "Chinook round-trips through restore --apply: rows as text, views, functions, triggers, sequences" {
-    stage_ok
+    stage_dump_ok
     b2sum_check "$SET"
     [ "$(manifest '["tables"]["public"]["track"]')" = 3503 ]
     drop_db chinook_r
@@ -366,7 +362,7 @@ SQL
 }
 
 @test "load.sql restores with the stock psql alone, the same as stagecoach's restore" {
-    stage_ok
+    stage_dump_ok
     drop_db chinook_psql
     su_psql -d postgres -c 'CREATE DATABASE chinook_psql OWNER app TEMPLATE template0'
     (cd "$DUMPDIR" && PGPASSFILE=/dev/null psql -X -q -v ON_ERROR_STOP=1 -h "$PG_DIR" -p "$PG_PORT" \
@@ -386,7 +382,7 @@ SQL
 
 @test "every type and kind of name round-trips, through restore and through psql alone" {
     write_conf "database = sc_types"
-    stage_ok
+    stage_dump_ok
     # valid UTF-8 (bytea is hex) and no raw NUL
     cat "$DUMPDIR"/data/*.copy | iconv -f UTF-8 -t UTF-8 >/dev/null
     [ "$(cat "$DUMPDIR"/data/*.copy | tr -cd '\000' | wc -c)" -eq 0 ]
@@ -430,7 +426,7 @@ SQL
 
 @test "the manifest states method, snapshot, WAL position, rows per table and warnings" {
     write_conf "database = sc_types"
-    stage_ok
+    stage_dump_ok
     [ "$(manifest '["kind"]')" = postgresql ]
     [ "$(manifest '["consistency"]')" = exported-snapshot ]
     local major
@@ -517,7 +513,7 @@ bank_consistent() {
         local before after
         before=$(pgv bank 'SELECT count(*) FROM ledger')
         write_conf "database = bank" "threads = $n"
-        stage_ok
+        stage_dump_ok
         after=$(pgv bank 'SELECT count(*) FROM ledger')
         echo "threads=$n: ledger $before rows before, $after after; dumped $(manifest '["tables"]["public"]["ledger"]')"
         [ "$(manifest '["threads"]')" = "$n" ]
@@ -545,11 +541,11 @@ bank_consistent() {
         wait "$WRITER" 2>/dev/null || true
     fi
     write_conf "database = bank" "threads = 1"
-    stage_ok
+    stage_dump_ok
     local one=$DUMPDIR
     sleep 1
     write_conf "database = bank" "threads = 4"
-    stage_ok
+    stage_dump_ok
     [ "$(manifest '["threads"]')" = 4 ]
     diff -r "$one/data" "$DUMPDIR/data"
     # load.sql too, but for its first line (the snapshot's id)
@@ -574,7 +570,7 @@ CREATE TABLE small (id int PRIMARY KEY, v text);
 INSERT INTO small VALUES (1, 'a'), (2, 'b');
 SQL
     write_conf "database = grow"
-    stage_ok
+    stage_dump_ok
     local old=$SET
     local -a before
     mapfile -t before < <(files_of public events)
@@ -582,7 +578,7 @@ SQL
     [ "${#before[@]}" -ge 4 ]
     app_psql -d grow -c "INSERT INTO events SELECT g, sha256(g::text::bytea), 'event ' || g, '{}', 0, now() FROM generate_series(200001, 202000) g"
     sleep 1
-    stage_ok
+    stage_dump_ok
     local -a after
     mapfile -t after < <(files_of public events)
     # every range but the open-ended last one: the same bytes
@@ -604,7 +600,7 @@ SQL
 
 @test "restore into a database that holds objects is refused without --force; --force replaces it" {
     write_conf "database = chinook"
-    stage_ok
+    stage_dump_ok
     drop_db chinook_f
     run --separate-stderr sc_as_app restore --set latest --to "$T/r1" --apply --source db --into chinook_f
     [ "$status" -eq 0 ]
@@ -632,7 +628,7 @@ SQL
 
 @test "a restore that fails half-way drops the database it created (and says why once)" {
     write_conf "database = chinook"
-    stage_ok
+    stage_dump_ok
     drop_db chinook_h
     # the backup role may not create databases: the restore fails at once
     run --separate-stderr sc restore --set latest --to "$T/r1" --apply --source db --into chinook_h
@@ -652,7 +648,7 @@ SQL
 }
 
 @test "a consistent forgery (a data file without its last row, every checksum agreeing): exit 7, the database dropped" {
-    stage_ok
+    stage_dump_ok
     forge_set "$SET" '
 rel = "postgresql/db/" + [f["file"] for s in m["sources"] for t in s["data"] if t["table"] == "genre" for f in t["files"]][0]
 p = os.path.join(setdir, rel)
@@ -682,7 +678,7 @@ put_file(rel, p)'
     sc_track "$scan"
     sc_wait_for_file "$T/scan.out"
     sleep 0.05
-    stage_ok -v
+    stage_dump_ok -v
     drop_db types_s
     run --separate-stderr sc_as_app -v restore --set latest --to "$T/r" --apply --source db --into types_s
     local restore_status=$status restore_err=$stderr
@@ -710,7 +706,7 @@ put_file(rel, p)'
     chmod 600 "$T/pgpass"
     write_conf "database = chinook"
     sed -i 's|^password_file = sc.pass$|passfile = pgpass|' "$CONF"
-    stage_ok
+    stage_dump_ok
     [ "$(manifest '["tables"]["public"]["genre"]')" = 26 ]
     chmod 644 "$T/pgpass"
     run --separate-stderr sc stage
@@ -732,7 +728,7 @@ put_file(rel, p)'
     [[ "$output" != *Wr0ng-Secret-Value* ]]
     # the right one again: the next run works
     cp "$PG_DIR.sc.pass" "$T/sc.pass"
-    stage_ok
+    stage_dump_ok
 }
 
 @test "no server: exit 4 quickly for a socket directory without a server and for a closed port" {
@@ -783,7 +779,7 @@ SQL
     # excluded, the rest is dumped
     write_conf "database = chinook" "exclude_table = public.invoice*"
     sed -i -e 's|^user = sc$|user = scmini|' -e 's|^password_file = sc.pass$|password_file = min.pass|' "$CONF"
-    stage_ok
+    stage_dump_ok
     [ "$(manifest '["excluded"]')" = '["\"public\".\"invoice\"", "\"public\".\"invoice_line\""]' ]
     ! grep -q 'CREATE TABLE public.invoice ' "$DUMPDIR/pre-data.sql"
     grep -q 'CREATE TABLE public.track ' "$DUMPDIR/pre-data.sql"
@@ -854,7 +850,7 @@ SQL
     failed_cleanly "$T/err"
     [ "$(our_connections)" = 0 ]
     write_conf "database = big"
-    stage_ok
+    stage_dump_ok
     [ "$(manifest '["tables"]["public"]["t"]')" = 600000 ]
 }
 
@@ -909,7 +905,7 @@ SQL
     grep -Eq 'reading public.t|pg_dump --section=[a-z-]+ failed' "$T/err"
     failed_cleanly "$T/err"
     "$PG_SCRIPT" start "$dir" 3>&-
-    stage_ok
+    stage_dump_ok
     echo "after the restart: $(manifest '["tables"]["public"]["t"]') rows"
     [ "$(manifest '["tables"]["public"]["t"]')" = 600000 ]
 }
@@ -1026,7 +1022,7 @@ SQL
     run -0 "$SC" keygen --symmetric --out "$T/key"
     write_conf "database = chinook"
     sed -i "s|^dir = staging$|dir = staging\nencrypt = yes\nkey_file = $T/key|" "$CONF"
-    stage_ok
+    stage_dump_ok
     [ -f "$DUMPDIR/pre-data.sql.enc" ]
     [ -f "$DUMPDIR/data/0001.copy.enc" ]
     [ -z "$(find "$DUMPDIR" -type f ! -name '*.enc')" ]

@@ -8,12 +8,12 @@ load helpers
 load offsite_helpers
 
 setup_file() {
-    off_make_template
+    template_repo_make
 }
 
 setup() {
     sc_setup
-    off_use_template
+    template_repo_use
     conf_set run metrics_file metrics.prom
 }
 

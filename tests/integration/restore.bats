@@ -7,7 +7,7 @@
 load restore_helpers
 
 setup_file() {
-    restore_setup_file
+    template_repo_make
 }
 
 setup() {
@@ -46,7 +46,7 @@ same_tree() {
 }
 
 @test "restore --snapshot (encrypted): byte-identical plaintext, 0600 files, nothing live touched" {
-    use_template_repo
+    template_repo_use
     use_encryption
     run_ok
     local live

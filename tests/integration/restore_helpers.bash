@@ -10,22 +10,6 @@ load helpers
 KNOWN_ROW="$(printf '%040x' 2654435761)"
 KNOWN_ENV=not-really-secret
 
-# One repository made once per file (restic init is slow); tests that need
-# one start from a copy (use_template_repo).
-restore_setup_file() {
-    TEMPLATE_REPO="$BATS_FILE_TMPDIR/template-repo"
-    TEMPLATE_PASS="$BATS_FILE_TMPDIR/template.pass"
-    (umask 077 && printf 'template-password-%s\n' "$RANDOM$RANDOM" >"$TEMPLATE_PASS")
-    RESTIC_PASSWORD_FILE="$TEMPLATE_PASS" restic --no-cache -q -r "$TEMPLATE_REPO" init >/dev/null
-    export TEMPLATE_REPO TEMPLATE_PASS
-}
-
-use_template_repo() {
-    cp -a "$TEMPLATE_REPO" "$REPO"
-    cp "$TEMPLATE_PASS" "$PASS"
-    chmod 600 "$PASS"
-}
-
 # Add lines to the [staging] section of $CONF.
 staging_keys() {
     local line
@@ -41,16 +25,6 @@ use_encryption() {
     "$SC" keygen --out "$T/keys/id" >/dev/null 2>&1
     ID="$T/keys/id"
     staging_keys "encrypt = yes" "recipient = keys/id.pub"
-}
-
-# Stage; SET is the new set's directory.
-stage_ok() {
-    run --separate-stderr sc stage "$@"
-    if [ "$status" -ne 0 ]; then
-        echo "stage failed ($status): $stderr" >&2
-        return 1
-    fi
-    SET="$(last_line)"
 }
 
 # Stage and ship; SET as above, SNAP the snapshot id.

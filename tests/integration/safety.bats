@@ -11,15 +11,6 @@ teardown() {
     sc_teardown
 }
 
-stage_ok() {
-    run --separate-stderr sc stage
-    if [ "$status" -ne 0 ]; then
-        echo "stage failed ($status): $stderr" >&2
-        return 1
-    fi
-    SET="$(last_line)"
-}
-
 # Hold STAGING/lock with util-linux flock from another process until killed.
 # The subshell execs sleep, which keeps the locked descriptor, so killing
 # that one pid releases the lock.

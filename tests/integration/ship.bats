@@ -4,14 +4,8 @@
 
 load helpers
 
-# One repository made once for the file (restic init calibrates its key
-# derivation for seconds); tests that are not about `init` start from a copy.
 setup_file() {
-    TEMPLATE_REPO="$BATS_FILE_TMPDIR/template-repo"
-    TEMPLATE_PASS="$BATS_FILE_TMPDIR/template.pass"
-    (umask 077 && printf 'template-password-%s\n' "$RANDOM$RANDOM" >"$TEMPLATE_PASS")
-    RESTIC_PASSWORD_FILE="$TEMPLATE_PASS" restic --no-cache -q -r "$TEMPLATE_REPO" init >/dev/null
-    export TEMPLATE_REPO TEMPLATE_PASS
+    template_repo_make
 }
 
 setup() {
@@ -20,13 +14,6 @@ setup() {
 
 teardown() {
     sc_teardown
-}
-
-# Start from a copy of the template repository (and its password).
-use_template_repo() {
-    cp -a "$TEMPLATE_REPO" "$REPO"
-    cp "$TEMPLATE_PASS" "$PASS"
-    chmod 600 "$PASS"
 }
 
 # Run `stagecoach run`; SNAP is the snapshot id it printed, SET the set's dir.
@@ -113,7 +100,7 @@ PY
 }
 
 @test "run --json: one JSON object on stdout with status success and the snapshot id" {
-    use_template_repo
+    template_repo_use
     run --separate-stderr sc --json run
     echo "$stderr"
     [ "$status" -eq 0 ]
@@ -133,7 +120,7 @@ PY
 }
 
 @test "the reports of run and check name the restic that ran: its version and its path" {
-    use_template_repo
+    template_repo_use
     local version path
     version="$(restic version | sed -n 's/^restic \([0-9]*\.[0-9]*\.[0-9]*\) .*/\1/p')"
     [ -n "$version" ]
@@ -154,7 +141,7 @@ PY
 }
 
 @test "run --json on failure: one JSON object with status failure and the exit code" {
-    use_template_repo
+    template_repo_use
     sed -i "s|^repository = .*|repository = $T/nothing-here|; s|^init = yes|init = no|" "$CONF"
     run --separate-stderr sc --json run
     [ "$status" -eq 6 ]
@@ -176,7 +163,7 @@ PY
 }
 
 @test "keep = 2: three runs leave the two newest local sets, three snapshots" {
-    use_template_repo
+    template_repo_use
     sed -i 's/^keep = .*/keep = 2/' "$CONF"
     local all=()
     run_ok
@@ -198,7 +185,7 @@ PY
 }
 
 @test "stage then ship: ship backs up the latest set, and status shows it" {
-    use_template_repo
+    template_repo_use
     run --separate-stderr sc stage
     [ "$status" -eq 0 ]
     local setdir id
@@ -221,7 +208,7 @@ PY
 }
 
 @test "a wrong password file (the repository exists): exit 6 with one clear line" {
-    use_template_repo
+    template_repo_use
     printf 'not-the-password\n' >"$T/wrong.pass"
     chmod 600 "$T/wrong.pass"
     sed -i 's|^password_file = .*|password_file = wrong.pass|' "$CONF"
@@ -267,7 +254,7 @@ PY
 }
 
 @test "a password file readable by others is refused, and nothing is shipped" {
-    use_template_repo
+    template_repo_use
     chmod 644 "$PASS"
     run --separate-stderr sc run
     echo "$stderr"

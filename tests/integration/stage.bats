@@ -11,16 +11,6 @@ teardown() {
     sc_teardown
 }
 
-# Stage and set SET (the published set's directory) from stage's output.
-stage_ok() {
-    run --separate-stderr sc stage "$@"
-    if [ "$status" -ne 0 ]; then
-        echo "stage failed ($status): $stderr" >&2
-        return 1
-    fi
-    SET="$(last_line)"
-}
-
 # Tables of a SQLite file (not SQLite's own), one a line, sorted.
 tables_of() {
     sqlite3 "$1" "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\_%' ESCAPE '\' ORDER BY name"
