@@ -25,6 +25,7 @@ struct source_cfg {
     enum check_level check;
     long busy_timeout_ms;
     long step_pages; /* pages per backup step (progress granularity) */
+    char *layout;    /* file | pages (NULL: file); docs/sqlite-pages.md */
 
     /* paths */
     struct strvec paths; /* `path =` entries, repeatable */

@@ -187,6 +187,8 @@ static int drill_steps(struct drill *d, sc_err *err)
         rc = fetch_set_key(c, f.setdir, d->identity, d->passphrase_file, &key, err);
     if (rc == 0)
         rc = set_unpack(f.setdir, d->plain, key, &m, err);
+    if (rc == 0)
+        rc = fetch_unpack_sources(d->plain, m, err);
     /* reading the snapshot back, verifying and decrypting it */
     json_object_set_new(d->result, "fetch_seconds",
                         json_real((double)(now_ms() - d->started) / 1000.0));

@@ -6,6 +6,7 @@
 #include "../core/fs.h"
 #include "../core/log.h"
 #include "../restic/restic.h"
+#include "../source/source.h"
 #include "../stage/crypto.h"
 #include "../stage/manifest.h"
 #include "../stage/set.h"
@@ -80,4 +81,18 @@ void fetched_free(struct fetched *f)
     free(f->setdir);
     memset(f, 0, sizeof *f);
     f->scratch_fd = -1;
+}
+
+int fetch_unpack_sources(const char *dir, json_t *manifest, sc_err *err)
+{
+    size_t i;
+    json_t *entry;
+    json_array_foreach(json_object_get(manifest, "sources"), i, entry)
+    {
+        const char *kind = json_string_value(json_object_get(entry, "kind"));
+        const struct source_ops *ops = kind ? source_find(kind) : NULL;
+        if (ops != NULL && ops->unpack != NULL && ops->unpack(dir, entry, err) != 0)
+            return err->code;
+    }
+    return 0;
 }

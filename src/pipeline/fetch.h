@@ -29,5 +29,9 @@ struct fetched {
 int fetch_snapshot(struct ctx *c, const char *which, const char *parent, const char *prefix,
                    struct fetched *f, sc_err *err);
 void fetched_free(struct fetched *f);
+/* Rebuild in dir (a verified plaintext set) what its sources store in
+ * another shape (source_ops.unpack, e.g. sqlite layout = pages), and check
+ * it. Exit 7 naming the file at fault. */
+int fetch_unpack_sources(const char *dir, json_t *manifest, sc_err *err);
 
 #endif

@@ -137,6 +137,8 @@ static int unpack_into(struct ctx *c, const struct restore_opts *o, const char *
     int rc = fetch_set_key(c, setdir, o->identity, o->passphrase_file, &key, err);
     if (rc == 0)
         rc = set_unpack(setdir, o->to, key, manifest, err);
+    if (rc == 0)
+        rc = fetch_unpack_sources(o->to, *manifest, err);
     crypto_key_free(key);
     return rc;
 }

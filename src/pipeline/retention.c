@@ -12,7 +12,31 @@
 #include "../core/log.h"
 #include "../core/state.h"
 #include "../restic/restic.h"
+#include "../source/source.h"
 #include "../stage/set.h"
+
+/* What sources keep outside the sets (sqlite's page store) and no kept
+ * set needs any more goes with the sets: {source name: what went}. A
+ * failure is a warning: the sets are pruned, and the next run tries again. */
+static json_t *upkeep_sources(struct ctx *c)
+{
+    json_t *out = json_object();
+    for (size_t i = 0; i < c->cfg.nsources; i++) {
+        const struct source_cfg *s = &c->cfg.sources[i];
+        if (source_of(s)->upkeep == NULL)
+            continue;
+        json_t *r = json_object();
+        sc_err e = {0};
+        if (source_of(s)->upkeep(s, c->cfg.staging.dir, r, &e) != 0) {
+            log_warn("%s %s: upkeep failed: %s", s->kind, s->name, e.msg);
+            json_object_set_new(r, "error", json_string(e.msg));
+        }
+        if (json_object_size(r) > 0)
+            json_object_set(out, s->name, r);
+        json_decref(r);
+    }
+    return out;
+}
 
 int retention_prune_local_sets(struct ctx *c, sc_err *err)
 {
@@ -40,6 +64,10 @@ int retention_prune_local_sets(struct ctx *c, sc_err *err)
     }
     json_decref(state);
     set_list_free(ids, n);
+    json_t *upkeep = upkeep_sources(c);
+    if (c->report && json_object_size(upkeep) > 0)
+        json_object_set(c->report, "upkeep", upkeep);
+    json_decref(upkeep);
     return 0;
 }
 

@@ -58,6 +58,17 @@ struct source_ops {
      * when the kind cannot restore yet. */
     int (*restore)(const struct source_cfg *src, const char *setdir, json_t *entry,
                    const char *into, bool force, sc_err *err);
+    /* A source whose set holds its data in another shape than the one its
+     * restore puts back (sqlite layout = pages: a page map and packs):
+     * rebuild it in dir, a verified plaintext set, and check it against
+     * entry. Called by restore, drill and verify --snapshot for every
+     * source of the set, by kind; 0 when there is nothing to rebuild. NULL:
+     * the kind never needs it. */
+    int (*unpack)(const char *dir, json_t *entry, sc_err *err);
+    /* After local sets were pruned: drop what the kind keeps outside the
+     * sets for this source (sqlite's page store) that no kept set needs.
+     * report receives what it did. NULL: nothing kept outside the sets. */
+    int (*upkeep)(const struct source_cfg *src, const char *staging, json_t *report, sc_err *err);
     /* Remove a scratch target that restore made with into, e.g. the
      * drill's <db>_drill_<id> database. NULL for kinds whose targets are
      * files: the drill removes those with its scratch directory. */

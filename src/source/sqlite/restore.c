@@ -131,6 +131,13 @@ static int check_restored_copy(struct restore *r)
     return rc;
 }
 
+int sq_check_copy(const char *name, const char *copy, json_t *entry, sc_err *err)
+{
+    struct source_cfg cfg = {.name = (char *)name};
+    struct restore r = {.cfg = &cfg, .entry = entry, .err = err, .copy = (char *)copy};
+    return check_restored_copy(&r);
+}
+
 /* The configured path, or --into: a file, or a directory to put it in. */
 static char *restore_target(const struct source_cfg *src, const char *into)
 {

@@ -34,6 +34,7 @@
 #include "../../core/xalloc.h"
 #include "../../stage/set.h"
 #include "../../stage/sink.h"
+#include "pages.h"
 #include "sqlite.h"
 
 /* A step of 0 pages copies nothing and would never finish. */
@@ -43,11 +44,18 @@ static const char *check_positive(const char *value)
                                                                              : NULL;
 }
 
+static const char *check_layout(const char *value)
+{
+    return strcmp(value, "file") == 0 || strcmp(value, "pages") == 0 ? NULL
+                                                                      : "expected file or pages";
+}
+
 static const struct cfg_key sqlite_keys[] = {
     {"path", CFG_PATH, offsetof(struct source_cfg, path), false, NULL},
     {"check", CFG_CHECK_LEVEL, offsetof(struct source_cfg, check), false, NULL},
     {"busy_timeout_ms", CFG_INT, offsetof(struct source_cfg, busy_timeout_ms), false, NULL},
     {"step_pages", CFG_INT, offsetof(struct source_cfg, step_pages), false, check_positive},
+    {"layout", CFG_STR, offsetof(struct source_cfg, layout), false, check_layout},
     {NULL, 0, 0, false, NULL},
 };
 
@@ -87,7 +95,8 @@ static int verify_and_add(struct job *j)
         struct checker c;
         sq_checker_start(&c, j);
         sc_err add_err = {0};
-        int arc = set_add_file(j->set, j->relpath, &add_err);
+        int arc = sq_layout_pages(j->cfg) ? sq_pages_add(j, &add_err)
+                                          : set_add_file(j->set, j->relpath, &add_err);
         rc = sq_checker_join(&c, j);
         log_progress_done();
         if (rc == 0 && arc != 0) {
@@ -100,6 +109,9 @@ static int verify_and_add(struct job *j)
         rc = crc;
     if (rc == 0)
         rc = sq_check_no_sidecars(j);
+    /* layout = pages: the set holds the map and packs, not the copy */
+    if (rc == 0 && sq_layout_pages(j->cfg) && unlink(j->dst_path) != 0)
+        rc = sc_fail_errno(j->err, SC_ESTAGING, "cannot remove %s", j->dst_path);
     return rc;
 }
 
@@ -138,6 +150,10 @@ static int sqlite_stage(const struct source_cfg *src, struct set *set, json_t *e
 {
     struct job j = {
         .cfg = src, .path = src->path, .set = set, .entry = entry, .err = err, .dst_fd = -1};
+    if (sq_layout_pages(src) && set_key(set) != NULL)
+        return sc_fail(err, SC_ECONFIG,
+                       "sqlite %s: layout = pages does not work with [staging] encrypt yet",
+                       src->name);
     j.relpath = xasprintf("sqlite/%s.db", src->name);
     int rc = snapshot_and_copy(&j);
     if (rc == 0) {
@@ -167,5 +183,7 @@ const struct source_ops source_sqlite = {
     .plan = sqlite_plan,
     .stage = sqlite_stage,
     .restore = sq_restore,
+    .unpack = sq_pages_unpack,
+    .upkeep = sq_pages_upkeep,
     .doctor = sq_doctor,
 };

@@ -9,6 +9,7 @@
  *   db.c       small things every part does with a connection; failures
  *   restore.c  restore --apply: check the copy, replace the target atomically
  *   doctor.c   doctor's pre-flight check of the source
+ *   pages.c, pagemap.c, pagestore.c: layout = pages, see pages.h
  * Calls src/core/ and the set (src/stage/set.h); called only through
  * source_sqlite (src/source/source.h). */
 #ifndef SC_SOURCE_SQLITE_H
@@ -115,5 +116,8 @@ void sq_doctor(const struct source_cfg *s, struct probe *p);
 /* ---- restore.c ----------------------------------------------------------- */
 int sq_restore(const struct source_cfg *src, const char *setdir, json_t *entry, const char *into,
                bool force, sc_err *err);
+/* The checks of a restored copy on its own: integrity_check, and every
+ * table's rows against the manifest entry. Exit 7. */
+int sq_check_copy(const char *name, const char *copy, json_t *entry, sc_err *err);
 
 #endif

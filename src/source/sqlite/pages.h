@@ -1,0 +1,131 @@
+/* [sqlite NAME] layout = pages (docs/sqlite-pages.md): the staged copy is
+ * kept as immutable page packs plus a page map, so that restic finds every
+ * older pack unchanged and uploads only the pages that changed.
+ *
+ *   pagemap.c   the map's format (encode, decode) and reassembling the
+ *               database from a map and its packs (restore, verify, drill)
+ *   pagestore.c the store <staging>/pagestore/<name>/: packs, the index
+ *               (page hash -> pack, offset) and its repair, upkeep
+ *   pages.c     the stage side: the copy's pages into the store, the map
+ *               and links to its packs into the set
+ * Private to src/source/sqlite/. */
+#ifndef SC_SOURCE_SQLITE_PAGES_H
+#define SC_SOURCE_SQLITE_PAGES_H
+
+#include <sodium.h>
+#include <sqlite3.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <jansson.h>
+#include "../../core/err.h"
+
+struct job;
+struct set;
+struct source_cfg;
+
+/* ---- pagemap.c: the format ------------------------------------------------ */
+
+#define PAGEMAP_MAGIC "SCPGMAP1"
+#define PAGEMAP_MAGIC_LEN 8
+#define PAGEMAP_HEADER_BYTES 128 /* magic, page size, entry size, pages, db header */
+#define PAGEMAP_ENTRY_BYTES 40   /* pack id, offset, page hash */
+#define PACK_ID_BYTES 16
+#define PACK_ID_HEX (2 * PACK_ID_BYTES + 1)
+#define PAGE_HASH_BYTES 32     /* BLAKE2b-256: a page's identity in the store */
+#define PAGEMAP_HASH_BYTES 16  /* its first 16 bytes, in the map: a check */
+#define PACK_MAX_BYTES ((uint64_t)64 << 20)
+#define PACK_SUFFIX ".pack"
+#define DB_HEADER_BYTES 100
+
+struct pagemap_header {
+    uint32_t page_size;
+    uint64_t pages;
+    unsigned char db_header[DB_HEADER_BYTES];
+};
+
+struct pagemap_entry {
+    unsigned char pack[PACK_ID_BYTES];
+    uint64_t offset; /* in bytes, in the pack */
+    unsigned char hash[PAGEMAP_HASH_BYTES];
+};
+
+void pagemap_encode_header(const struct pagemap_header *h, unsigned char out[PAGEMAP_HEADER_BYTES]);
+/* NULL when good, else what is wrong with it. */
+const char *pagemap_decode_header(const unsigned char *in, size_t len, struct pagemap_header *h);
+void pagemap_encode_entry(const struct pagemap_entry *e, unsigned char out[PAGEMAP_ENTRY_BYTES]);
+void pagemap_decode_entry(const unsigned char in[PAGEMAP_ENTRY_BYTES], struct pagemap_entry *e);
+/* A page's identity (BLAKE2b-256). */
+void page_hash(const void *page, size_t len, unsigned char out[PAGE_HASH_BYTES]);
+void pack_id_hex(const unsigned char id[PACK_ID_BYTES], char out[PACK_ID_HEX]);
+/* 0 when hex is 32 hex digits naming a pack id. */
+int pack_id_parse(const char *hex, unsigned char id[PACK_ID_BYTES]);
+
+/* Where the set keeps them: sqlite/<name>.pagemap, sqlite/<name>.packs/. */
+char *pagemap_relpath(const char *name);
+char *packs_reldir(const char *name);
+
+/* Rebuild sqlite/<name>.db in dir (a verified plaintext set) from its map
+ * and packs, and check it against entry (the database's size and BLAKE2b,
+ * integrity_check, row counts). Exit 7 naming the file at fault. Nothing
+ * to do for a source staged as a file. */
+int sq_pages_unpack(const char *dir, json_t *entry, sc_err *err);
+
+/* ---- pagestore.c: the store -------------------------------------------- */
+
+struct pagestore {
+    char *dir;   /* <staging>/pagestore/<name> */
+    char *packs; /* its packs/ */
+    char *name;  /* the source, for messages */
+    sqlite3 *index;
+    sqlite3_stmt *find, *add_page, *add_pack, *pack_info;
+};
+
+/* Open (create) the store of a source and bring its index in line with the
+ * packs on disk: packs a crash left unindexed are indexed, rows of packs
+ * that are gone dropped, a damaged index rebuilt from the packs. */
+int pagestore_open(struct pagestore *ps, const char *staging, const char *name, uint32_t page_size,
+                   sc_err *err);
+void pagestore_close(struct pagestore *ps);
+/* Where a page with this hash is stored: 1 found, 0 not, -1 error. */
+int pagestore_find(struct pagestore *ps, const unsigned char hash[PAGE_HASH_BYTES],
+                   unsigned char pack[PACK_ID_BYTES], uint64_t *offset, sc_err *err);
+int pagestore_begin(struct pagestore *ps, sc_err *err);
+int pagestore_commit(struct pagestore *ps, sc_err *err);
+void pagestore_rollback(struct pagestore *ps);
+int pagestore_add_page(struct pagestore *ps, const unsigned char hash[PAGE_HASH_BYTES],
+                       const unsigned char pack[PACK_ID_BYTES], uint64_t offset, sc_err *err);
+int pagestore_add_pack(struct pagestore *ps, const unsigned char id[PACK_ID_BYTES], uint64_t bytes,
+                       const char *b2hex, sc_err *err);
+/* A pack's size and BLAKE2b-512 as written (packs never change). */
+int pagestore_pack_info(struct pagestore *ps, const unsigned char id[PACK_ID_BYTES],
+                        uint64_t *bytes, char b2hex[129], sc_err *err);
+char *pagestore_pack_path(const struct pagestore *ps, const unsigned char id[PACK_ID_BYTES]);
+
+/* A pack being written: <store>/packs/.tmp-<id>, then fsync + rename. */
+struct pack_writer {
+    unsigned char id[PACK_ID_BYTES];
+    char *tmp;
+    int fd;
+    uint64_t bytes;
+    crypto_generichash_state hash; /* BLAKE2b-512 of the pack */
+};
+int pack_writer_open(struct pack_writer *w, const struct pagestore *ps, sc_err *err);
+int pack_writer_add(struct pack_writer *w, const void *page, size_t len, sc_err *err);
+/* fsync, rename to <id>.pack, fsync the directory; b2hex its BLAKE2b-512. */
+int pack_writer_finish(struct pack_writer *w, const struct pagestore *ps, char b2hex[129],
+                       sc_err *err);
+void pack_writer_abort(struct pack_writer *w);
+
+/* Upkeep after local sets were pruned: drop the packs no kept set links. */
+int pagestore_upkeep(const char *staging, const char *name, json_t *report, sc_err *err);
+
+/* ---- pages.c: staging ----------------------------------------------------- */
+
+/* The copy j->dst_path into the store, its map and packs into the set. */
+int sq_pages_add(struct job *j, sc_err *err);
+bool sq_layout_pages(const struct source_cfg *src);
+/* The source's op: pagestore_upkeep. */
+int sq_pages_upkeep(const struct source_cfg *src, const char *staging, json_t *report, sc_err *err);
+
+#endif

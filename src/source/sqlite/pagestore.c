@@ -1,0 +1,558 @@
+/* The page store of a [sqlite NAME] source with layout = pages:
+ *
+ *   <staging>/pagestore/<name>/packs/<id>.pack   immutable page packs
+ *   <staging>/pagestore/<name>/index.sqlite      page hash -> pack, offset
+ *
+ * A pack is written once, as .tmp-<id>.pack, fsynced and renamed; only then
+ * are its pages committed to the index. The index is a cache of what the
+ * packs hold: a pack a crash left unindexed is indexed again from its
+ * bytes, rows of a pack that is gone are dropped, and a damaged index is
+ * rebuilt from all the packs. Everything here runs under the run lock. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../../core/fs.h"
+#include "../../core/log.h"
+#include "../../core/xalloc.h"
+#include "../../stage/hashfile.h"
+#include "../../stage/hashpipe.h"
+#include "../../stage/set.h"
+#include "pages.h"
+
+static const char schema[] =
+    "CREATE TABLE IF NOT EXISTS packs(id BLOB PRIMARY KEY, bytes INTEGER NOT NULL,"
+    " blake2b TEXT NOT NULL) WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS pages(hash BLOB PRIMARY KEY, pack BLOB NOT NULL,"
+    " offset INTEGER NOT NULL) WITHOUT ROWID;"
+    "CREATE INDEX IF NOT EXISTS pages_by_pack ON pages(pack);";
+
+static int index_fail(struct pagestore *ps, sc_err *err, const char *what)
+{
+    return sc_fail(err, SC_ESTAGING, "sqlite %s: page store index %s/index.sqlite: %s: %s",
+                   ps->name, ps->dir, what, ps->index ? sqlite3_errmsg(ps->index) : "not open");
+}
+
+static int exec(struct pagestore *ps, const char *sql, sc_err *err)
+{
+    if (sqlite3_exec(ps->index, sql, NULL, NULL, NULL) != SQLITE_OK)
+        return index_fail(ps, err, sql);
+    return 0;
+}
+
+char *pagestore_pack_path(const struct pagestore *ps, const unsigned char id[PACK_ID_BYTES])
+{
+    char hex[PACK_ID_HEX];
+    pack_id_hex(id, hex);
+    char *leaf = xasprintf("%s%s", hex, PACK_SUFFIX);
+    char *p = path_join(ps->packs, leaf);
+    free(leaf);
+    return p;
+}
+
+/* ---- the index ------------------------------------------------------------ */
+
+/* quick_check says ok. */
+static bool index_sound(sqlite3 *db)
+{
+    sqlite3_stmt *st;
+    bool ok = false;
+    if (sqlite3_prepare_v2(db, "PRAGMA quick_check", -1, &st, NULL) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW) {
+        const unsigned char *v = sqlite3_column_text(st, 0);
+        ok = v != NULL && strcmp((const char *)v, "ok") == 0;
+    }
+    sqlite3_finalize(st);
+    return ok && sqlite3_exec(db, schema, NULL, NULL, NULL) == SQLITE_OK;
+}
+
+/* The index, created when missing; a damaged one is removed and starts
+ * empty (reconcile then indexes every pack). */
+static int open_index(struct pagestore *ps, sc_err *err)
+{
+    char *path = path_join(ps->dir, "index.sqlite");
+    for (int attempt = 0; attempt < 2; attempt++) {
+        int rc = sqlite3_open_v2(path, &ps->index, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
+                                 NULL);
+        if (rc == SQLITE_OK) {
+            sqlite3_extended_result_codes(ps->index, 1);
+            if (index_sound(ps->index))
+                break;
+        }
+        log_warn("sqlite %s: page store index %s is damaged: rebuilding it from the packs",
+                 ps->name, path);
+        sqlite3_close_v2(ps->index);
+        ps->index = NULL;
+        char *journal = xasprintf("%s-journal", path);
+        unlink(path);
+        unlink(journal);
+        free(journal);
+    }
+    free(path);
+    if (ps->index == NULL)
+        return sc_fail(err, SC_ESTAGING, "sqlite %s: cannot create the page store index in %s",
+                       ps->name, ps->dir);
+    return 0;
+}
+
+static int prepare(struct pagestore *ps, sc_err *err)
+{
+    static const struct {
+        size_t off;
+        const char *sql;
+    } stmts[] = {
+        {offsetof(struct pagestore, find), "SELECT pack, offset FROM pages WHERE hash = ?"},
+        {offsetof(struct pagestore, add_page),
+         "INSERT OR IGNORE INTO pages(hash, pack, offset) VALUES (?, ?, ?)"},
+        {offsetof(struct pagestore, add_pack),
+         "INSERT OR REPLACE INTO packs(id, bytes, blake2b) VALUES (?, ?, ?)"},
+        {offsetof(struct pagestore, pack_info), "SELECT bytes, blake2b FROM packs WHERE id = ?"},
+    };
+    for (size_t i = 0; i < sizeof stmts / sizeof stmts[0]; i++) {
+        sqlite3_stmt **st = (sqlite3_stmt **)((char *)ps + stmts[i].off);
+        if (sqlite3_prepare_v2(ps->index, stmts[i].sql, -1, st, NULL) != SQLITE_OK)
+            return index_fail(ps, err, stmts[i].sql);
+    }
+    return 0;
+}
+
+int pagestore_find(struct pagestore *ps, const unsigned char hash[PAGE_HASH_BYTES],
+                   unsigned char pack[PACK_ID_BYTES], uint64_t *offset, sc_err *err)
+{
+    sqlite3_reset(ps->find);
+    sqlite3_bind_blob(ps->find, 1, hash, PAGE_HASH_BYTES, SQLITE_STATIC);
+    int rc = sqlite3_step(ps->find);
+    if (rc == SQLITE_DONE)
+        return 0;
+    if (rc != SQLITE_ROW || sqlite3_column_bytes(ps->find, 0) != PACK_ID_BYTES) {
+        index_fail(ps, err, "lookup");
+        return -1;
+    }
+    memcpy(pack, sqlite3_column_blob(ps->find, 0), PACK_ID_BYTES);
+    *offset = (uint64_t)sqlite3_column_int64(ps->find, 1);
+    return 1;
+}
+
+int pagestore_add_page(struct pagestore *ps, const unsigned char hash[PAGE_HASH_BYTES],
+                       const unsigned char pack[PACK_ID_BYTES], uint64_t offset, sc_err *err)
+{
+    sqlite3_reset(ps->add_page);
+    sqlite3_bind_blob(ps->add_page, 1, hash, PAGE_HASH_BYTES, SQLITE_STATIC);
+    sqlite3_bind_blob(ps->add_page, 2, pack, PACK_ID_BYTES, SQLITE_STATIC);
+    sqlite3_bind_int64(ps->add_page, 3, (sqlite3_int64)offset);
+    if (sqlite3_step(ps->add_page) != SQLITE_DONE)
+        return index_fail(ps, err, "adding a page");
+    return 0;
+}
+
+int pagestore_add_pack(struct pagestore *ps, const unsigned char id[PACK_ID_BYTES], uint64_t bytes,
+                       const char *b2hex, sc_err *err)
+{
+    sqlite3_reset(ps->add_pack);
+    sqlite3_bind_blob(ps->add_pack, 1, id, PACK_ID_BYTES, SQLITE_STATIC);
+    sqlite3_bind_int64(ps->add_pack, 2, (sqlite3_int64)bytes);
+    sqlite3_bind_text(ps->add_pack, 3, b2hex, -1, SQLITE_STATIC);
+    if (sqlite3_step(ps->add_pack) != SQLITE_DONE)
+        return index_fail(ps, err, "adding a pack");
+    return 0;
+}
+
+int pagestore_pack_info(struct pagestore *ps, const unsigned char id[PACK_ID_BYTES],
+                        uint64_t *bytes, char b2hex[129], sc_err *err)
+{
+    sqlite3_reset(ps->pack_info);
+    sqlite3_bind_blob(ps->pack_info, 1, id, PACK_ID_BYTES, SQLITE_STATIC);
+    const unsigned char *h = NULL;
+    if (sqlite3_step(ps->pack_info) == SQLITE_ROW)
+        h = sqlite3_column_text(ps->pack_info, 1);
+    if (h == NULL || strlen((const char *)h) != 128)
+        return index_fail(ps, err, "a pack it does not know");
+    *bytes = (uint64_t)sqlite3_column_int64(ps->pack_info, 0);
+    memcpy(b2hex, h, 129);
+    return 0;
+}
+
+int pagestore_begin(struct pagestore *ps, sc_err *err)
+{
+    return exec(ps, "BEGIN IMMEDIATE", err);
+}
+
+int pagestore_commit(struct pagestore *ps, sc_err *err)
+{
+    return exec(ps, "COMMIT", err);
+}
+
+void pagestore_rollback(struct pagestore *ps)
+{
+    if (ps->index != NULL && !sqlite3_get_autocommit(ps->index))
+        (void)sqlite3_exec(ps->index, "ROLLBACK", NULL, NULL, NULL);
+}
+
+/* ---- reconciling the index with the packs ---------------------------------- */
+
+static int drop_pack_rows(struct pagestore *ps, const unsigned char id[PACK_ID_BYTES],
+                          sc_err *err)
+{
+    static const char *const sql[] = {"DELETE FROM pages WHERE pack = ?",
+                                      "DELETE FROM packs WHERE id = ?"};
+    for (size_t i = 0; i < 2; i++) {
+        sqlite3_stmt *st;
+        if (sqlite3_prepare_v2(ps->index, sql[i], -1, &st, NULL) != SQLITE_OK)
+            return index_fail(ps, err, sql[i]);
+        sqlite3_bind_blob(st, 1, id, PACK_ID_BYTES, SQLITE_STATIC);
+        int rc = sqlite3_step(st);
+        sqlite3_finalize(st);
+        if (rc != SQLITE_DONE)
+            return index_fail(ps, err, sql[i]);
+    }
+    return 0;
+}
+
+/* Rows of packs whose file is gone or has another size. */
+static int drop_missing_packs(struct pagestore *ps, sc_err *err)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(ps->index, "SELECT id, bytes FROM packs", -1, &st, NULL) != SQLITE_OK)
+        return index_fail(ps, err, "listing packs");
+    struct {
+        unsigned char id[PACK_ID_BYTES];
+    } *gone = NULL;
+    size_t n = 0;
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        if (sqlite3_column_bytes(st, 0) != PACK_ID_BYTES)
+            continue;
+        const unsigned char *id = sqlite3_column_blob(st, 0);
+        char *path = pagestore_pack_path(ps, id);
+        struct stat sb;
+        if (stat(path, &sb) != 0 || (uint64_t)sb.st_size != (uint64_t)sqlite3_column_int64(st, 1)) {
+            gone = xrealloc(gone, (n + 1) * sizeof *gone);
+            memcpy(gone[n++].id, id, PACK_ID_BYTES);
+        }
+        free(path);
+    }
+    sqlite3_finalize(st);
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++)
+        rc = drop_pack_rows(ps, gone[i].id, err);
+    if (n > 0)
+        log_warn("sqlite %s: %zu pack(s) in the page store index are gone: forgotten", ps->name, n);
+    free(gone);
+    return rc;
+}
+
+struct indexing {
+    struct pagestore *ps;
+    const unsigned char *id;
+    uint32_t page_size;
+    uint64_t offset;
+    unsigned char *carry; /* a page split over two reads */
+    size_t fill;
+};
+
+static int index_piece(void *ctx, const void *buf, size_t len, sc_err *err)
+{
+    struct indexing *x = ctx;
+    const unsigned char *p = buf;
+    while (len > 0) {
+        size_t take = x->page_size - x->fill < len ? x->page_size - x->fill : len;
+        memcpy(x->carry + x->fill, p, take);
+        x->fill += take;
+        p += take;
+        len -= take;
+        if (x->fill < x->page_size)
+            break;
+        unsigned char h[PAGE_HASH_BYTES];
+        page_hash(x->carry, x->page_size, h);
+        if (pagestore_add_page(x->ps, h, x->id, x->offset, err) != 0)
+            return err->code;
+        x->offset += x->page_size;
+        x->fill = 0;
+    }
+    return 0;
+}
+
+/* A pack the index does not know (a crash came between its rename and the
+ * commit of its pages, or the index was rebuilt): its pages from its bytes. */
+static int index_pack(struct pagestore *ps, const char *path, const unsigned char id[PACK_ID_BYTES],
+                      uint32_t page_size, sc_err *err)
+{
+    struct stat sb;
+    if (stat(path, &sb) != 0 || sb.st_size % page_size != 0) {
+        log_warn("sqlite %s: %s is not a pack of %u-byte pages: not used", ps->name, path,
+                 page_size);
+        return 0;
+    }
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return sc_fail_errno(err, SC_ESTAGING, "cannot read %s", path);
+    struct indexing x = {.ps = ps, .id = id, .page_size = page_size, .carry = xmalloc(page_size)};
+    char hex[129];
+    uint64_t bytes = 0;
+    int rc = hash_fd_to(fd, path, SC_ESTAGING, index_piece, &x, hex, &bytes, err);
+    close(fd);
+    free(x.carry);
+    if (rc == 0)
+        rc = pagestore_add_pack(ps, id, bytes, hex, err);
+    if (rc == 0)
+        log_info("sqlite %s: indexed pack %s again", ps->name, path);
+    return rc;
+}
+
+static bool pack_known(struct pagestore *ps, const unsigned char id[PACK_ID_BYTES])
+{
+    uint64_t bytes;
+    char hex[129];
+    sc_err e = {0};
+    return pagestore_pack_info(ps, id, &bytes, hex, &e) == 0;
+}
+
+/* <id>.pack from its file name; -1 for anything else. */
+static int pack_name_id(const char *leaf, unsigned char id[PACK_ID_BYTES])
+{
+    size_t n = strlen(leaf), s = strlen(PACK_SUFFIX);
+    if (n != PACK_ID_HEX - 1 + s || strcmp(leaf + n - s, PACK_SUFFIX) != 0)
+        return -1;
+    char hex[PACK_ID_HEX];
+    memcpy(hex, leaf, PACK_ID_HEX - 1);
+    hex[PACK_ID_HEX - 1] = '\0';
+    return pack_id_parse(hex, id);
+}
+
+/* Temporary packs of a crashed run go; unknown packs are indexed. */
+static int scan_packs(struct pagestore *ps, uint32_t page_size, sc_err *err)
+{
+    DIR *d = opendir(ps->packs);
+    if (d == NULL)
+        return sc_fail_errno(err, SC_ESTAGING, "cannot list %s", ps->packs);
+    int rc = 0;
+    struct dirent *e;
+    while (rc == 0 && (e = readdir(d)) != NULL) {
+        unsigned char id[PACK_ID_BYTES];
+        char *path = path_join(ps->packs, e->d_name);
+        if (strncmp(e->d_name, ".tmp-", 5) == 0) {
+            log_info("removing %s, left by an interrupted run", path);
+            if (unlink(path) != 0)
+                rc = sc_fail_errno(err, SC_ESTAGING, "cannot remove %s", path);
+        } else if (pack_name_id(e->d_name, id) == 0 && page_size > 0 && !pack_known(ps, id)) {
+            rc = index_pack(ps, path, id, page_size, err);
+        }
+        free(path);
+    }
+    closedir(d);
+    return rc;
+}
+
+int pagestore_open(struct pagestore *ps, const char *staging, const char *name, uint32_t page_size,
+                   sc_err *err)
+{
+    memset(ps, 0, sizeof *ps);
+    char *top = path_join(staging, "pagestore");
+    ps->dir = path_join(top, name);
+    free(top);
+    ps->packs = path_join(ps->dir, "packs");
+    ps->name = xstrdup(name);
+    int rc = fs_mkdir_p(ps->packs, 0700, err);
+    if (rc == 0)
+        rc = open_index(ps, err);
+    if (rc == 0)
+        rc = prepare(ps, err);
+    if (rc == 0)
+        rc = pagestore_begin(ps, err);
+    if (rc == 0)
+        rc = drop_missing_packs(ps, err);
+    if (rc == 0)
+        rc = scan_packs(ps, page_size, err);
+    if (rc == 0)
+        rc = pagestore_commit(ps, err);
+    if (rc != 0)
+        pagestore_close(ps);
+    return rc;
+}
+
+void pagestore_close(struct pagestore *ps)
+{
+    pagestore_rollback(ps);
+    sqlite3_finalize(ps->find);
+    sqlite3_finalize(ps->add_page);
+    sqlite3_finalize(ps->add_pack);
+    sqlite3_finalize(ps->pack_info);
+    if (ps->index != NULL && sqlite3_close(ps->index) != SQLITE_OK)
+        log_warn("sqlite %s: cannot close the page store index", ps->name);
+    free(ps->dir);
+    free(ps->packs);
+    free(ps->name);
+    memset(ps, 0, sizeof *ps);
+}
+
+/* ---- writing a pack ------------------------------------------------------ */
+
+int pack_writer_open(struct pack_writer *w, const struct pagestore *ps, sc_err *err)
+{
+    memset(w, 0, sizeof *w);
+    randombytes_buf(w->id, PACK_ID_BYTES);
+    char hex[PACK_ID_HEX];
+    pack_id_hex(w->id, hex);
+    char *leaf = xasprintf(".tmp-%s%s", hex, PACK_SUFFIX);
+    w->tmp = path_join(ps->packs, leaf);
+    free(leaf);
+    w->fd = open(w->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (w->fd < 0) {
+        int rc = sc_fail_errno(err, SC_ESTAGING, "cannot create %s", w->tmp);
+        free(w->tmp);
+        w->tmp = NULL;
+        return rc;
+    }
+    crypto_generichash_init(&w->hash, NULL, 0, crypto_generichash_BYTES_MAX);
+    return 0;
+}
+
+int pack_writer_add(struct pack_writer *w, const void *page, size_t len, sc_err *err)
+{
+    if (fs_write_all(w->fd, page, len) != 0)
+        return sc_fail_errno(err, SC_ESTAGING, "cannot write %s", w->tmp);
+    crypto_generichash_update(&w->hash, page, len);
+    w->bytes += len;
+    return 0;
+}
+
+int pack_writer_finish(struct pack_writer *w, const struct pagestore *ps, char b2hex[129],
+                       sc_err *err)
+{
+    int rc = 0;
+    if (fsync(w->fd) != 0)
+        rc = sc_fail_errno(err, SC_ESTAGING, "cannot fsync %s", w->tmp);
+    if (close(w->fd) != 0 && rc == 0)
+        rc = sc_fail_errno(err, SC_ESTAGING, "cannot write %s", w->tmp);
+    w->fd = -1;
+    char *final = pagestore_pack_path(ps, w->id);
+    if (rc == 0 && rename(w->tmp, final) != 0)
+        rc = sc_fail_errno(err, SC_ESTAGING, "cannot rename %s", w->tmp);
+    free(final);
+    if (rc == 0)
+        rc = fs_fsync_dir(ps->packs, err);
+    blake2b_final_hex(&w->hash, b2hex);
+    if (rc != 0) {
+        pack_writer_abort(w);
+        return rc;
+    }
+    free(w->tmp);
+    w->tmp = NULL;
+    return 0;
+}
+
+void pack_writer_abort(struct pack_writer *w)
+{
+    if (w->fd >= 0)
+        close(w->fd);
+    if (w->tmp != NULL)
+        unlink(w->tmp);
+    free(w->tmp);
+    w->tmp = NULL;
+    w->fd = -1;
+}
+
+/* ---- upkeep -------------------------------------------------------------- */
+
+/* {"<id>.pack": true} for every pack some kept set holds (a link or, where
+ * links were impossible, a copy: the name says which pack it is). */
+static int packs_in_sets(const char *staging, const char *name, json_t *seen, sc_err *err)
+{
+    char **ids;
+    size_t n;
+    if (set_list(staging, &ids, &n, err) != 0)
+        return err->code;
+    char *rel = packs_reldir(name);
+    for (size_t i = 0; i < n; i++) {
+        char *sets = path_join(staging, "sets");
+        char *set = path_join(sets, ids[i]);
+        char *dir = path_join(set, rel);
+        DIR *d = opendir(dir);
+        struct dirent *e;
+        while (d != NULL && (e = readdir(d)) != NULL)
+            json_object_set_new(seen, e->d_name, json_true());
+        if (d != NULL)
+            closedir(d);
+        free(sets);
+        free(set);
+        free(dir);
+    }
+    free(rel);
+    set_list_free(ids, n);
+    return 0;
+}
+
+/* A pack no kept set holds: out of the index first (committed), then off
+ * the disk, so a crash between leaves a pack the next open indexes again. */
+static int drop_pack(struct pagestore *ps, const char *path, const unsigned char id[PACK_ID_BYTES],
+                     sc_err *err)
+{
+    int rc = pagestore_begin(ps, err);
+    if (rc == 0)
+        rc = drop_pack_rows(ps, id, err);
+    if (rc == 0)
+        rc = pagestore_commit(ps, err);
+    if (rc == 0 && unlink(path) != 0)
+        rc = sc_fail_errno(err, SC_ESTAGING, "cannot remove %s", path);
+    return rc;
+}
+
+static int drop_unreferenced(struct pagestore *ps, json_t *seen, json_t *report, sc_err *err)
+{
+    DIR *d = opendir(ps->packs);
+    if (d == NULL)
+        return sc_fail_errno(err, SC_ESTAGING, "cannot list %s", ps->packs);
+    int rc = 0;
+    json_int_t dropped = 0, bytes = 0, kept = 0;
+    struct dirent *e;
+    while (rc == 0 && (e = readdir(d)) != NULL) {
+        unsigned char id[PACK_ID_BYTES];
+        if (pack_name_id(e->d_name, id) != 0)
+            continue;
+        char *path = path_join(ps->packs, e->d_name);
+        struct stat sb;
+        /* One link: only the store's. A set that holds a copy names it. */
+        if (stat(path, &sb) == 0 && sb.st_nlink == 1 && json_object_get(seen, e->d_name) == NULL) {
+            rc = drop_pack(ps, path, id, err);
+            dropped++;
+            bytes += sb.st_size;
+        } else {
+            kept++;
+        }
+        free(path);
+    }
+    closedir(d);
+    json_object_set_new(report, "packs_dropped", json_integer(dropped));
+    json_object_set_new(report, "bytes_dropped", json_integer(bytes));
+    json_object_set_new(report, "packs_kept", json_integer(kept));
+    if (dropped > 0)
+        log_info("sqlite %s: page store: %lld unreferenced pack(s) removed (%.1f MB)", ps->name,
+                 (long long)dropped, (double)bytes / 1e6);
+    return rc;
+}
+
+int pagestore_upkeep(const char *staging, const char *name, json_t *report, sc_err *err)
+{
+    char *top = path_join(staging, "pagestore");
+    char *dir = path_join(top, name);
+    bool exists = fs_exists(dir);
+    free(top);
+    free(dir);
+    if (!exists)
+        return 0;
+    struct pagestore ps;
+    json_t *seen = json_object();
+    int rc = packs_in_sets(staging, name, seen, err);
+    if (rc == 0)
+        rc = pagestore_open(&ps, staging, name, 0, err);
+    if (rc == 0) {
+        rc = drop_unreferenced(&ps, seen, report, err);
+        pagestore_close(&ps);
+    }
+    json_decref(seen);
+    return rc;
+}
