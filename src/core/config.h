@@ -25,6 +25,7 @@ struct source_cfg {
     enum check_level check;
     long busy_timeout_ms;
     long step_pages; /* pages per backup step (progress granularity) */
+    char *clone;     /* auto | never: reflink a rollback-journal database (NULL: auto) */
 
     /* paths */
     struct strvec paths; /* `path =` entries, repeatable */

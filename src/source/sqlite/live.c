@@ -188,6 +188,7 @@ void sq_close_source(struct job *j);
 
 int sq_begin_snapshot(struct job *j)
 {
+    j->snapshot_start_ms = now_ms();
     int rc = open_source(j, false);
     if (rc == SQLITE_OK)
         rc = begin_read(j);
@@ -238,14 +239,25 @@ int sq_read_source_facts(struct job *j)
 }
 
 /* Release the snapshot and the source: in rollback mode, writers wait for
- * it, so this happens as soon as the pages are copied. */
+ * it, so this happens as soon as the pages are copied (or the file cloned).
+ * lock_ms is how long that was, from the first try to take the lock. Our own
+ * fd on the file (clone.c) is closed only after SQLite let go of it. */
 void sq_close_source(struct job *j)
 {
+    bool held = j->in_snapshot;
     if (j->in_snapshot && sq_exec(j->src, "COMMIT") != SQLITE_OK)
         log_debug("sqlite %s: ending the read transaction: %s", j->cfg->name,
                   sqlite3_errmsg(j->src));
     j->in_snapshot = false;
+    if (held) {
+        j->lock_ms = now_ms() - j->snapshot_start_ms;
+        log_debug("sqlite %s: read transaction held %lld ms (%s)", j->cfg->name, j->lock_ms,
+                  j->cloned ? "reflink" : "backup API");
+    }
     if (j->src != NULL && sqlite3_close(j->src) != SQLITE_OK)
         log_warn("sqlite %s: closing %s: %s", j->cfg->name, j->path, sqlite3_errmsg(j->src));
     j->src = NULL;
+    if (j->live_fd >= 0 && close(j->live_fd) != 0)
+        log_debug("sqlite %s: closing %s: %s", j->cfg->name, j->path, strerror(errno));
+    j->live_fd = -1;
 }
