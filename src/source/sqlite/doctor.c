@@ -165,7 +165,7 @@ static void doctor_writer_wait(const struct source_cfg *s, struct probe *p)
     bool long_wait = wait_ms > WAIT_WARN_MS;
     probe_report(p, long_wait ? PROBE_WARN : PROBE_OK, 0,
                  "sqlite %s copy: backup API, no reflink (%s): writers wait about %.1f s for each "
-                 "copy (%.0f MB at %.0f MB/s, %s)%s",
+                 "copy (%.0f MB at %.1f MB/s, %s)%s",
                  s->name, why, wait_ms / 1000.0, mb, rate,
                  measured ? "the last run's rate" : "an assumed rate",
                  long_wait ? "; switch the database to WAL mode (PRAGMA journal_mode=WAL) so that "
