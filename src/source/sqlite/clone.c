@@ -63,8 +63,8 @@ static int fit_to_pages(struct job *j)
     if (st.st_size > want)
         return sc_fail_errno(j->err, SC_ESTAGING, "sqlite %s: cannot truncate %s", j->cfg->name,
                              j->dst_path);
-    log_debug("sqlite %s: %s holds %lld bytes, fewer than its %lld pages: not cloned",
-              j->cfg->name, j->path, (long long)st.st_size, j->pages);
+    log_debug("sqlite %s: %s holds %lld bytes, fewer than its %lld pages: not cloned", j->cfg->name,
+              j->path, (long long)st.st_size, j->pages);
     if (ftruncate(j->dst_fd, 0) != 0)
         return sc_fail_errno(j->err, SC_ESTAGING, "sqlite %s: cannot truncate %s", j->cfg->name,
                              j->dst_path);

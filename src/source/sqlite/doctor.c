@@ -88,10 +88,9 @@ static int reflink_works(const char *db, const char *staging, char *why, size_t 
         snprintf(why, n, "cannot test a clone into %s: %s", dir, strerror(errno));
     } else {
         /* A whole block, or the whole of a smaller file (length 0: to EOF). */
-        struct file_clone_range r = {.src_fd = src,
-                                     .src_length = st.st_size >= st.st_blksize
-                                                       ? (unsigned long long)st.st_blksize
-                                                       : 0};
+        struct file_clone_range r = {
+            .src_fd = src,
+            .src_length = st.st_size >= st.st_blksize ? (unsigned long long)st.st_blksize : 0};
         int e = ioctl(tmp, FICLONERANGE, &r) == 0 ? 0 : errno;
         ok = e == 0 ? 1 : sq_clone_unsupported(e) ? 0 : -1;
         if (e == EXDEV)
@@ -118,8 +117,8 @@ static double last_copy_rate(const char *staging, const char *name)
     double rate = 0;
     if (staging == NULL || state_load(staging, &state, &err) != 0)
         return 0;
-    json_t *sources = json_object_get(
-        json_object_get(json_object_get(state, "last_run"), "stats"), "sources");
+    json_t *sources =
+        json_object_get(json_object_get(json_object_get(state, "last_run"), "stats"), "sources");
     size_t i;
     json_t *src;
     json_array_foreach(sources, i, src)

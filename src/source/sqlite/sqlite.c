@@ -153,13 +153,8 @@ static int snapshot_and_copy(struct job *j)
 static int sqlite_stage(const struct source_cfg *src, struct set *set, json_t *entry, sc_err *err)
 {
     struct job j = {
-        .cfg = src,
-        .path = src->path,
-        .set = set,
-        .entry = entry,
-        .err = err,
-        .dst_fd = -1,
-        .live_fd = -1};
+        .cfg = src, .path = src->path, .set = set, .entry = entry, .err = err, .dst_fd = -1};
+    j.live_fd = -1;
     j.relpath = xasprintf("sqlite/%s.db", src->name);
     int rc = snapshot_and_copy(&j);
     if (rc == 0) {
