@@ -174,8 +174,10 @@ static int sqlite_stage(const struct source_cfg *src, struct set *set, json_t *e
 
 static void sqlite_plan(const struct source_cfg *s, FILE *out)
 {
-    fprintf(out, "  sqlite %s: %s -> sqlite/%s.db (online backup API, %s check)\n", s->name,
-            s->path, s->name, s->check == CHECK_INTEGRITY ? "integrity" : "quick");
+    bool may_clone = s->clone == NULL || strcmp(s->clone, "auto") == 0;
+    fprintf(out, "  sqlite %s: %s -> sqlite/%s.db (online backup API%s, %s check)\n", s->name,
+            s->path, s->name, may_clone ? ", or a reflink of a rollback journal" : "",
+            s->check == CHECK_INTEGRITY ? "integrity" : "quick");
 }
 
 const struct source_ops source_sqlite = {
