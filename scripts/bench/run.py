@@ -648,6 +648,12 @@ def part_reflink():
             row(part, f"writer worst commit without a stage ({label})", [], None, None, round(max(o["alone_ms"]), 1),
                 None, None, "ms, worst of all rounds: the same writer, as long as a stage, alone (the disk's floor)")
             if fs is xfs:
+                # what stagecoach holds the writer for; the worst commit
+                # below also carries the disk's own latency (the row above)
+                lock_max = max(locks) if locks else None
+                row(part, f"lock held: writers wait for us ({label})", [], None, None, lock_max,
+                    "<= 50 ms", lock_max is not None and lock_max <= 50 and methods == "reflink",
+                    "ms, the manifest's lock_ms, largest of all rounds")
                 row(part, f"writer worst commit during stagecoach ({label})", [], None, None, round(worst, 1),
                     "<= 50 ms", worst <= 50 and methods == "reflink",
                     f"ms, worst of all rounds; during: {o['phase'][o['worst_ms'].index(worst)]}")
