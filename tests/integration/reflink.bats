@@ -11,7 +11,7 @@
 # committed state) the copy must be one committed state, whichever way it
 # was made.
 
-load helpers
+load restore_helpers
 
 setup() {
     sc_setup
@@ -77,6 +77,7 @@ SQL
     grep -qx "path = $db" "$CONF"
     grep -qx "dir = $staging" "$CONF"
     BUSY=$db
+    STAGING=$staging
 }
 
 writer_start() {
@@ -165,6 +166,50 @@ writer_stop_and_compare() {
     diff <(sqlite3 "$T/out/sqlite/app.db" .dump) <(sqlite3 "$COPY" .dump)
     [ "$(sqlite3 "$T/out/sqlite/app.db" 'SELECT a = b FROM c')" = 1 ]
     cmp "$T/out/sqlite/app.db" "$COPY"
+}
+
+@test "XFS reflink=1, encrypted set: the clone is sealed, no plaintext left, restores the same" {
+    fs_mount xfs "$T/xfs"
+    busy_db "$T/xfs/db/busy.db" delete "$T/xfs/staging"
+    use_encryption
+    stage_ok
+    [ "$(manifest_app 'e["copy_method"]')" = reflink ]
+    [ "$(ls "$SET/sqlite")" = app.db.enc ]
+    (cd "$SET" && b2sum -c --quiet B2SUMS)
+    run --separate-stderr sc restore --set latest --to "$T/out" --identity "$ID"
+    echo "$stderr"
+    [ "$status" -eq 0 ]
+    # no writer here: the restored copy is the live database, row for row
+    diff <(sqlite3 "$T/out/sqlite/app.db" .dump) <(sqlite3 "$BUSY" .dump)
+    [ "$(sqlite3 "$T/out/sqlite/app.db" 'PRAGMA integrity_check')" = ok ]
+}
+
+@test "XFS reflink=1, a hot journal: refused as before (exit 4, no set); after a writer rolled it back, cloned" {
+    fs_mount xfs "$T/xfs"
+    busy_db "$T/xfs/db/busy.db" delete "$T/xfs/staging"
+    sqlite3 "$BUSY" 'SELECT id, hex(x) FROM filler ORDER BY id' >"$T/filler.before"
+    # a writer killed in the middle of a transaction that spilled to the
+    # file: the database holds half of it, its -journal the way back
+    python3 - "$BUSY" <<'PY' || true
+import os, signal, sqlite3, sys
+c = sqlite3.connect(sys.argv[1], isolation_level=None)
+c.execute("PRAGMA cache_size=10")
+c.execute("BEGIN")
+c.execute("UPDATE filler SET x = randomblob(3000)")
+os.kill(os.getpid(), signal.SIGKILL)
+PY
+    [ -s "$BUSY-journal" ]
+    run --separate-stderr sc stage
+    echo "$stderr"
+    [ "$status" -eq 4 ]
+    [[ "$stderr" == *"hot journal"* ]]
+    [ -z "$(sc_sets)" ]
+    refute sc_tmp_left
+    # a writer (sqlite3) rolls it back; then the clone is the state before
+    [ "$(sqlite3 "$BUSY" 'PRAGMA integrity_check')" = ok ]
+    stage_ok
+    [ "$(manifest_app 'e["copy_method"]')" = reflink ]
+    diff "$T/filler.before" <(sqlite3 "$SET/sqlite/app.db" 'SELECT id, hex(x) FROM filler ORDER BY id')
 }
 
 @test "clone = never on XFS: the backup API, consistent" {
