@@ -34,6 +34,7 @@
 
 #include "../../core/config.h"
 #include "../../core/err.h"
+#include "../../core/thread.h"
 #include "../../stage/sink.h"
 
 /* Defaults for keys left unset (0 in struct source_cfg). */
@@ -246,9 +247,7 @@ struct my_pool {
     pthread_t *tids;
     struct my_worker *args;
     size_t nthreads;
-    pthread_mutex_t mu;
-    pthread_cond_t work, done;
-    bool sync_ready;
+    struct pool_sync sync;
     atomic_int cancel;
     bool failed, thread_failure;
     size_t failed_job;
