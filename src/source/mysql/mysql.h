@@ -212,6 +212,11 @@ struct my_rows_job {
 };
 int my_rows_dump(struct my_rows_job *j);
 
+/* ROLLBACK TO SAVEPOINT after a table's rows: releases its metadata lock.
+ * A failure names the table just read (a killed connection is often seen
+ * here, after the SELECT has already finished). */
+int my_release_table(MYSQL *m, const struct source_cfg *cfg, const char *label, sc_err *err);
+
 /* ---- parallel reading (par.c) -------------------------------------- */
 
 struct my_table;

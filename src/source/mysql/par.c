@@ -71,7 +71,7 @@ static int run_job(struct my_pool *p, MYSQL *conn, struct my_out *o, struct my_j
         rc = my_out_flush(o);
     /* Let go of the table's metadata lock, as the single connection does. */
     if (rc == 0)
-        rc = my_exec(conn, p->cfg, "ROLLBACK TO SAVEPOINT stagecoach", &job->err);
+        rc = my_release_table(conn, p->cfg, label, &job->err);
     job->len = my_out_pos(o);
     job->rows = j.rows;
     job->max_stmt = j.max_stmt;
