@@ -8,7 +8,7 @@ build-bench/results.json and a table on stdout. See docs/performance.md.
 Environment:
   BENCH_SCALE   fraction of the full sizes (default 1; 0.05 for a smoke run)
   BENCH_RUNS    runs per tool, alternating A B C A B C ... (default 3)
-  BENCH_ONLY    comma list of parts: sqlite,mysql,mysql2,restore,hash,incr,mem,pg,pgincr (default all)
+  BENCH_ONLY    comma list of parts: sqlite,reflink,mysql,mysql2,restore,hash,incr,mem,pg,pgincr (default all)
   BENCH_BACKUP_CAP  seconds `.backup` may run under load (default 20)
   BENCH_SQLITE_MODES  journal modes of the SQLite part (default wal,delete)
   SC_BENCH_BIN, SC_BENCH_NOHASH_BIN, SC_BENCH_LOAD_BIN: the programs (make sets them)
@@ -33,7 +33,8 @@ BUILD = os.path.join(ROOT, "build-bench")
 GEN_VERSION = 1
 SCALE = float(os.environ.get("BENCH_SCALE", "1"))
 RUNS = int(os.environ.get("BENCH_RUNS", "3"))
-ONLY = set(filter(None, os.environ.get("BENCH_ONLY", "sqlite,mysql,mysql2,restore,hash,incr,mem,pg,pgincr").split(",")))
+ONLY = set(filter(None, os.environ.get("BENCH_ONLY",
+                                       "sqlite,reflink,mysql,mysql2,restore,hash,incr,mem,pg,pgincr").split(",")))
 BACKUP_CAP = float(os.environ.get("BENCH_BACKUP_CAP", "20"))
 WRITER_RATE = 200
 SC = os.environ.get("SC_BENCH_BIN", os.path.join(BUILD, "stagecoach"))
@@ -537,6 +538,133 @@ def part_sqlite():
             + (" (.backup copied nothing: ratio unbounded)" if tr is None else ""))
         details[mode] = {"db_bytes": size, "times": t, "writer": lat, "backup": bk}
     results["details"]["sqlite"] = details
+
+
+class LoopFs:
+    """A file system of TYPE in a loop file under OUT, mounted for a part of
+    the bench (xfs: with reflink=1). reason says why it cannot be made."""
+
+    def __init__(self, fstype, size_bytes):
+        self.fstype, self.dev, self.mnt, self.reason = fstype, None, None, None
+        mkfs = {"xfs": ["mkfs.xfs", "-q", "-m", "reflink=1"], "ext4": ["mkfs.ext4", "-q", "-F"]}[fstype]
+        if os.geteuid() != 0:
+            self.reason = "loop mounts need root"
+            return
+        if shutil.which(mkfs[0]) is None:
+            self.reason = f"no {mkfs[0]} (scripts/install-deps.sh installs it)"
+            return
+        img = os.path.join(OUT, f"{fstype}.img")
+        if os.path.exists(img):
+            os.unlink(img)
+        with open(img, "wb") as f:
+            f.truncate(int(size_bytes))
+        self.img = img
+        if subprocess.run(mkfs + [img], capture_output=True).returncode != 0:
+            self.reason = f"{mkfs[0]} failed"
+            return
+        r = subprocess.run(["losetup", "--find", "--show", img], capture_output=True, text=True)
+        if r.returncode != 0:
+            self.reason = f"no loop device ({r.stderr.strip()})"
+            return
+        self.dev = r.stdout.strip()
+        mnt = fresh_dir(os.path.join(OUT, f"mnt-{fstype}"))
+        r = subprocess.run(["mount", "-t", fstype, self.dev, mnt], capture_output=True, text=True)
+        if r.returncode != 0:
+            self.reason = f"cannot mount a {fstype} loop device ({r.stderr.strip()})"
+            return
+        self.mnt = mnt
+
+    def close(self):
+        if self.mnt:
+            subprocess.run(["umount", self.mnt], check=False)
+        if self.dev:
+            subprocess.run(["losetup", "-d", self.dev], check=False)
+        if getattr(self, "img", None) and os.path.exists(self.img):
+            os.unlink(self.img)
+
+
+def stage_rollback_under_writer(fs, db_src):
+    """The bench database in rollback-journal mode on fs, staged RUNS times
+    (staging on the same fs) under the bench writer: stage times, the
+    writer's worst commits, the manifest's copy_method and lock_ms."""
+    db = os.path.join(fs.mnt, "app.db")
+    shutil.copyfile(db_src, db)
+    c = sqlite3.connect(db)
+    c.execute("PRAGMA journal_mode=DELETE")
+    c.close()
+    staging = os.path.join(fs.mnt, "staging")
+    conf = write_conf(os.path.join(OUT, f"reflink-{fs.fstype}.conf"), f"[sqlite app]\npath = {db}\n", staging)
+    out = {"secs": [], "worst_ms": [], "rate": [], "lock_ms": [], "method": set(), "phase": [], "alone_ms": []}
+    for r in range(RUNS):
+        log(f"reflink {fs.fstype}: round {r + 1}/{RUNS}")
+        settle()
+        w = Writer(db, "delete")
+        res = sc_stage(SC, conf, staging, verbose=True, settled=True)
+        wl = w.stop()
+        _, m = manifest_of(staging)
+        e = [s for s in m["sources"] if s["name"] == "app"][0]
+        out["secs"].append(res.secs)
+        out["worst_ms"].append(wl["worst_ms"])
+        out["rate"].append(wl["rate"])
+        out["lock_ms"].append(e.get("lock_ms"))
+        out["method"].add(e.get("copy_method"))
+        out["phase"].append(phase_at(res.err, wl["worst_at"]))
+        rmtree(staging)
+        # the floor: the same writer on the same file system, as long, alone
+        settle()
+        w = Writer(db, "delete")
+        time.sleep(res.secs)
+        out["alone_ms"].append(w.stop()["worst_ms"])
+    return out
+
+
+def part_reflink():
+    """Issue 15 part B: a rollback-journal database staged under the bench
+    writer, cloned on XFS reflink=1, beside the backup API on ext4 (same
+    database, same writer): how long the writer's commits wait."""
+    part = "sqlite-rollback-reflink"
+    src = ensure_sqlite()
+    size = os.path.getsize(src)
+    # the database, its clone's new extents and the writer's growth; the
+    # backup API's copy needs a second full size
+    xfs = LoopFs("xfs", max(320e6, size * 1.5 + 200e6))
+    ext4 = LoopFs("ext4", max(64e6, size * 2.5 + 100e6))
+    try:
+        details = {}
+        for fs, label in ((xfs, "XFS reflink=1"), (ext4, "ext4, backup API")):
+            if fs.reason:
+                row(part, f"stagecoach stage ({label})", [], note=f"skipped: {fs.reason}")
+                row(part, f"writer worst commit during stagecoach ({label})", [], note=f"skipped: {fs.reason}")
+                continue
+            o = stage_rollback_under_writer(fs, src)
+            details[fs.fstype] = {k: (sorted(v) if isinstance(v, set) else v) for k, v in o.items()}
+            worst = max(o["worst_ms"])
+            locks = [x for x in o["lock_ms"] if x is not None]
+            lock_med = statistics.median(locks) if locks else None
+            methods = ",".join(sorted(str(x) for x in o["method"]))
+            row(part, f"stagecoach stage ({label})", o["secs"], size, None, None, None, None,
+                f"copy_method {methods}; writers held {lock_med} ms (median lock_ms); "
+                f"writer at {statistics.median(o['rate']):.0f}/s")
+            row(part, f"writer worst commit without a stage ({label})", [], None, None, round(max(o["alone_ms"]), 1),
+                None, None, "ms, worst of all rounds: the same writer, as long as a stage, alone (the disk's floor)")
+            if fs is xfs:
+                # what stagecoach holds the writer for; the worst commit
+                # below also carries the disk's own latency (the row above)
+                lock_max = max(locks) if locks else None
+                row(part, f"lock held: writers wait for us ({label})", [], None, None, lock_max,
+                    "<= 50 ms", lock_max is not None and lock_max <= 50 and methods == "reflink",
+                    "ms, the manifest's lock_ms, largest of all rounds")
+                row(part, f"writer worst commit during stagecoach ({label})", [], None, None, round(worst, 1),
+                    "<= 50 ms", worst <= 50 and methods == "reflink",
+                    f"ms, worst of all rounds; during: {o['phase'][o['worst_ms'].index(worst)]}")
+            else:
+                row(part, f"writer worst commit during stagecoach ({label})", [], None, None, round(worst, 1),
+                    None, None, f"ms, worst of all rounds (the reference: writers wait for the whole copy); "
+                    f"during: {o['phase'][o['worst_ms'].index(worst)]}")
+        results["details"]["reflink"] = details
+    finally:
+        xfs.close()
+        ext4.close()
 
 
 def mysql_conf(path, staging, sock, extra_sources=""):
@@ -1046,6 +1174,8 @@ def main():
     try:
         if "sqlite" in ONLY:
             part_sqlite()
+        if "reflink" in ONLY:
+            part_reflink()
         if "hash" in ONLY:
             part_hash()
         if "mysql" in ONLY:

@@ -26,6 +26,7 @@ struct source_cfg {
     long busy_timeout_ms;
     long step_pages; /* pages per backup step (progress granularity) */
     char *layout;    /* file | pages (NULL: file); docs/sqlite-pages.md */
+    char *clone;     /* auto | never: reflink a rollback-journal database (NULL: auto) */
 
     /* paths */
     struct strvec paths; /* `path =` entries, repeatable */

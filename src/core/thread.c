@@ -12,3 +12,40 @@ int thread_start_quiet(pthread_t *tid, void *(*fn)(void *), void *arg)
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     return rc;
 }
+
+int pool_sync_init(struct pool_sync *s)
+{
+    if (pthread_mutex_init(&s->mu, NULL) != 0)
+        return -1;
+    if (pthread_cond_init(&s->work, NULL) != 0) {
+        pthread_mutex_destroy(&s->mu);
+        return -1;
+    }
+    if (pthread_cond_init(&s->done, NULL) != 0) {
+        pthread_cond_destroy(&s->work);
+        pthread_mutex_destroy(&s->mu);
+        return -1;
+    }
+    s->ready = true;
+    return 0;
+}
+
+void pool_sync_cancel(struct pool_sync *s, atomic_int *cancel)
+{
+    if (!s->ready)
+        return;
+    pthread_mutex_lock(&s->mu);
+    atomic_store(cancel, 1);
+    pthread_cond_broadcast(&s->work);
+    pthread_mutex_unlock(&s->mu);
+}
+
+void pool_sync_destroy(struct pool_sync *s)
+{
+    if (!s->ready)
+        return;
+    pthread_cond_destroy(&s->done);
+    pthread_cond_destroy(&s->work);
+    pthread_mutex_destroy(&s->mu);
+    s->ready = false;
+}

@@ -88,6 +88,14 @@ static json_t *source_stats(json_t *manifest)
         json_t *rows = json_object_get(src, "rows_total");
         if (json_is_integer(rows))
             json_object_set(s, "rows", rows);
+        /* How long a SQLite copy held writers, and how it was made: doctor
+         * predicts the next wait from them (src/source/sqlite/doctor.c). */
+        json_t *lock_ms = json_object_get(src, "lock_ms");
+        json_t *method = json_object_get(src, "copy_method");
+        if (json_is_integer(lock_ms) && json_is_string(method)) {
+            json_object_set(s, "lock_ms", lock_ms);
+            json_object_set(s, "copy_method", method);
+        }
         json_array_append_new(out, s);
     }
     return out;

@@ -691,52 +691,81 @@ static int load_secret(struct keyfile *kf, const char *path, const char *passfil
     return finish_identity(kf, path, k, rc, key, err);
 }
 
+/* Read a key file into locked memory and tell its kind. private_what
+ * names the file in the error when it must be private (a secret); NULL
+ * for a public key. On success *out is the caller's to keyfile_close. */
+static int keyfile_open(const char *path, const char *private_what, struct keyfile **out,
+                        enum keyfile_kind *kind, sc_err *err)
+{
+    *out = NULL;
+    int rc = init_sodium(err);
+    if (rc == 0 && private_what != NULL)
+        rc = fs_check_private(path, private_what, err);
+    if (rc != 0)
+        return rc;
+    struct keyfile *kf = sodium_malloc(sizeof *kf);
+    if (kf == NULL) {
+        sc_fail(err, SC_EFAIL, "out of memory");
+        return SC_EFAIL; /* never 0, which the callers' analysis needs to see */
+    }
+    *kind = KF_PUBLIC;
+    rc = keyfile_read(path, kf, err);
+    if (rc == 0)
+        rc = keyfile_kind(kf, path, kind, err);
+    if (rc != 0) {
+        keyfile_wipe(kf);
+        sodium_free(kf);
+        return rc;
+    }
+    *out = kf;
+    return 0;
+}
+
+static void keyfile_close(struct keyfile *kf)
+{
+    if (kf == NULL)
+        return;
+    keyfile_wipe(kf);
+    sodium_free(kf);
+}
+
 int crypto_load_recipient(const char *path, struct crypto_key **key, sc_err *err)
 {
     *key = NULL;
-    if (init_sodium(err) != 0)
-        return err->code;
-    struct keyfile *kf = sodium_malloc(sizeof *kf);
-    if (kf == NULL)
-        return sc_fail(err, SC_EFAIL, "out of memory");
+    struct keyfile *kf;
     enum keyfile_kind kind = KF_PUBLIC;
-    int rc = keyfile_read(path, kf, err);
-    if (rc == 0)
-        rc = keyfile_kind(kf, path, &kind, err);
-    if (rc == 0 && kind != KF_PUBLIC)
+    int rc = keyfile_open(path, NULL, &kf, &kind, err);
+    if (rc != 0)
+        return rc;
+    if (kind != KF_PUBLIC)
         rc = sc_fail(err, SC_ECONFIG,
                      "%s: not a public key; recipient = names the .pub file that keygen wrote "
                      "(the secret key stays off the staging host)",
                      path);
     if (rc == 0)
         rc = load_public(kf, path, key, err);
-    sodium_free(kf);
+    keyfile_close(kf);
     return rc;
 }
 
 int crypto_load_symmetric(const char *path, struct crypto_key **key, sc_err *err)
 {
     *key = NULL;
-    if (init_sodium(err) != 0 || fs_check_private(path, "key file", err) != 0)
-        return err->code;
-    struct keyfile *kf = sodium_malloc(sizeof *kf);
-    if (kf == NULL)
-        return sc_fail(err, SC_EFAIL, "out of memory");
+    struct keyfile *kf;
     enum keyfile_kind kind = KF_PUBLIC;
-    int rc = keyfile_read(path, kf, err);
-    if (rc == 0)
-        rc = keyfile_kind(kf, path, &kind, err);
-    if (rc == 0 && kind == KF_RAW32)
+    int rc = keyfile_open(path, "key file", &kf, &kind, err);
+    if (rc != 0)
+        return rc;
+    if (kind == KF_RAW32)
         *key = symmetric_from_raw(kf);
-    else if (rc == 0 && kind == KF_SYMMETRIC)
+    else if (kind == KF_SYMMETRIC)
         rc = load_symmetric_text(kf, path, key, err);
-    else if (rc == 0)
+    else
         rc = sc_fail(err, SC_ECONFIG,
                      "%s: not a symmetric key (keygen --symmetric writes one; 32 random bytes "
                      "also do)",
                      path);
-    keyfile_wipe(kf);
-    sodium_free(kf);
+    keyfile_close(kf);
     return rc;
 }
 
@@ -744,36 +773,29 @@ int crypto_load_identity(const char *path, const char *passphrase_file, struct c
                          sc_err *err)
 {
     *key = NULL;
-    if (init_sodium(err) != 0 || fs_check_private(path, "identity", err) != 0)
-        return err->code;
-    struct keyfile *kf = sodium_malloc(sizeof *kf);
-    if (kf == NULL)
-        return sc_fail(err, SC_EFAIL, "out of memory");
+    struct keyfile *kf;
     enum keyfile_kind kind = KF_PUBLIC;
-    int rc = keyfile_read(path, kf, err);
-    if (rc == 0)
-        rc = keyfile_kind(kf, path, &kind, err);
-    if (rc == 0) {
-        switch (kind) {
-        case KF_PUBLIC:
-            rc = sc_fail(err, SC_ECONFIG,
-                         "%s is a public key: it cannot decrypt; give the secret key file "
-                         "(keygen --out FILE wrote FILE and FILE.pub)",
-                         path);
-            break;
-        case KF_SECRET:
-            rc = load_secret(kf, path, passphrase_file, key, err);
-            break;
-        case KF_SYMMETRIC:
-            rc = load_symmetric_text(kf, path, key, err);
-            break;
-        case KF_RAW32:
-            *key = symmetric_from_raw(kf);
-            break;
-        }
+    int rc = keyfile_open(path, "identity", &kf, &kind, err);
+    if (rc != 0)
+        return rc;
+    switch (kind) {
+    case KF_PUBLIC:
+        rc = sc_fail(err, SC_ECONFIG,
+                     "%s is a public key: it cannot decrypt; give the secret key file "
+                     "(keygen --out FILE wrote FILE and FILE.pub)",
+                     path);
+        break;
+    case KF_SECRET:
+        rc = load_secret(kf, path, passphrase_file, key, err);
+        break;
+    case KF_SYMMETRIC:
+        rc = load_symmetric_text(kf, path, key, err);
+        break;
+    case KF_RAW32:
+        *key = symmetric_from_raw(kf);
+        break;
     }
-    keyfile_wipe(kf);
-    sodium_free(kf);
+    keyfile_close(kf);
     return rc;
 }
 

@@ -209,14 +209,17 @@ recover() {
     done
 
     # (not `i`: bats 1.8's `run --flags` sets a global i)
-    local n=0 p when delay killed=0 staging=0 shipping=0 finished=0 report=()
+    local n=0 p when delay killed=0 killed_at_once=0 staging=0 shipping=0 finished=0 report=()
     for p in "${plan[@]}"; do
         when=${p%:*}
         delay=${p##*:}
         # even kills: stagecoach and its restic; odd: stagecoach alone
         kill_run "$when" "$delay" $(((n + 1) % 2))
         report+=("$KILL_LINE")
-        [[ "$KILL_LINE" == killed* ]] && killed=$((killed + 1))
+        if [[ "$KILL_LINE" == killed* ]]; then
+            killed=$((killed + 1))
+            if [ "$delay" -eq 0 ]; then killed_at_once=$((killed_at_once + 1)); fi
+        fi
         case "$KILL_LINE" in
         *tmp=1*) staging=$((staging + 1)) ;;
         *restic=-*) ;;
@@ -239,7 +242,12 @@ recover() {
     echo "kill points: ${#plan[@]}, runs killed: $killed; during staging (a .tmp-* set" \
         "existed): $staging; while restic ran: $shipping; run had already finished: $finished"
 
-    [ "$killed" -ge 20 ]
+    # A kill at the very moment of an event (delay 0) always hits: all 8.
+    # One DELAY_MS after an event or into the run may come after the run
+    # ended when that part was faster than measured (a loaded CI machine saw
+    # 2 of the 13 miss): nearly all must still hit.
+    [ "$killed_at_once" -eq 8 ]
+    [ "$killed" -ge $((${#plan[@]} - 3)) ]
     # the plan really hit both phases
     [ "$staging" -ge 3 ]
     [ "$shipping" -ge 5 ]

@@ -600,11 +600,16 @@ static void test_validate(void **state)
 static void test_key_table(void **state)
 {
     (void)state;
-    const char *want[] = {"path", "check", "busy_timeout_ms", "step_pages"};
+    const char *want[] = {"path", "check", "busy_timeout_ms", "step_pages", "clone"};
     size_t n = 0;
     for (const struct cfg_key *k = source_sqlite.cfg.keys; k->name; k++, n++)
         assert_string_equal(k->name, want[n]);
-    assert_int_equal(n, 4);
+    assert_int_equal(n, 5);
+    /* clone = auto | never, nothing else */
+    const struct cfg_key *clone = &source_sqlite.cfg.keys[4];
+    assert_null(clone->check("auto"));
+    assert_null(clone->check("never"));
+    assert_non_null(clone->check("always"));
     assert_ptr_equal(source_find("sqlite"), &source_sqlite);
 }
 

@@ -101,9 +101,7 @@ struct pool {
     struct job *jobs;
     size_t njobs, next, running, rows_jobs_left, keys_running;
     bool walked; /* the main thread queued every range */
-    pthread_mutex_t mu;
-    pthread_cond_t work, done;
-    bool sync_ready;
+    struct pool_sync sync;
     atomic_int cancel;
     bool failed;
     sc_err first; /* the first failure of a worker */
@@ -474,7 +472,7 @@ static void queue_keys_if_ready(struct pool *p, struct table *t)
     if (t->closed && t->pending == 0 && t->alter != NULL && !t->keys_queued) {
         t->keys_queued = true;
         p->jobs[p->njobs++] = (struct job){.kind = JOB_KEYS, .t = t};
-        pthread_cond_broadcast(&p->work);
+        pthread_cond_broadcast(&p->sync.work);
     }
 }
 
@@ -487,19 +485,19 @@ static void *worker_main(void *arg)
 {
     struct worker *w = arg;
     struct pool *p = w->p;
-    pthread_mutex_lock(&p->mu);
+    pthread_mutex_lock(&p->sync.mu);
     for (;;) {
         while (!atomic_load(&p->cancel) && p->next == p->njobs && !finished(p))
-            pthread_cond_wait(&p->work, &p->mu);
+            pthread_cond_wait(&p->sync.work, &p->sync.mu);
         if (atomic_load(&p->cancel) || finished(p))
             break;
         struct job *j = &p->jobs[p->next++];
         p->running++;
         if (j->kind == JOB_KEYS)
             p->keys_running++;
-        pthread_mutex_unlock(&p->mu);
+        pthread_mutex_unlock(&p->sync.mu);
         int rc = run_job(w, j);
-        pthread_mutex_lock(&p->mu);
+        pthread_mutex_lock(&p->sync.mu);
         p->running--;
         if (j->kind == JOB_KEYS)
             p->keys_running--;
@@ -514,11 +512,11 @@ static void *worker_main(void *arg)
             p->rows_jobs_left--;
             queue_keys_if_ready(p, j->t);
         }
-        pthread_cond_broadcast(&p->work);
-        pthread_cond_broadcast(&p->done);
+        pthread_cond_broadcast(&p->sync.work);
+        pthread_cond_broadcast(&p->sync.done);
     }
-    pthread_cond_broadcast(&p->done);
-    pthread_mutex_unlock(&p->mu);
+    pthread_cond_broadcast(&p->sync.done);
+    pthread_mutex_unlock(&p->sync.mu);
     return NULL;
 }
 
@@ -553,11 +551,9 @@ static int worker_sessions(struct pool *p)
 
 static int start_workers(struct pool *p)
 {
-    if (pthread_mutex_init(&p->mu, NULL) != 0 || pthread_cond_init(&p->work, NULL) != 0 ||
-        pthread_cond_init(&p->done, NULL) != 0)
+    if (pool_sync_init(&p->sync) != 0)
         return sc_fail(p->l->err, SC_ESOURCE, "mysql %s: cannot set up the restore threads",
                        p->l->cfg->name);
-    p->sync_ready = true;
     for (size_t i = 0; i < p->nworkers; i++) {
         int e = thread_start_quiet(&p->w[i].tid, worker_main, &p->w[i]);
         if (e != 0) {
@@ -612,12 +608,7 @@ static void wait_killed(struct pool *p)
  * statement of ours runs on (a long ALTER included), then joined. */
 static void stop_workers(struct pool *p, bool kill)
 {
-    if (p->sync_ready) {
-        pthread_mutex_lock(&p->mu);
-        atomic_store(&p->cancel, 1);
-        pthread_cond_broadcast(&p->work);
-        pthread_mutex_unlock(&p->mu);
-    }
+    pool_sync_cancel(&p->sync, &p->cancel);
     for (size_t i = 0; kill && i < p->nworkers; i++) {
         char sql[64];
         snprintf(sql, sizeof sql, "KILL CONNECTION %lu", p->w[i].id);
@@ -641,11 +632,7 @@ static void free_pool(struct pool *p)
         my_close(&p->w[i].m);
         free(p->w[i].db);
     }
-    if (p->sync_ready) {
-        pthread_cond_destroy(&p->done);
-        pthread_cond_destroy(&p->work);
-        pthread_mutex_destroy(&p->mu);
-    }
+    pool_sync_destroy(&p->sync);
     for (size_t i = 0; i < p->ntables; i++)
         free(p->tables[i].alter);
     free(p->tables);
@@ -666,9 +653,9 @@ static void close_table(struct pool *p, struct table *t)
 /* A failure of a worker, or a stop request: the walk stops. */
 static int check_stop(struct pool *p)
 {
-    pthread_mutex_lock(&p->mu);
+    pthread_mutex_lock(&p->sync.mu);
     bool failed = p->failed;
-    pthread_mutex_unlock(&p->mu);
+    pthread_mutex_unlock(&p->sync.mu);
     if (failed)
         return sc_fail(p->l->err, p->first.code, "%s", p->first.msg);
     if (sc_stop_requested)
@@ -684,9 +671,9 @@ static int walk(struct pool *p)
     for (size_t i = 0; rc == 0 && i < p->nparts; i++) {
         struct part *pt = &p->parts[i];
         if (open != NULL && pt->t != open) {
-            pthread_mutex_lock(&p->mu);
+            pthread_mutex_lock(&p->sync.mu);
             close_table(p, open);
-            pthread_mutex_unlock(&p->mu);
+            pthread_mutex_unlock(&p->sync.mu);
             open = NULL;
         }
         switch (pt->kind) {
@@ -709,27 +696,27 @@ static int walk(struct pool *p)
         case P_ROWS:
             if (pt->len == 0)
                 break;
-            pthread_mutex_lock(&p->mu);
+            pthread_mutex_lock(&p->sync.mu);
             p->jobs[p->njobs++] =
                 (struct job){.kind = JOB_ROWS, .t = pt->t, .off = pt->off, .len = pt->len};
             pt->t->pending++;
             p->rows_jobs_left++;
-            pthread_cond_broadcast(&p->work);
-            pthread_mutex_unlock(&p->mu);
+            pthread_cond_broadcast(&p->sync.work);
+            pthread_mutex_unlock(&p->sync.mu);
             break;
         case P_POST:
         case P_FOOTER:
             break; /* after the rows */
         }
-        if (rc == 0 && p->sync_ready)
+        if (rc == 0 && p->sync.ready)
             rc = check_stop(p);
     }
-    if (p->sync_ready) {
-        pthread_mutex_lock(&p->mu);
+    if (p->sync.ready) {
+        pthread_mutex_lock(&p->sync.mu);
         close_table(p, open);
         p->walked = true;
-        pthread_cond_broadcast(&p->work);
-        pthread_mutex_unlock(&p->mu);
+        pthread_cond_broadcast(&p->sync.work);
+        pthread_mutex_unlock(&p->sync.mu);
     }
     return rc;
 }
@@ -739,15 +726,15 @@ static int wait_jobs(struct pool *p)
 {
     bool rows_in = false;
     for (;;) {
-        pthread_mutex_lock(&p->mu);
+        pthread_mutex_lock(&p->sync.mu);
         struct timespec ts;
         clock_deadline_in(&ts, WAIT_MS);
         if (!p->failed && !finished(p))
-            pthread_cond_timedwait(&p->done, &p->mu, &ts);
+            pthread_cond_timedwait(&p->sync.done, &p->sync.mu, &ts);
         bool failed = p->failed, done = finished(p);
         size_t keys = p->rows_jobs_left == 0 ? p->keys_running : 0;
         bool all_rows = p->rows_jobs_left == 0;
-        pthread_mutex_unlock(&p->mu);
+        pthread_mutex_unlock(&p->sync.mu);
         if (failed || sc_stop_requested)
             return check_stop(p);
         /* phase times for the log (-v) and the bench's notes */

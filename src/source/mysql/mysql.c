@@ -483,7 +483,7 @@ static int dump_rows(struct dump *d, struct my_table *t, struct my_out *out)
     }
     /* Let go of the table's metadata lock: DDL on it may proceed now. */
     if (rc == 0)
-        rc = my_exec(d->data, d->cfg, "ROLLBACK TO SAVEPOINT stagecoach", d->err);
+        rc = my_release_table(d->data, d->cfg, label, d->err);
     free(label);
     return rc;
 }

@@ -34,6 +34,7 @@
 
 #include "../../core/config.h"
 #include "../../core/err.h"
+#include "../../core/thread.h"
 #include "../../stage/sink.h"
 
 /* Defaults for keys left unset (0 in struct source_cfg). */
@@ -211,6 +212,11 @@ struct my_rows_job {
 };
 int my_rows_dump(struct my_rows_job *j);
 
+/* ROLLBACK TO SAVEPOINT after a table's rows: releases its metadata lock.
+ * A failure names the table just read (a killed connection is often seen
+ * here, after the SELECT has already finished). */
+int my_release_table(MYSQL *m, const struct source_cfg *cfg, const char *label, sc_err *err);
+
 /* ---- parallel reading (par.c) -------------------------------------- */
 
 struct my_table;
@@ -246,9 +252,7 @@ struct my_pool {
     pthread_t *tids;
     struct my_worker *args;
     size_t nthreads;
-    pthread_mutex_t mu;
-    pthread_cond_t work, done;
-    bool sync_ready;
+    struct pool_sync sync;
     atomic_int cancel;
     bool failed, thread_failure;
     size_t failed_job;

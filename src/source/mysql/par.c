@@ -71,7 +71,7 @@ static int run_job(struct my_pool *p, MYSQL *conn, struct my_out *o, struct my_j
         rc = my_out_flush(o);
     /* Let go of the table's metadata lock, as the single connection does. */
     if (rc == 0)
-        rc = my_exec(conn, p->cfg, "ROLLBACK TO SAVEPOINT stagecoach", &job->err);
+        rc = my_release_table(conn, p->cfg, label, &job->err);
     job->len = my_out_pos(o);
     job->rows = j.rows;
     job->max_stmt = j.max_stmt;
@@ -86,30 +86,30 @@ static void *worker(void *arg)
     struct my_worker *wa = arg;
     struct my_pool *p = wa->pool;
     if (mysql_thread_init() != 0) {
-        pthread_mutex_lock(&p->mu);
+        pthread_mutex_lock(&p->sync.mu);
         if (!p->failed) {
             p->failed = true;
             p->thread_failure = true;
         }
         atomic_store(&p->cancel, 1);
-        pthread_cond_broadcast(&p->done);
-        pthread_mutex_unlock(&p->mu);
+        pthread_cond_broadcast(&p->sync.done);
+        pthread_mutex_unlock(&p->sync.mu);
         return NULL;
     }
     struct my_out o;
     my_out_init_fd(&o, -1, "a chunk spool", NULL);
-    pthread_mutex_lock(&p->mu);
+    pthread_mutex_lock(&p->sync.mu);
     for (;;) {
         while (!atomic_load(&p->cancel) && p->next < p->njobs && p->next - p->taken >= p->window)
-            pthread_cond_wait(&p->work, &p->mu);
+            pthread_cond_wait(&p->sync.work, &p->sync.mu);
         if (atomic_load(&p->cancel) || p->next >= p->njobs)
             break;
         size_t idx = p->next++;
         struct my_job *job = &p->jobs[idx];
         job->state = JOB_RUNNING;
-        pthread_mutex_unlock(&p->mu);
+        pthread_mutex_unlock(&p->sync.mu);
         int rc = run_job(p, wa->conn, &o, job, idx);
-        pthread_mutex_lock(&p->mu);
+        pthread_mutex_lock(&p->sync.mu);
         job->state = rc == 0 ? JOB_DONE : JOB_FAILED;
         if (rc != 0 && !p->failed) {
             p->failed = true;
@@ -117,11 +117,11 @@ static void *worker(void *arg)
         }
         if (rc != 0)
             atomic_store(&p->cancel, 1);
-        pthread_cond_broadcast(&p->done);
+        pthread_cond_broadcast(&p->sync.done);
         if (rc != 0)
-            pthread_cond_broadcast(&p->work);
+            pthread_cond_broadcast(&p->sync.work);
     }
-    pthread_mutex_unlock(&p->mu);
+    pthread_mutex_unlock(&p->sync.mu);
     my_out_free(&o);
     mysql_thread_end();
     return NULL;
@@ -161,10 +161,8 @@ void my_pool_add_table(struct my_pool *p, struct my_table *t)
 
 int my_pool_start(struct my_pool *p, sc_err *err)
 {
-    if (pthread_mutex_init(&p->mu, NULL) != 0 || pthread_cond_init(&p->work, NULL) != 0 ||
-        pthread_cond_init(&p->done, NULL) != 0)
+    if (pool_sync_init(&p->sync) != 0)
         return sc_fail(err, SC_ESOURCE, "mysql %s: cannot set up the worker threads", p->cfg->name);
-    p->sync_ready = true;
     p->window = 2 * p->nconns;
     p->tids = xcalloc(p->nconns, sizeof *p->tids);
     p->args = xcalloc(p->nconns, sizeof *p->args);
@@ -199,16 +197,16 @@ int my_pool_take(struct my_pool *p, struct my_table *t, struct my_out *out, long
     uint64_t copied = 0;
     int rc = 0;
     for (;;) {
-        pthread_mutex_lock(&p->mu);
+        pthread_mutex_lock(&p->sync.mu);
         uint64_t avail = atomic_load_explicit(&job->published, memory_order_acquire);
         while (job->state != JOB_DONE && !p->failed && !sc_stop_requested && avail == copied) {
             struct timespec ts;
             clock_deadline_in(&ts, job->state == JOB_RUNNING ? 2 : 100);
-            pthread_cond_timedwait(&p->done, &p->mu, &ts);
+            pthread_cond_timedwait(&p->sync.done, &p->sync.mu, &ts);
             avail = atomic_load_explicit(&job->published, memory_order_acquire);
         }
         bool done = job->state == JOB_DONE, failed = p->failed;
-        pthread_mutex_unlock(&p->mu);
+        pthread_mutex_unlock(&p->sync.mu);
         if (sc_stop_requested)
             return sc_fail(err, SC_EINTR, "mysql %s: interrupted", p->cfg->name);
         if (failed) {
@@ -235,21 +233,16 @@ int my_pool_take(struct my_pool *p, struct my_table *t, struct my_out *out, long
     *rows += job->rows;
     if (job->max_stmt > *max_stmt)
         *max_stmt = job->max_stmt;
-    pthread_mutex_lock(&p->mu);
+    pthread_mutex_lock(&p->sync.mu);
     p->taken++;
-    pthread_cond_broadcast(&p->work);
-    pthread_mutex_unlock(&p->mu);
+    pthread_cond_broadcast(&p->sync.work);
+    pthread_mutex_unlock(&p->sync.mu);
     return rc;
 }
 
 void my_pool_stop(struct my_pool *p)
 {
-    if (p->sync_ready) {
-        pthread_mutex_lock(&p->mu);
-        atomic_store(&p->cancel, 1);
-        pthread_cond_broadcast(&p->work);
-        pthread_mutex_unlock(&p->mu);
-    }
+    pool_sync_cancel(&p->sync, &p->cancel);
     for (size_t i = 0; i < p->nthreads; i++)
         pthread_join(p->tids[i], NULL);
     p->nthreads = 0;
@@ -258,12 +251,7 @@ void my_pool_stop(struct my_pool *p)
             close(p->jobs[i].fd);
     for (size_t i = 0; i < p->nconns; i++)
         my_close(&p->conns[i]);
-    if (p->sync_ready) {
-        pthread_cond_destroy(&p->done);
-        pthread_cond_destroy(&p->work);
-        pthread_mutex_destroy(&p->mu);
-        p->sync_ready = false;
-    }
+    pool_sync_destroy(&p->sync);
     free(p->jobs);
     free(p->tids);
     free(p->args);

@@ -639,6 +639,14 @@ static int fetch_rows(struct my_rows_job *j, MYSQL_RES *res)
     return rc;
 }
 
+int my_release_table(MYSQL *m, const struct source_cfg *cfg, const char *label, sc_err *err)
+{
+    static const char sql[] = "ROLLBACK TO SAVEPOINT stagecoach";
+    if (mysql_real_query(m, sql, sizeof sql - 1) != 0)
+        return my_fail(m, cfg, err, "after reading %s: %s", label, sql);
+    return 0;
+}
+
 int my_rows_dump(struct my_rows_job *j)
 {
     j->rows = 0;

@@ -55,17 +55,17 @@ static void *worker(void *arg)
 {
     struct pg_worker_arg *wa = arg;
     struct pg_pool *p = wa->pool;
-    pthread_mutex_lock(&p->mu);
+    pthread_mutex_lock(&p->sync.mu);
     for (;;) {
         while (!atomic_load(&p->cancel) && p->next < p->njobs && p->next - p->taken >= p->window)
-            pthread_cond_wait(&p->work, &p->mu);
+            pthread_cond_wait(&p->sync.work, &p->sync.mu);
         if (atomic_load(&p->cancel) || p->next >= p->njobs)
             break;
         size_t idx = p->next++;
         p->state[idx] = JOB_RUNNING;
-        pthread_mutex_unlock(&p->mu);
+        pthread_mutex_unlock(&p->sync.mu);
         int rc = p->run(p->ctx, wa->conn, idx, &p->cancel, &p->errs[idx]);
-        pthread_mutex_lock(&p->mu);
+        pthread_mutex_lock(&p->sync.mu);
         p->state[idx] = rc == 0 ? JOB_DONE : JOB_FAILED;
         if (rc != 0 && !p->failed) {
             p->failed = true;
@@ -73,20 +73,18 @@ static void *worker(void *arg)
         }
         if (rc != 0) {
             atomic_store(&p->cancel, 1);
-            pthread_cond_broadcast(&p->work);
+            pthread_cond_broadcast(&p->sync.work);
         }
-        pthread_cond_broadcast(&p->done);
+        pthread_cond_broadcast(&p->sync.done);
     }
-    pthread_mutex_unlock(&p->mu);
+    pthread_mutex_unlock(&p->sync.mu);
     return NULL;
 }
 
 int pg_pool_start(struct pg_pool *p, sc_err *err)
 {
-    if (pthread_mutex_init(&p->mu, NULL) != 0 || pthread_cond_init(&p->work, NULL) != 0 ||
-        pthread_cond_init(&p->done, NULL) != 0)
+    if (pool_sync_init(&p->sync) != 0)
         return sc_fail(err, SC_ESOURCE, "%s: cannot set up the worker threads", p->label);
-    p->sync_ready = true;
     struct pg_worker_arg *wa = xcalloc(p->nconns, sizeof *wa);
     p->args = wa;
     for (size_t i = 0; i < p->nconns; i++) {
@@ -106,23 +104,23 @@ int pg_pool_wait(struct pg_pool *p, size_t idx, sc_err *err)
 {
     if (idx != p->taken || idx >= p->njobs)
         return sc_fail(err, SC_ESOURCE, "%s: internal error: jobs out of order", p->label);
-    pthread_mutex_lock(&p->mu);
+    pthread_mutex_lock(&p->sync.mu);
     while (p->state[idx] != JOB_DONE && !p->failed && !sc_stop_requested) {
         struct timespec ts;
         clock_deadline_in(&ts, 100);
-        pthread_cond_timedwait(&p->done, &p->mu, &ts);
+        pthread_cond_timedwait(&p->sync.done, &p->sync.mu, &ts);
         if (p->tick != NULL) {
-            pthread_mutex_unlock(&p->mu);
+            pthread_mutex_unlock(&p->sync.mu);
             p->tick(p->ctx);
-            pthread_mutex_lock(&p->mu);
+            pthread_mutex_lock(&p->sync.mu);
         }
     }
     bool failed = p->failed;
     if (!failed && !sc_stop_requested) {
         p->taken++;
-        pthread_cond_broadcast(&p->work);
+        pthread_cond_broadcast(&p->sync.work);
     }
-    pthread_mutex_unlock(&p->mu);
+    pthread_mutex_unlock(&p->sync.mu);
     if (failed) {
         const sc_err *first = &p->errs[p->failed_job];
         return sc_fail(err, first->code ? first->code : SC_ESOURCE, "%s",
@@ -135,12 +133,7 @@ int pg_pool_wait(struct pg_pool *p, size_t idx, sc_err *err)
 
 void pg_pool_stop(struct pg_pool *p)
 {
-    if (p->sync_ready) {
-        pthread_mutex_lock(&p->mu);
-        atomic_store(&p->cancel, 1);
-        pthread_cond_broadcast(&p->work);
-        pthread_mutex_unlock(&p->mu);
-    }
+    pool_sync_cancel(&p->sync, &p->cancel);
     for (size_t i = 0; i < p->nthreads; i++)
         pthread_join(p->tids[i], NULL);
     p->nthreads = 0;
@@ -149,12 +142,7 @@ void pg_pool_stop(struct pg_pool *p)
         p->conns[i] = NULL;
     }
     p->nconns = 0;
-    if (p->sync_ready) {
-        pthread_cond_destroy(&p->done);
-        pthread_cond_destroy(&p->work);
-        pthread_mutex_destroy(&p->mu);
-        p->sync_ready = false;
-    }
+    pool_sync_destroy(&p->sync);
     free(p->args);
     free(p->state);
     free(p->errs);

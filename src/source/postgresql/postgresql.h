@@ -30,6 +30,7 @@
 
 #include "../../core/config.h"
 #include "../../core/err.h"
+#include "../../core/thread.h"
 #include "../../core/xalloc.h"
 #include "../../stage/sink.h"
 
@@ -293,9 +294,7 @@ struct pg_pool {
     pthread_t tids[PG_MAX_THREADS];
     struct pg_worker_arg *args;
     size_t nthreads;
-    pthread_mutex_t mu;
-    pthread_cond_t work, done;
-    bool sync_ready;
+    struct pool_sync sync;
     atomic_int cancel;
     bool failed;
     size_t failed_job;

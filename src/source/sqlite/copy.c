@@ -49,7 +49,8 @@ int sq_write_unsynced(struct job *j, bool no_journal)
 
 /* The copy is created by us with mode 0600 before SQLite opens it (an empty
  * file is an empty database): private whatever the umask, and O_EXCL makes
- * sure nothing was there. */
+ * sure nothing was there. A rollback-journal database is cloned into it
+ * when the file system can (clone.c); then there are no pages to copy. */
 int sq_create_destination(struct job *j)
 {
     j->dst_path = set_file_path(j->set, j->relpath, j->err);
@@ -59,7 +60,10 @@ int sq_create_destination(struct job *j)
     if (j->dst_fd < 0)
         return sc_fail_errno(j->err, SC_ESTAGING, "sqlite %s: cannot create %s", j->cfg->name,
                              j->dst_path);
-    int rc = sq_open_destination(j, SQLITE_OPEN_READWRITE);
+    int rc = sq_clone_live(j);
+    if (rc != 0 || j->cloned)
+        return rc;
+    rc = sq_open_destination(j, SQLITE_OPEN_READWRITE);
     if (rc == 0)
         rc = sq_write_unsynced(j, true);
     return rc;

@@ -188,6 +188,7 @@ void sq_close_source(struct job *j);
 
 int sq_begin_snapshot(struct job *j)
 {
+    long long asked = now_ms();
     int rc = open_source(j, false);
     if (rc == SQLITE_OK)
         rc = begin_read(j);
@@ -206,6 +207,10 @@ int sq_begin_snapshot(struct job *j)
     }
     if (rc != SQLITE_OK)
         return sq_fail_source(j, j->src, rc, "cannot read");
+    /* From here on a rollback-journal database's writers wait for us. */
+    j->snapshot_start_ms = now_ms();
+    log_debug("sqlite %s: read transaction open after %lld ms", j->cfg->name,
+              j->snapshot_start_ms - asked);
     return 0;
 }
 
@@ -238,14 +243,25 @@ int sq_read_source_facts(struct job *j)
 }
 
 /* Release the snapshot and the source: in rollback mode, writers wait for
- * it, so this happens as soon as the pages are copied. */
+ * it, so this happens as soon as the pages are copied (or the file cloned).
+ * lock_ms is how long that was, from the lock taken to its release. Our own
+ * fd on the file (clone.c) is closed only after SQLite let go of it. */
 void sq_close_source(struct job *j)
 {
+    bool held = j->in_snapshot && j->snapshot_start_ms > 0;
     if (j->in_snapshot && sq_exec(j->src, "COMMIT") != SQLITE_OK)
         log_debug("sqlite %s: ending the read transaction: %s", j->cfg->name,
                   sqlite3_errmsg(j->src));
     j->in_snapshot = false;
+    if (held) {
+        j->lock_ms = now_ms() - j->snapshot_start_ms;
+        log_debug("sqlite %s: read transaction held %lld ms (%s)", j->cfg->name, j->lock_ms,
+                  j->cloned ? "reflink" : "backup API");
+    }
     if (j->src != NULL && sqlite3_close(j->src) != SQLITE_OK)
         log_warn("sqlite %s: closing %s: %s", j->cfg->name, j->path, sqlite3_errmsg(j->src));
     j->src = NULL;
+    if (j->live_fd >= 0 && close(j->live_fd) != 0)
+        log_debug("sqlite %s: closing %s: %s", j->cfg->name, j->path, strerror(errno));
+    j->live_fd = -1;
 }

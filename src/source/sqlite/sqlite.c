@@ -8,7 +8,10 @@
  * read transaction on the source connection first; backup_step then reuses
  * it, so every step reads one snapshot and nothing restarts. In WAL mode
  * writers carry on meanwhile; in rollback mode their commits wait for us,
- * which is the price of a consistent copy there (tech-facts §6).
+ * which is the price of a consistent copy there (tech-facts §6). Where the
+ * file system shares extents (XFS reflink=1, btrfs), a rollback-journal
+ * database is cloned inside that transaction instead (clone.c): writers
+ * then wait for the clone only, milliseconds.
  *
  * The copy is then switched out of WAL mode so that it is one
  * self-contained file, checked (quick_check or integrity_check), its tables
@@ -50,12 +53,19 @@ static const char *check_layout(const char *value)
                                                                       : "expected file or pages";
 }
 
+static const char *check_clone(const char *value)
+{
+    return strcmp(value, "auto") == 0 || strcmp(value, "never") == 0 ? NULL
+                                                                     : "expected auto or never";
+}
+
 static const struct cfg_key sqlite_keys[] = {
     {"path", CFG_PATH, offsetof(struct source_cfg, path), false, NULL},
     {"check", CFG_CHECK_LEVEL, offsetof(struct source_cfg, check), false, NULL},
     {"busy_timeout_ms", CFG_INT, offsetof(struct source_cfg, busy_timeout_ms), false, NULL},
     {"step_pages", CFG_INT, offsetof(struct source_cfg, step_pages), false, check_positive},
     {"layout", CFG_STR, offsetof(struct source_cfg, layout), false, check_layout},
+    {"clone", CFG_STR, offsetof(struct source_cfg, clone), false, check_clone},
     {NULL, 0, 0, false, NULL},
 };
 
@@ -118,11 +128,17 @@ static int verify_and_add(struct job *j)
 static void describe(struct job *j)
 {
     json_t *e = j->entry;
-    json_object_set_new(e, "consistency", json_string("online-backup-api"));
+    /* A clone is made consistent by the read lock alone (clone.c). */
+    json_object_set_new(e, "consistency",
+                        json_string(j->cloned ? "read-lock-reflink" : "online-backup-api"));
+    json_object_set_new(e, "copy_method", json_string(j->cloned ? "reflink" : "backup_api"));
     json_object_set_new(e, "source_path", json_string(j->path));
     json_object_set_new(e, "journal_mode", json_string(j->journal_mode));
     json_object_set_new(e, "page_size", json_integer(j->page_size));
     json_object_set_new(e, "pages", json_integer(j->pages));
+    /* How long writers waited for us: only a rollback journal holds them. */
+    if (strcmp(j->journal_mode, "wal") != 0)
+        json_object_set_new(e, "lock_ms", json_integer(j->lock_ms));
 }
 
 static int snapshot_and_copy(struct job *j)
@@ -134,7 +150,7 @@ static int snapshot_and_copy(struct job *j)
         rc = sq_read_source_facts(j);
     if (rc == 0)
         rc = sq_create_destination(j);
-    if (rc == 0)
+    if (rc == 0 && !j->cloned)
         rc = sq_copy_pages(j);
     sq_close_source(j);
     if (rc == 0)
@@ -154,6 +170,7 @@ static int sqlite_stage(const struct source_cfg *src, struct set *set, json_t *e
         return sc_fail(err, SC_ECONFIG,
                        "sqlite %s: layout = pages does not work with [staging] encrypt yet",
                        src->name);
+    j.live_fd = -1;
     j.relpath = xasprintf("sqlite/%s.db", src->name);
     int rc = snapshot_and_copy(&j);
     if (rc == 0) {
@@ -173,8 +190,10 @@ static int sqlite_stage(const struct source_cfg *src, struct set *set, json_t *e
 
 static void sqlite_plan(const struct source_cfg *s, FILE *out)
 {
-    fprintf(out, "  sqlite %s: %s -> sqlite/%s.db (online backup API, %s check)\n", s->name,
-            s->path, s->name, s->check == CHECK_INTEGRITY ? "integrity" : "quick");
+    bool may_clone = s->clone == NULL || strcmp(s->clone, "auto") == 0;
+    fprintf(out, "  sqlite %s: %s -> sqlite/%s.db (online backup API%s, %s check)\n", s->name,
+            s->path, s->name, may_clone ? ", or a reflink of a rollback journal" : "",
+            s->check == CHECK_INTEGRITY ? "integrity" : "quick");
 }
 
 const struct source_ops source_sqlite = {

@@ -5,6 +5,7 @@
  *   sqlite.c   keys, validation, the stage's order of steps, the ops table
  *   live.c     the live database: opened read-only, one read transaction
  *   copy.c     the copy in the set: backup steps, progress, write-out
+ *   clone.c    the copy as a reflink of a rollback-journal database (FICLONE)
  *   check.c    quick_check/integrity_check and row counts, on a thread
  *   db.c       small things every part does with a connection; failures
  *   restore.c  restore --apply: check the copy, replace the target atomically
@@ -53,6 +54,9 @@ struct job {
     long long page_size, pages;
     char journal_mode[16];
     long long busy_deadline_ms; /* when the current lock wait gives up */
+    int live_fd;                /* ours, on the live file, for FICLONE: see sq_clone_live */
+    bool cloned;                /* the copy is a reflink of the live file (clone.c) */
+    long long snapshot_start_ms, lock_ms; /* when the read transaction began; how long */
 };
 
 /* ---- db.c: what every part does with a connection ------------------------ */
@@ -86,6 +90,11 @@ int sq_create_destination(struct job *j);
 int sq_close_destination(struct job *j);
 int sq_copy_pages(struct job *j);
 int sq_make_self_contained(struct job *j);
+
+/* ---- clone.c: the copy as a reflink (rollback journal only) -------------- */
+int sq_clone_live(struct job *j);
+/* Whether an FICLONE errno means "no reflink between these two files". */
+bool sq_clone_unsupported(int e);
 
 /* ---- check.c: the copy's integrity check and row counts ------------------- */
 /* The check and the row counts run on a thread of their own while the main
