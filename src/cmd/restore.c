@@ -36,6 +36,14 @@ static void report_restore(struct ctx *c, const struct restore_opts *o, json_t *
         printf("  %s\n", json_string_value(f));
     }
     printf("  MANIFEST.json, B2SUMS (b2sum -c B2SUMS checks the files above)\n");
+    json_t *src;
+    json_array_foreach(json_object_get(manifest, "sources"), i, src)
+    {
+        /* sqlite layout = pages: the database rebuilt beside its map and packs */
+        const char *db = json_string_value(json_object_get(json_object_get(src, "database"), "path"));
+        if (db != NULL)
+            printf("  %s (rebuilt, checked against the manifest's database checksum)\n", db);
+    }
     json_array_foreach(applied, i, f)
     {
         const char *to = json_string_value(json_object_get(f, "restored_to"));

@@ -303,7 +303,7 @@ static const struct cfg_key *find_key(const struct cfg_key *keys, const char *na
     return NULL;
 }
 
-static bool valid_source_name(const char *s)
+bool config_source_name_ok(const char *s)
 {
     if (*s == '\0' || strlen(s) > 64 || s[0] == '.')
         return false;
@@ -406,7 +406,7 @@ static bool open_section(struct loader *ld, const char *section)
                        "unknown source kind '%s' (known: %s)", kind, ld->kinds->names());
         return false;
     }
-    if (!valid_source_name(sname)) {
+    if (!config_source_name_ok(sname)) {
         config_problem(ld->probs, ld->file, ld->line, section, NULL,
                        "source name '%s' must be letters, digits, '.', '-' or '_'", sname);
         return false;

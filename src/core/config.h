@@ -161,6 +161,9 @@ void config_problem(struct config_problems *probs, const char *file, int line, c
 /* restic's own duration syntax, which [retention] keep_within takes:
  * "1y5m7d2h", units y, m, d, h, each at most once (no weeks since 0.14). */
 bool restic_duration_ok(const char *s);
+/* A source name: letters, digits, '.', '-', '_', not starting with '.',
+ * at most 64 (it names files in sets: never a path). */
+bool config_source_name_ok(const char *s);
 void config_free(struct config *cfg);
 void config_problems_free(struct config_problems *p);
 

@@ -152,7 +152,9 @@ restore_fails_naming() {
     local content
     content="$(content_of "$DB")"
     sqlite3 "$DB" "DELETE FROM torrents WHERE id > 100"
-    sc restore --set latest --to "$T/out" --apply --source app --force
+    run --separate-stderr sc restore --set latest --to "$T/out" --apply --source app --force
+    [ "$status" -eq 0 ]
+    [[ "$output" == *"sqlite/app.db (rebuilt, checked against the manifest's database checksum)"* ]]
     [ "$(content_of "$DB")" = "$content" ]
 }
 
@@ -275,4 +277,13 @@ PY
     [ "$status" -eq 3 ]
     [[ "$stderr" == *"layout = pages does not work with [staging] encrypt"* ]]
     [ -z "$(sc_sets)" ]
+}
+
+@test "pages: a manifest whose source name is a path is refused, nothing written outside" {
+    stage_ok
+    unlink_set
+    forge_set "$SET" 'm["sources"][0]["name"] = "../../escape"'
+    restore_fails_naming "a source without a valid name"
+    refute compgen -G "$T/escape*"
+    refute compgen -G "$T/bad-*/../escape*"
 }

@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "../../core/config.h"
 #include "../../core/fs.h"
 #include "../../core/log.h"
 #include "../../core/spawn.h"
@@ -214,6 +215,11 @@ static int copy_page(struct reassembly *r, uint64_t n, const struct pagemap_entr
         free(rel);
         return rc;
     }
+    /* the map's copy of the database header is the first page's */
+    if (n == 0 && memcmp(r->page, r->h.db_header, DB_HEADER_BYTES) != 0)
+        return sc_fail(r->err, SC_EVERIFY,
+                       "sqlite %s: %s: its database header is not the first page's", r->name,
+                       r->map_rel);
     crypto_generichash_update(&r->whole, r->page, r->h.page_size);
     if (fs_write_all(r->out_fd, r->page, r->h.page_size) != 0)
         return sc_fail_errno(r->err, SC_ESTAGING, "cannot write %s", r->out);
@@ -342,8 +348,8 @@ int sq_pages_unpack(const char *dir, json_t *entry, sc_err *err)
     const char *name = json_string_value(json_object_get(entry, "name"));
     if (layout == NULL || strcmp(layout, "pages") != 0)
         return 0;
-    if (name == NULL)
-        return sc_fail(err, SC_EVERIFY, "MANIFEST.json: a source without a name");
+    if (name == NULL || !config_source_name_ok(name))
+        return sc_fail(err, SC_EVERIFY, "MANIFEST.json: a source without a valid name");
     struct reassembly r = {.name = name, .map_fd = -1, .out_fd = -1, .err = err};
     for (size_t i = 0; i < OPEN_PACKS; i++)
         r.open[i].fd = -1;

@@ -467,11 +467,16 @@ static int packs_in_sets(const char *staging, const char *name, json_t *seen, sc
     if (set_list(staging, &ids, &n, err) != 0)
         return err->code;
     char *rel = packs_reldir(name);
-    for (size_t i = 0; i < n; i++) {
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
         char *sets = path_join(staging, "sets");
         char *set = path_join(sets, ids[i]);
         char *dir = path_join(set, rel);
         DIR *d = opendir(dir);
+        /* a set without this source holds none; any other failure must
+         * not pass for "no pack held" */
+        if (d == NULL && errno != ENOENT)
+            rc = sc_fail_errno(err, SC_ESTAGING, "cannot list %s", dir);
         struct dirent *e;
         while (d != NULL && (e = readdir(d)) != NULL)
             json_object_set_new(seen, e->d_name, json_true());
@@ -483,7 +488,7 @@ static int packs_in_sets(const char *staging, const char *name, json_t *seen, sc
     }
     free(rel);
     set_list_free(ids, n);
-    return 0;
+    return rc;
 }
 
 /* A pack no kept set holds: out of the index first (committed), then off

@@ -191,9 +191,16 @@ static int sqlite_stage(const struct source_cfg *src, struct set *set, json_t *e
 static void sqlite_plan(const struct source_cfg *s, FILE *out)
 {
     bool may_clone = s->clone == NULL || strcmp(s->clone, "auto") == 0;
-    fprintf(out, "  sqlite %s: %s -> sqlite/%s.db (online backup API%s, %s check)\n", s->name,
-            s->path, s->name, may_clone ? ", or a reflink of a rollback journal" : "",
-            s->check == CHECK_INTEGRITY ? "integrity" : "quick");
+    if (sq_layout_pages(s))
+        fprintf(out, "  sqlite %s: %s -> sqlite/%s.pagemap + sqlite/%s.packs/ (layout = pages, store "
+                "<staging>/pagestore/%s; online backup API%s, %s check)\n",
+                s->name, s->path, s->name, s->name, s->name,
+                may_clone ? ", or a reflink of a rollback journal" : "",
+                s->check == CHECK_INTEGRITY ? "integrity" : "quick");
+    else
+        fprintf(out, "  sqlite %s: %s -> sqlite/%s.db (online backup API%s, %s check)\n", s->name,
+                s->path, s->name, may_clone ? ", or a reflink of a rollback journal" : "",
+                s->check == CHECK_INTEGRITY ? "integrity" : "quick");
 }
 
 const struct source_ops source_sqlite = {
