@@ -40,7 +40,8 @@ static void report_restore(struct ctx *c, const struct restore_opts *o, json_t *
     json_array_foreach(json_object_get(manifest, "sources"), i, src)
     {
         /* sqlite layout = pages: the database rebuilt beside its map and packs */
-        const char *db = json_string_value(json_object_get(json_object_get(src, "database"), "path"));
+        const char *db =
+            json_string_value(json_object_get(json_object_get(src, "database"), "path"));
         if (db != NULL)
             printf("  %s (rebuilt, checked against the manifest's database checksum)\n", db);
     }

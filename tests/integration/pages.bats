@@ -212,7 +212,7 @@ restore_fails_naming() {
     # a byte of the second page of the pack, with the pack's checksums forged
     flip_byte "$SET/$pack" 5000
     forge_set "$SET" "put_file('$pack', setdir + '/$pack')"
-    restore_fails_naming "$pack: page"
+    restore_fails_naming "$pack: hash mismatch (page"
     # now the map's page hash forged too: only the database's checksum is left
     python3 - "$SET" "$pack" <<'PY'
 import hashlib, os, sys

@@ -191,6 +191,20 @@ static int pack_fd(struct reassembly *r, const unsigned char id[PACK_ID_BYTES])
     return fd;
 }
 
+/* Why a page cannot be used: NULL when it was read whole and its hash is
+ * the map's. */
+static const char *page_problem(ssize_t got, const struct reassembly *r,
+                                const struct pagemap_entry *e)
+{
+    if (got < 0)
+        return strerror(errno);
+    if (got != (ssize_t)r->h.page_size)
+        return "truncated";
+    unsigned char hash[PAGE_HASH_BYTES];
+    page_hash(r->page, r->h.page_size, hash);
+    return memcmp(hash, e->hash, PAGEMAP_HASH_BYTES) == 0 ? NULL : "hash mismatch";
+}
+
 /* One page from its pack into the database being rebuilt, checked. */
 static int copy_page(struct reassembly *r, uint64_t n, const struct pagemap_entry *e)
 {
@@ -198,20 +212,12 @@ static int copy_page(struct reassembly *r, uint64_t n, const struct pagemap_entr
     if (fd < 0)
         return r->err->code;
     ssize_t got = pread(fd, r->page, r->h.page_size, (off_t)e->offset);
-    unsigned char hash[PAGE_HASH_BYTES];
-    if (got == (ssize_t)r->h.page_size)
-        page_hash(r->page, r->h.page_size, hash);
-    if (got != (ssize_t)r->h.page_size || memcmp(hash, e->hash, PAGEMAP_HASH_BYTES) != 0) {
+    const char *why = page_problem(got, r, e);
+    if (why != NULL) {
         char *rel = pack_rel_path(r, e->pack);
-        int rc = got < 0 ? sc_fail_errno(r->err, SC_EVERIFY, "sqlite %s: cannot read %s", r->name,
-                                         rel)
-                 : got != (ssize_t)r->h.page_size
-                     ? sc_fail(r->err, SC_EVERIFY,
-                               "sqlite %s: %s: truncated (page %llu at offset %llu)", r->name, rel,
-                               (unsigned long long)n + 1, (unsigned long long)e->offset)
-                     : sc_fail(r->err, SC_EVERIFY,
-                               "sqlite %s: %s: page %llu at offset %llu: hash mismatch", r->name,
-                               rel, (unsigned long long)n + 1, (unsigned long long)e->offset);
+        int rc =
+            sc_fail(r->err, SC_EVERIFY, "sqlite %s: %s: %s (page %llu at offset %llu)", r->name,
+                    rel, why, (unsigned long long)n + 1, (unsigned long long)e->offset);
         free(rel);
         return rc;
     }
@@ -237,8 +243,8 @@ static int read_map_header(struct reassembly *r)
     struct stat st;
     uint64_t want = PAGEMAP_HEADER_BYTES + r->h.pages * PAGEMAP_ENTRY_BYTES;
     if (fstat(r->map_fd, &st) != 0 || (uint64_t)st.st_size != want)
-        return sc_fail(r->err, SC_EVERIFY, "sqlite %s: %s: %s (%lld bytes for %llu pages)",
-                       r->name, r->map_rel,
+        return sc_fail(r->err, SC_EVERIFY, "sqlite %s: %s: %s (%lld bytes for %llu pages)", r->name,
+                       r->map_rel,
                        (uint64_t)st.st_size < want ? "truncated" : "longer than its pages",
                        (long long)st.st_size, (unsigned long long)r->h.pages);
     return 0;
@@ -282,9 +288,9 @@ static int check_whole(struct reassembly *r, json_t *entry)
         return sc_fail(r->err, SC_EVERIFY, "sqlite %s: the manifest has no database checksum",
                        r->name);
     if ((json_int_t)(r->h.pages * r->h.page_size) != bytes)
-        return sc_fail(r->err, SC_EVERIFY, "sqlite %s: %s: %llu pages of %u bytes, manifest says %lld bytes",
-                       r->name, r->map_rel, (unsigned long long)r->h.pages, r->h.page_size,
-                       (long long)bytes);
+        return sc_fail(
+            r->err, SC_EVERIFY, "sqlite %s: %s: %llu pages of %u bytes, manifest says %lld bytes",
+            r->name, r->map_rel, (unsigned long long)r->h.pages, r->h.page_size, (long long)bytes);
     if (strcmp(hex, want) != 0)
         return sc_fail(r->err, SC_EVERIFY,
                        "sqlite %s: the database rebuilt from %s: checksum mismatch", r->name,

@@ -224,9 +224,9 @@ static void describe(struct packing *p, uint64_t bytes, const char *hex)
     json_t *e = p->j->entry;
     char *db = xasprintf("sqlite/%s.db", p->j->cfg->name);
     json_object_set_new(e, "layout", json_string("pages"));
-    json_object_set_new(e, "database",
-                        json_pack("{s:s, s:I, s:s}", "path", db, "bytes", (json_int_t)bytes,
-                                  "blake2b", hex));
+    json_object_set_new(
+        e, "database",
+        json_pack("{s:s, s:I, s:s}", "path", db, "bytes", (json_int_t)bytes, "blake2b", hex));
     json_object_set_new(e, "pagestore",
                         json_pack("{s:I, s:I, s:I, s:I, s:I}", "pages_new",
                                   (json_int_t)p->pages_new, "pages_reused",

@@ -32,8 +32,8 @@ struct source_cfg;
 #define PAGEMAP_ENTRY_BYTES 40   /* pack id, offset, page hash */
 #define PACK_ID_BYTES 16
 #define PACK_ID_HEX (2 * PACK_ID_BYTES + 1)
-#define PAGE_HASH_BYTES 32     /* BLAKE2b-256: a page's identity in the store */
-#define PAGEMAP_HASH_BYTES 16  /* its first 16 bytes, in the map: a check */
+#define PAGE_HASH_BYTES 32    /* BLAKE2b-256: a page's identity in the store */
+#define PAGEMAP_HASH_BYTES 16 /* its first 16 bytes, in the map: a check */
 #define PACK_MAX_BYTES ((uint64_t)64 << 20)
 #define PACK_SUFFIX ".pack"
 #define DB_HEADER_BYTES 100
@@ -65,11 +65,7 @@ int pack_id_parse(const char *hex, unsigned char id[PACK_ID_BYTES]);
 char *pagemap_relpath(const char *name);
 char *packs_reldir(const char *name);
 
-/* Rebuild sqlite/<name>.db in dir (a verified plaintext set) from its map
- * and packs, and check it against entry (the database's size and BLAKE2b,
- * integrity_check, row counts). Exit 7 naming the file at fault. Nothing
- * to do for a source staged as a file. */
-int sq_pages_unpack(const char *dir, json_t *entry, sc_err *err);
+/* sq_pages_unpack (the reassembly) is declared in sqlite.h. */
 
 /* ---- pagestore.c: the store -------------------------------------------- */
 
@@ -120,12 +116,7 @@ void pack_writer_abort(struct pack_writer *w);
 /* Upkeep after local sets were pruned: drop the packs no kept set links. */
 int pagestore_upkeep(const char *staging, const char *name, json_t *report, sc_err *err);
 
-/* ---- pages.c: staging ----------------------------------------------------- */
-
-/* The copy j->dst_path into the store, its map and packs into the set. */
-int sq_pages_add(struct job *j, sc_err *err);
-bool sq_layout_pages(const struct source_cfg *src);
-/* The source's op: pagestore_upkeep. */
-int sq_pages_upkeep(const struct source_cfg *src, const char *staging, json_t *report, sc_err *err);
+/* pages.c (staging: sq_pages_add, sq_layout_pages, sq_pages_upkeep) is
+ * declared in sqlite.h, which sqlite.c includes instead of this file. */
 
 #endif

@@ -77,8 +77,8 @@ static int open_index(struct pagestore *ps, sc_err *err)
 {
     char *path = path_join(ps->dir, "index.sqlite");
     for (int attempt = 0; attempt < 2; attempt++) {
-        int rc = sqlite3_open_v2(path, &ps->index, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
-                                 NULL);
+        int rc =
+            sqlite3_open_v2(path, &ps->index, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
         if (rc == SQLITE_OK) {
             sqlite3_extended_result_codes(ps->index, 1);
             if (index_sound(ps->index))
@@ -195,8 +195,7 @@ void pagestore_rollback(struct pagestore *ps)
 
 /* ---- reconciling the index with the packs ---------------------------------- */
 
-static int drop_pack_rows(struct pagestore *ps, const unsigned char id[PACK_ID_BYTES],
-                          sc_err *err)
+static int drop_pack_rows(struct pagestore *ps, const unsigned char id[PACK_ID_BYTES], sc_err *err)
 {
     static const char *const sql[] = {"DELETE FROM pages WHERE pack = ?",
                                       "DELETE FROM packs WHERE id = ?"};

@@ -37,7 +37,6 @@
 #include "../../core/xalloc.h"
 #include "../../stage/set.h"
 #include "../../stage/sink.h"
-#include "pages.h"
 #include "sqlite.h"
 
 /* A step of 0 pages copies nothing and would never finish. */
@@ -50,7 +49,7 @@ static const char *check_positive(const char *value)
 static const char *check_layout(const char *value)
 {
     return strcmp(value, "file") == 0 || strcmp(value, "pages") == 0 ? NULL
-                                                                      : "expected file or pages";
+                                                                     : "expected file or pages";
 }
 
 static const char *check_clone(const char *value)
@@ -192,7 +191,8 @@ static void sqlite_plan(const struct source_cfg *s, FILE *out)
 {
     bool may_clone = s->clone == NULL || strcmp(s->clone, "auto") == 0;
     if (sq_layout_pages(s))
-        fprintf(out, "  sqlite %s: %s -> sqlite/%s.pagemap + sqlite/%s.packs/ (layout = pages, store "
+        fprintf(out,
+                "  sqlite %s: %s -> sqlite/%s.pagemap + sqlite/%s.packs/ (layout = pages, store "
                 "<staging>/pagestore/%s; online backup API%s, %s check)\n",
                 s->name, s->path, s->name, s->name, s->name,
                 may_clone ? ", or a reflink of a rollback journal" : "",

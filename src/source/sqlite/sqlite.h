@@ -129,4 +129,16 @@ int sq_restore(const struct source_cfg *src, const char *setdir, json_t *entry, 
  * table's rows against the manifest entry. Exit 7. */
 int sq_check_copy(const char *name, const char *copy, json_t *entry, sc_err *err);
 
+/* ---- pages.c, pagemap.c: layout = pages (pages.h) ------------------------- */
+bool sq_layout_pages(const struct source_cfg *src);
+/* The copy j->dst_path into the page store, its map and packs into the set. */
+int sq_pages_add(struct job *j, sc_err *err);
+/* Rebuild sqlite/<name>.db in dir (a verified plaintext set) from its map
+ * and packs, and check it against entry (the database's size and BLAKE2b,
+ * integrity_check, row counts). Exit 7 naming the file at fault. Nothing
+ * to do for a source staged as a file. */
+int sq_pages_unpack(const char *dir, json_t *entry, sc_err *err);
+/* After local retention: drop the packs no kept set holds. */
+int sq_pages_upkeep(const struct source_cfg *src, const char *staging, json_t *report, sc_err *err);
+
 #endif
