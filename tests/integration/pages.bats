@@ -287,3 +287,13 @@ PY
     refute compgen -G "$T/escape*"
     refute compgen -G "$T/bad-*/../escape*"
 }
+
+@test "pages: docs/sqlite-pages.md's snippet reassembles the database without stagecoach" {
+    stage_ok
+    cp -a "$SET" "$T/hand"
+    sed -n '/^```python$/,/^```$/p' "$SC_ROOT/docs/sqlite-pages.md" | sed '1d;$d' >"$T/reassemble.py"
+    python3 "$T/reassemble.py" "$T/hand" app
+    [ "$(b2sum <"$T/hand/sqlite/app.db" | cut -d' ' -f1)" = \
+        "$(pyjson "$SET/MANIFEST.json" 'j["sources"][0]["database"]["blake2b"]')" ]
+    [ "$(content_of "$T/hand/sqlite/app.db")" = "$(content_of "$DB")" ]
+}
