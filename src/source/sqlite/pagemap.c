@@ -55,7 +55,8 @@ static uint64_t get_u64(const unsigned char *p)
 void pagemap_encode_header(const struct pagemap_header *h, unsigned char out[PAGEMAP_HEADER_BYTES])
 {
     memset(out, 0, PAGEMAP_HEADER_BYTES);
-    memcpy(out, PAGEMAP_MAGIC, PAGEMAP_MAGIC_LEN);
+    for (size_t i = 0; i < PAGEMAP_MAGIC_LEN; i++) /* no NUL in the file */
+        out[i] = (unsigned char)PAGEMAP_MAGIC[i];
     put_u32(out + 8, h->page_size);
     put_u32(out + 12, PAGEMAP_ENTRY_BYTES);
     put_u64(out + 16, h->pages);
@@ -287,7 +288,7 @@ static int check_whole(struct reassembly *r, json_t *entry)
     if (want == NULL)
         return sc_fail(r->err, SC_EVERIFY, "sqlite %s: the manifest has no database checksum",
                        r->name);
-    if ((json_int_t)(r->h.pages * r->h.page_size) != bytes)
+    if ((json_int_t)r->h.pages * (json_int_t)r->h.page_size != bytes)
         return sc_fail(
             r->err, SC_EVERIFY, "sqlite %s: %s: %llu pages of %u bytes, manifest says %lld bytes",
             r->name, r->map_rel, (unsigned long long)r->h.pages, r->h.page_size, (long long)bytes);

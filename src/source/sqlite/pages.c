@@ -182,7 +182,12 @@ static int link_pack(struct packing *p, const char *reldir, const unsigned char 
     char *rel = xasprintf("%s/%s%s", reldir, hex, PACK_SUFFIX);
     char *from = pagestore_pack_path(&p->ps, id);
     char *to = set_file_path(p->j->set, rel, err);
-    int rc = to == NULL ? err->code : pagestore_pack_info(&p->ps, id, &bytes, b2, err);
+    if (to == NULL) {
+        free(rel);
+        free(from);
+        return err->code ? err->code : SC_ESTAGING;
+    }
+    int rc = pagestore_pack_info(&p->ps, id, &bytes, b2, err);
     if (rc == 0 && link(from, to) != 0) {
         if (errno == EXDEV || errno == EPERM || errno == EMLINK || errno == ENOTSUP)
             rc = copy_pack(from, to, err);
