@@ -29,6 +29,7 @@
 #include "../../src/core/spawn.h"
 #include "../../src/core/xalloc.h"
 #include "../../src/source/source.h"
+#include "../../src/source/sqlite/pages.h"
 #include "../../src/stage/set.h"
 
 static char base[1024];        /* this test's temporary directory */
@@ -597,19 +598,71 @@ static void test_validate(void **state)
     assert_int_equal(p.msgs.n, 0);
 }
 
+/* The page map's header: what is written reads back; every field a
+ * reader relies on is checked (docs/sqlite-pages.md). */
+static void test_pagemap_header(void **state)
+{
+    (void)state;
+    struct pagemap_header h = {.page_size = 4096, .pages = 123456}, back;
+    for (int i = 0; i < DB_HEADER_BYTES; i++)
+        h.db_header[i] = (unsigned char)i;
+    unsigned char buf[PAGEMAP_HEADER_BYTES];
+    pagemap_encode_header(&h, buf);
+    assert_memory_equal(buf, "SCPGMAP1", 8);
+    assert_int_equal(buf[8] | buf[9] << 8 | buf[10] << 16, 4096); /* little-endian */
+    assert_null(pagemap_decode_header(buf, sizeof buf, &back));
+    assert_int_equal(back.page_size, 4096);
+    assert_int_equal(back.pages, 123456);
+    assert_memory_equal(back.db_header, h.db_header, DB_HEADER_BYTES);
+    assert_non_null(pagemap_decode_header(buf, sizeof buf - 1, &back)); /* truncated */
+    unsigned char bad[PAGEMAP_HEADER_BYTES];
+    memcpy(bad, buf, sizeof bad);
+    bad[0] = 'X';
+    assert_non_null(pagemap_decode_header(bad, sizeof bad, &back));
+    memcpy(bad, buf, sizeof bad);
+    bad[8] = 0x01; /* 4097: not a power of two */
+    assert_non_null(pagemap_decode_header(bad, sizeof bad, &back));
+    memcpy(bad, buf, sizeof bad);
+    bad[12] = 41; /* another entry size */
+    assert_non_null(pagemap_decode_header(bad, sizeof bad, &back));
+    /* an entry reads back; pack ids are 32 lowercase hex digits */
+    struct pagemap_entry e = {.offset = ((uint64_t)1 << 40) + 7}, e2;
+    memset(e.pack, 0xab, PACK_ID_BYTES);
+    memset(e.hash, 0x5c, PAGEMAP_HASH_BYTES);
+    unsigned char eb[PAGEMAP_ENTRY_BYTES];
+    pagemap_encode_entry(&e, eb);
+    pagemap_decode_entry(eb, &e2);
+    assert_memory_equal(&e2.pack, e.pack, PACK_ID_BYTES);
+    assert_true(e2.offset == e.offset);
+    assert_memory_equal(e2.hash, e.hash, PAGEMAP_HASH_BYTES);
+    char hex[PACK_ID_HEX];
+    unsigned char id[PACK_ID_BYTES];
+    pack_id_hex(e.pack, hex);
+    assert_string_equal(hex, "abababababababababababababababab");
+    assert_int_equal(pack_id_parse(hex, id), 0);
+    assert_memory_equal(id, e.pack, PACK_ID_BYTES);
+    assert_int_not_equal(pack_id_parse("ABABABABABABABABABABABABABABABAB", id), 0);
+    assert_int_not_equal(pack_id_parse("../../../etc/passwd", id), 0);
+}
+
 static void test_key_table(void **state)
 {
     (void)state;
-    const char *want[] = {"path", "check", "busy_timeout_ms", "step_pages", "clone"};
+    const char *want[] = {"path", "check", "busy_timeout_ms", "step_pages", "clone", "layout"};
     size_t n = 0;
     for (const struct cfg_key *k = source_sqlite.cfg.keys; k->name; k++, n++)
         assert_string_equal(k->name, want[n]);
-    assert_int_equal(n, 5);
+    assert_int_equal(n, 6);
     /* clone = auto | never, nothing else */
     const struct cfg_key *clone = &source_sqlite.cfg.keys[4];
     assert_null(clone->check("auto"));
     assert_null(clone->check("never"));
     assert_non_null(clone->check("always"));
+    /* layout = file | pages, nothing else (auto is not there yet) */
+    const struct cfg_key *layout = &source_sqlite.cfg.keys[5];
+    assert_null(layout->check("file"));
+    assert_null(layout->check("pages"));
+    assert_non_null(layout->check("auto"));
     assert_ptr_equal(source_find("sqlite"), &source_sqlite);
 }
 
@@ -638,6 +691,7 @@ int main(void)
         T(test_stop_request_interrupts),
         T(test_validate),
         T(test_key_table),
+        T(test_pagemap_header),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

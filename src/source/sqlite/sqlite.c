@@ -63,8 +63,8 @@ static const struct cfg_key sqlite_keys[] = {
     {"check", CFG_CHECK_LEVEL, offsetof(struct source_cfg, check), false, NULL},
     {"busy_timeout_ms", CFG_INT, offsetof(struct source_cfg, busy_timeout_ms), false, NULL},
     {"step_pages", CFG_INT, offsetof(struct source_cfg, step_pages), false, check_positive},
-    {"layout", CFG_STR, offsetof(struct source_cfg, layout), false, check_layout},
     {"clone", CFG_STR, offsetof(struct source_cfg, clone), false, check_clone},
+    {"layout", CFG_STR, offsetof(struct source_cfg, layout), false, check_layout},
     {NULL, 0, 0, false, NULL},
 };
 
