@@ -8,7 +8,7 @@ build-bench/results.json and a table on stdout. See docs/performance.md.
 Environment:
   BENCH_SCALE   fraction of the full sizes (default 1; 0.05 for a smoke run)
   BENCH_RUNS    runs per tool, alternating A B C A B C ... (default 3)
-  BENCH_ONLY    comma list of parts: sqlite,reflink,mysql,mysql2,restore,hash,incr,mem,pg,pgincr (default all)
+  BENCH_ONLY    comma list of parts: sqlite,reflink,mysql,mysql2,restore,hash,incr,mem,pages,pg,pgincr (default all)
   BENCH_BACKUP_CAP  seconds `.backup` may run under load (default 20)
   BENCH_SQLITE_MODES  journal modes of the SQLite part (default wal,delete)
   SC_BENCH_BIN, SC_BENCH_NOHASH_BIN, SC_BENCH_LOAD_BIN: the programs (make sets them)
@@ -34,7 +34,7 @@ GEN_VERSION = 1
 SCALE = float(os.environ.get("BENCH_SCALE", "1"))
 RUNS = int(os.environ.get("BENCH_RUNS", "3"))
 ONLY = set(filter(None, os.environ.get("BENCH_ONLY",
-                                       "sqlite,reflink,mysql,mysql2,restore,hash,incr,mem,pg,pgincr").split(",")))
+                                       "sqlite,reflink,mysql,mysql2,restore,hash,incr,mem,pages,pg,pgincr").split(",")))
 BACKUP_CAP = float(os.environ.get("BENCH_BACKUP_CAP", "20"))
 WRITER_RATE = 200
 SC = os.environ.get("SC_BENCH_BIN", os.path.join(BUILD, "stagecoach"))
@@ -906,6 +906,124 @@ def part_incr():
     rmtree(work)
 
 
+# ---- layout = pages (issue 15 part A) ---------------------------------------
+
+TRACKER_ROWS = int(3_000_000 * SCALE)  # the issue's 3M torrents, ~317 MB at scale 1
+
+
+def gen_tracker(path, rows):
+    """The issue's tracker shape: torrents with a random unique 20-byte
+    info_hash (its index spreads over the whole file). Deterministic."""
+    if os.path.exists(path):
+        return
+    log(f"generating a tracker-shaped database of {rows} torrents")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = path + ".tmp"
+    for p in (tmp, tmp + "-wal", tmp + "-shm"):
+        if os.path.exists(p):
+            os.unlink(p)
+    rnd = random.Random(15)
+    con = sqlite3.connect(tmp)
+    con.execute("PRAGMA journal_mode=WAL")
+    con.execute("CREATE TABLE torrents (id INTEGER PRIMARY KEY, info_hash BLOB UNIQUE NOT NULL,"
+                " completed INTEGER NOT NULL DEFAULT 0)")
+    batch = 100_000
+    for lo in range(0, rows, batch):
+        con.executemany("INSERT INTO torrents (info_hash, completed) VALUES (?, ?)",
+                        ((rnd.randbytes(20), rnd.randrange(1000)) for _ in range(min(batch, rows - lo))))
+        con.commit()
+    con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    con.close()
+    os.rename(tmp, path)
+
+
+def tracker_day(path, rows):
+    """Skewed `completed = completed + 1` on the hot 3% of torrents and 0.1%
+    new ones, as in the issue (deterministic)."""
+    rnd = random.Random(1515)
+    con = sqlite3.connect(path)
+    con.execute("UPDATE torrents SET completed = completed + 1 WHERE id <= ?", (max(1, rows * 3 // 100),))
+    con.executemany("INSERT INTO torrents (info_hash) VALUES (?)",
+                    ((rnd.randbytes(20),) for _ in range(max(1, rows // 1000))))
+    con.commit()
+    con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    con.close()
+
+
+def pages_changed(a, b):
+    """The share of b's pages that are not byte-equal to a's page at the same number."""
+    with open(a, "rb") as fa:
+        ps = int.from_bytes(fa.read(18)[16:18], "big")
+    ps = 65536 if ps == 1 else ps
+    n = changed = 0
+    with open(a, "rb") as fa, open(b, "rb") as fb:
+        while True:
+            pb = fb.read(ps)
+            if not pb:
+                break
+            n += 1
+            changed += fa.read(ps) != pb
+    return changed / n
+
+
+def part_pages():
+    """[sqlite NAME] layout = pages beside layout = file on the same
+    tracker-shaped database: stage+ship, the issue's change, stage+ship
+    again: restic's data_added of the second run against the file's size;
+    then stage (the store warm) and restore --set times."""
+    base = os.path.join(DATA, "tracker.db")
+    gen_tracker(base, TRACKER_ROWS)
+    size = os.path.getsize(base)
+    out = {}
+    for layout in ("file", "pages"):
+        work, staging, restic = shipping_work(f"pages-{layout}")
+        db = os.path.join(work, "tracker.db")
+        shutil.copyfile(base, db)
+        day0 = os.path.join(work, "day0.db")
+        shutil.copyfile(base, day0)
+        conf = write_conf(os.path.join(work, "sc.conf"), f"[sqlite tracker]\npath = {db}\nlayout = {layout}\n",
+                          staging, restic=restic)
+        log(f"pages: layout = {layout}: first run")
+        measure([SC, "--json", "-q", "-c", conf, "run"], timeout=1800)
+        tracker_day(db, TRACKER_ROWS)
+        log(f"pages: layout = {layout}: second run, after the change")
+        rep = json.loads(measure([SC, "--json", "-q", "-c", conf, "run"], timeout=1800).out.decode())
+        stage, restore = [], []
+        for r in range(RUNS):
+            log(f"pages: layout = {layout}: stage and restore {r + 1}/{RUNS}")
+            res = measure_rss([SC, "-q", "-c", conf, "stage"], timeout=1800)
+            stage.append((res.secs, res.rss_kb))
+            to = os.path.join(work, f"restore-{r}")
+            res = measure_rss([SC, "-q", "-c", conf, "restore", "--set", "latest", "--to", to, "--apply",
+                               "--source", "tracker", "--into", os.path.join(work, f"restored-{r}.db")],
+                              timeout=1800)
+            restore.append((res.secs, res.rss_kb))
+            rmtree(to)
+        out[layout] = {"data_added": rep["snapshot"]["data_added"], "stage": stage, "restore": restore,
+                       "db_bytes": os.path.getsize(db), "changed": pages_changed(day0, db)}
+        rmtree(work)
+    changed = out["pages"]["changed"]
+    for layout in ("pages", "file"):
+        o = out[layout]
+        frac = round(o["data_added"] / o["db_bytes"], 4)
+        ok = frac <= min(0.10, 2 * changed) if layout == "pages" else None
+        row("pages", f"layout = {layout}, 2nd run: data_added / database", [], o["data_added"], None, frac,
+            "<= 2x changed, <= 0.10" if layout == "pages" else None, ok,
+            f"{o['db_bytes'] / 1e6:.0f} MB database, {changed:.1%} of its pages changed")
+    med = {k: {w: statistics.median(s for s, _ in out[k][w]) for w in ("stage", "restore")} for k in out}
+    for what, target, limit in (("stage", "<= 1.3", 1.3), ("restore", "<= 1.5", 1.5)):
+        ratio = round(med["pages"][what] / med["file"][what], 2)
+        for layout in ("file", "pages"):
+            runs = out[layout][what]
+            row("pages", f"stagecoach {what}{' --set --apply' if what == 'restore' else ''}, layout = {layout}",
+                [s for s, _ in runs], out[layout]["db_bytes"], max(k for _, k in runs),
+                ratio if layout == "pages" else None, target if layout == "pages" else None,
+                (ratio <= limit) if layout == "pages" else None,
+                "pages / file" if layout == "pages" else
+                ("the page store warm for pages" if what == "stage" else "--into a new file; check included"))
+    results["details"]["pages"] = {"rows": TRACKER_ROWS, "base_bytes": size, "layouts": out}
+
+
 def part_mem():
     db = ensure_sqlite()
     big = ensure_sqlite_big(db)
@@ -1188,6 +1306,8 @@ def main():
             part_incr()
         if "mem" in ONLY:
             part_mem()
+        if "pages" in ONLY:
+            part_pages()
         if "pg" in ONLY:
             part_pg()
         if "pgincr" in ONLY:

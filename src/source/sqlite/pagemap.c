@@ -353,6 +353,8 @@ int sq_pages_unpack(const char *dir, json_t *entry, sc_err *err)
 {
     const char *layout = json_string_value(json_object_get(entry, "layout"));
     const char *name = json_string_value(json_object_get(entry, "name"));
+    /* only this function says a copy was checked: never a manifest */
+    json_object_del(entry, SQ_REBUILT_CHECKED);
     if (layout == NULL || strcmp(layout, "pages") != 0)
         return 0;
     if (name == NULL || !config_source_name_ok(name))
@@ -375,6 +377,8 @@ int sq_pages_unpack(const char *dir, json_t *entry, sc_err *err)
         log_info("sqlite %s: rebuilt %s from its page map", name, db_rel);
         rc = sq_check_copy(name, final, entry, err);
     }
+    if (rc == 0)
+        json_object_set_new(entry, SQ_REBUILT_CHECKED, json_string(final));
     free(db_rel);
     free(final);
     return rc;

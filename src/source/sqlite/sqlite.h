@@ -138,6 +138,10 @@ int sq_pages_add(struct job *j, sc_err *err);
  * integrity_check, row counts). Exit 7 naming the file at fault. Nothing
  * to do for a source staged as a file. */
 int sq_pages_unpack(const char *dir, json_t *entry, sc_err *err);
+/* The key sq_pages_unpack sets in the (in-memory) entry to the path of the
+ * database it rebuilt and checked, so restore --apply does not check the
+ * same file twice; it removes the key from every entry it is given first. */
+#define SQ_REBUILT_CHECKED "rebuilt_and_checked"
 /* After local retention: drop the packs no kept set holds. */
 int sq_pages_upkeep(const struct source_cfg *src, const char *staging, json_t *report, sc_err *err);
 
