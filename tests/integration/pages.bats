@@ -39,7 +39,7 @@ SQL
 # A tracker's day: the hot 3% of torrents completed once more, 0.05% new
 # ones (random keys: index pages all over the file).
 tracker_day() {
-    sqlite3 "$1" "UPDATE torrents SET completed = completed + 1 WHERE id <= 4500;
+    sqlite3 -cmd ".timeout 20000" "$1" "UPDATE torrents SET completed = completed + 1 WHERE id <= 4500;
         INSERT INTO torrents (info_hash) SELECT randomblob(20) FROM torrents LIMIT 75;"
 }
 
@@ -296,4 +296,40 @@ PY
     [ "$(b2sum <"$T/hand/sqlite/app.db" | cut -d' ' -f1)" = \
         "$(pyjson "$SET/MANIFEST.json" 'j["sources"][0]["database"]["blake2b"]')" ]
     [ "$(content_of "$T/hand/sqlite/app.db")" = "$(content_of "$DB")" ]
+}
+
+@test "pages: two runs under a writer: each snapshot's rebuilt database is one committed state" {
+    # tests/helpers/sqlite_writer keeps c.a == c.b == count(*) FROM log in
+    # every commit, beside the tracker table
+    local writer ready="$T/writer.ready"
+    writer="$(sc_helper sqlite_writer)"
+    "$writer" "$DB" 0 wal "$ready" >"$T/writer.out" 2>"$T/writer.err" 3>&- &
+    sc_track $!
+    sc_wait_for_file "$ready"
+    run_json
+    local snap1=$SNAP
+    tracker_day "$DB"
+    run_json
+    local snap
+    for snap in "$snap1" "$SNAP"; do
+        rm -rf "$T/r"
+        sc restore --snapshot "$snap" --to "$T/r"
+        [ "$(sqlite3 "$T/r/sqlite/app.db" 'PRAGMA integrity_check')" = ok ]
+        run sqlite3 "$T/r/sqlite/app.db" "SELECT a = b AND b = (SELECT count(*) FROM log) AND a > 0 FROM c"
+        echo "snapshot $snap: $output"
+        [ "$output" = 1 ]
+    done
+    [ "$(sqlite3 "$T/r/sqlite/app.db" 'SELECT count(*) FROM torrents')" -eq 150075 ]
+}
+
+@test "pages: a manifest cannot say its database was already checked" {
+    sed -i '/^layout = pages$/d' "$CONF"
+    stage_ok
+    sqlite3 "$SET/sqlite/app.db" "DELETE FROM torrents WHERE id > 100"
+    forge_set "$SET" "put_file('sqlite/app.db', setdir + '/sqlite/app.db'); m['sources'][0]['rebuilt_and_checked'] = '$T/out/sqlite/app.db'"
+    run --separate-stderr sc restore --set latest --to "$T/out" --apply --source app --into "$T/new.db"
+    echo "$stderr"
+    [ "$status" -eq 7 ]
+    [[ "$stderr" == *"table torrents has 100 rows"* ]]
+    [ ! -e "$T/new.db" ]
 }
