@@ -333,3 +333,31 @@ PY
     [[ "$stderr" == *"table torrents has 100 rows"* ]]
     [ ! -e "$T/new.db" ]
 }
+
+@test "pages: SIGKILL at moments of a stage: the next stage succeeds, every set and pack verifies" {
+    local crashkill delay line killed=0
+    crashkill="$(sc_helper crashkill)"
+    stage_ok # a store to reuse, so that kills land in lookups and links too
+    tracker_day "$DB"
+    for delay in $(seq 0 5 120); do
+        line="$("$crashkill" -w tmp -d "$delay" -s "$STAGING" -t 60 -o "$T/killed.log" -- "$SC" -c "$CONF" stage)"
+        echo "delay $delay: $line"
+        [[ "$line" == killed* || "$line" == finished* ]]
+        [[ "$line" != killed* ]] || killed=$((killed + 1))
+    done
+    [ "$killed" -ge 3 ]
+    stage_ok
+    # nothing half-written is left in the store, and its index knows every pack
+    refute compgen -G "$STAGING/pagestore/app/packs/.tmp-*"
+    [ "$(sqlite3 "$STAGING/pagestore/app/index.sqlite" 'SELECT count(*) FROM packs')" -eq \
+        "$(store_packs | wc -l)" ]
+    # every published set verifies and rebuilds the live content
+    local id content
+    content="$(content_of "$DB")"
+    for id in $(sc_sets | tail -n 4); do
+        b2sum_check "$STAGING/sets/$id"
+        rm -rf "$T/out"
+        sc restore --set "$id" --to "$T/out" >/dev/null
+    done
+    [ "$(content_of "$T/out/sqlite/app.db")" = "$content" ]
+}
