@@ -284,6 +284,7 @@ int sq_pages_add(struct job *j, sc_err *err)
     if (fd < 0)
         return sc_fail_errno(err, SC_ESTAGING, "cannot open %s", j->dst_path);
     int rc = pagestore_open(&p.ps, j->set->staging, j->cfg->name, p.page_size, err);
+    bool opened = rc == 0; /* on failure pagestore_open closed it */
     if (rc == 0)
         rc = pagestore_begin(&p.ps, err);
     if (rc == 0) {
@@ -292,8 +293,9 @@ int sq_pages_add(struct job *j, sc_err *err)
         rc = pack_copy(&p, fd, err);
         if (p.writing)
             pack_writer_abort(&p.w);
-        pagestore_close(&p.ps);
     }
+    if (opened)
+        pagestore_close(&p.ps); /* rolls back what a failure left uncommitted */
     close(fd);
     if (rc == 0)
         log_info("sqlite %s: %lld new pages in %lld new pack(s), %lld pages already stored",
