@@ -49,3 +49,14 @@ void pool_sync_destroy(struct pool_sync *s)
     pthread_mutex_destroy(&s->mu);
     s->ready = false;
 }
+
+bool pool_order_next(struct pool_sync *s, struct pool_order *o, size_t njobs,
+                     const atomic_int *cancel, size_t *idx)
+{
+    while (!atomic_load(cancel) && o->next < njobs && o->next - o->taken >= o->window)
+        pthread_cond_wait(&s->work, &s->mu);
+    if (atomic_load(cancel) || o->next >= njobs)
+        return false;
+    *idx = o->next++;
+    return true;
+}

@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 
 /* pthread_create with every signal blocked in the new thread: SIGINT,
  * SIGTERM and SIGALRM then always reach the main thread and interrupt what
@@ -27,5 +28,17 @@ int pool_sync_init(struct pool_sync *s);
  * when it next looks. Nothing when s was never initialised. */
 void pool_sync_cancel(struct pool_sync *s, atomic_int *cancel);
 void pool_sync_destroy(struct pool_sync *s);
+
+/* Jobs handed out to the workers in order, at most `window` ahead of the
+ * one that uses their results, in the same order (taken): that bounds what
+ * waits in spools or memory. Every field under the pool's lock. */
+struct pool_order {
+    size_t next, taken, window;
+};
+/* In a worker, with s->mu held: wait until the next of njobs may be handed
+ * out. false when *cancel is set or no job is left; else *idx is the job
+ * the worker runs. */
+bool pool_order_next(struct pool_sync *s, struct pool_order *o, size_t njobs,
+                     const atomic_int *cancel, size_t *idx);
 
 #endif

@@ -56,21 +56,10 @@ SQL
     copy="$set/sqlite/app.db"
     [ -f "$copy" ]
 
-    # The copy is one committed state of the database ...
-    local a b n
-    a="$(sqlite3 "$copy" 'SELECT a FROM c WHERE id = 1')"
-    b="$(sqlite3 "$copy" 'SELECT b FROM c WHERE id = 1')"
-    n="$(sqlite3 "$copy" 'SELECT count(*) FROM log')"
-    echo "copy: a=$a b=$b log=$n"
-    [ "$a" = "$b" ]
-    [ "$n" = "$a" ]
-    # ... taken while the writer was busy (it had committed 20 before) ...
-    [ "$a" -ge 20 ]
-    [ "$(sqlite3 "$copy" 'SELECT max(a) FROM log')" = "$a" ]
-    # ... complete (the padding is all there) and sound.
-    [ "$(sqlite3 "$copy" 'SELECT count(*) FROM filler')" = 1500 ]
-    [ "$(sqlite3 "$copy" 'PRAGMA integrity_check')" = ok ]
-    [ "$(sqlite3 "$copy" 'PRAGMA journal_mode')" = delete ]
+    # The copy is one committed state of the database, taken while the
+    # writer was busy, complete and sound.
+    copy_is_one_commit "$copy"
+    local a=$COPY_A
     [ ! -e "$copy-wal" ]
     # the manifest counted the copy it shipped
     [ "$(pyjson "$set/MANIFEST.json" 'j["sources"][0]["tables"]["log"]')" = "$a" ]

@@ -321,6 +321,25 @@ stage_ok() {
     SET="$(last_line)"
 }
 
+# COPY of tests/helpers/sqlite_writer's database is one committed state: a
+# = b = the rows of log in every commit, the writer had committed 20 before
+# it was taken, the padding (1500 filler rows) is all there, the file is
+# sound and in rollback mode. Sets COPY_A to the commits it holds.
+copy_is_one_commit() {
+    local copy=$1 b n
+    COPY_A="$(sqlite3 "$copy" 'SELECT a FROM c WHERE id = 1')"
+    b="$(sqlite3 "$copy" 'SELECT b FROM c WHERE id = 1')"
+    n="$(sqlite3 "$copy" 'SELECT count(*) FROM log')"
+    echo "copy: a=$COPY_A b=$b log=$n"
+    [ "$COPY_A" = "$b" ]
+    [ "$n" = "$COPY_A" ]
+    [ "$COPY_A" -ge 20 ]
+    [ "$(sqlite3 "$copy" 'SELECT max(a) FROM log')" = "$COPY_A" ]
+    [ "$(sqlite3 "$copy" 'SELECT count(*) FROM filler')" = 1500 ]
+    [ "$(sqlite3 "$copy" 'PRAGMA integrity_check')" = ok ]
+    [ "$(sqlite3 "$copy" 'PRAGMA journal_mode')" = delete ]
+}
+
 # One restic repository made once per .bats file, in setup_file:
 # TEMPLATE_REPO, TEMPLATE_PASS. restic derives its key with scrypt tuned to
 # ~0.5 s at init and pays that on every command (a run makes about six), so

@@ -248,7 +248,7 @@ struct my_pool {
     size_t nconns;
     struct my_job *jobs; /* every chunk, in the order of the dump */
     size_t njobs;
-    size_t next, taken, window; /* handed out, copied into the dump, bound */
+    struct pool_order order; /* handed out, copied into the dump (taken) */
     pthread_t *tids;
     struct my_worker *args;
     size_t nthreads;

@@ -100,11 +100,9 @@ static void *worker(void *arg)
     my_out_init_fd(&o, -1, "a chunk spool", NULL);
     pthread_mutex_lock(&p->sync.mu);
     for (;;) {
-        while (!atomic_load(&p->cancel) && p->next < p->njobs && p->next - p->taken >= p->window)
-            pthread_cond_wait(&p->sync.work, &p->sync.mu);
-        if (atomic_load(&p->cancel) || p->next >= p->njobs)
+        size_t idx;
+        if (!pool_order_next(&p->sync, &p->order, p->njobs, &p->cancel, &idx))
             break;
-        size_t idx = p->next++;
         struct my_job *job = &p->jobs[idx];
         job->state = JOB_RUNNING;
         pthread_mutex_unlock(&p->sync.mu);
@@ -163,7 +161,7 @@ int my_pool_start(struct my_pool *p, sc_err *err)
 {
     if (pool_sync_init(&p->sync) != 0)
         return sc_fail(err, SC_ESOURCE, "mysql %s: cannot set up the worker threads", p->cfg->name);
-    p->window = 2 * p->nconns;
+    p->order.window = 2 * p->nconns;
     p->tids = xcalloc(p->nconns, sizeof *p->tids);
     p->args = xcalloc(p->nconns, sizeof *p->args);
     int rc = 0;
@@ -187,7 +185,7 @@ int my_pool_start(struct my_pool *p, sc_err *err)
 int my_pool_take(struct my_pool *p, struct my_table *t, struct my_out *out, long long *rows,
                  size_t *max_stmt, sc_err *err)
 {
-    size_t idx = p->taken;
+    size_t idx = p->order.taken;
     if (idx >= p->njobs || p->jobs[idx].table != t)
         return sc_fail(err, SC_ESOURCE, "mysql %s: internal error: chunks out of order",
                        p->cfg->name);
@@ -234,7 +232,7 @@ int my_pool_take(struct my_pool *p, struct my_table *t, struct my_out *out, long
     if (job->max_stmt > *max_stmt)
         *max_stmt = job->max_stmt;
     pthread_mutex_lock(&p->sync.mu);
-    p->taken++;
+    p->order.taken++;
     pthread_cond_broadcast(&p->sync.work);
     pthread_mutex_unlock(&p->sync.mu);
     return rc;

@@ -35,7 +35,7 @@ void pg_pool_init(struct pg_pool *p, const char *label, size_t njobs, size_t win
     memset(p, 0, sizeof *p);
     p->label = label;
     p->njobs = njobs;
-    p->window = window > 0 ? window : njobs;
+    p->order.window = window > 0 ? window : njobs;
     p->run = run;
     p->ctx = ctx;
     p->state = xcalloc(njobs + 1, sizeof *p->state);
@@ -57,11 +57,9 @@ static void *worker(void *arg)
     struct pg_pool *p = wa->pool;
     pthread_mutex_lock(&p->sync.mu);
     for (;;) {
-        while (!atomic_load(&p->cancel) && p->next < p->njobs && p->next - p->taken >= p->window)
-            pthread_cond_wait(&p->sync.work, &p->sync.mu);
-        if (atomic_load(&p->cancel) || p->next >= p->njobs)
+        size_t idx;
+        if (!pool_order_next(&p->sync, &p->order, p->njobs, &p->cancel, &idx))
             break;
-        size_t idx = p->next++;
         p->state[idx] = JOB_RUNNING;
         pthread_mutex_unlock(&p->sync.mu);
         int rc = p->run(p->ctx, wa->conn, idx, &p->cancel, &p->errs[idx]);
@@ -102,7 +100,7 @@ int pg_pool_start(struct pg_pool *p, sc_err *err)
 
 int pg_pool_wait(struct pg_pool *p, size_t idx, sc_err *err)
 {
-    if (idx != p->taken || idx >= p->njobs)
+    if (idx != p->order.taken || idx >= p->njobs)
         return sc_fail(err, SC_ESOURCE, "%s: internal error: jobs out of order", p->label);
     pthread_mutex_lock(&p->sync.mu);
     while (p->state[idx] != JOB_DONE && !p->failed && !sc_stop_requested) {
@@ -117,7 +115,7 @@ int pg_pool_wait(struct pg_pool *p, size_t idx, sc_err *err)
     }
     bool failed = p->failed;
     if (!failed && !sc_stop_requested) {
-        p->taken++;
+        p->order.taken++;
         pthread_cond_broadcast(&p->sync.work);
     }
     pthread_mutex_unlock(&p->sync.mu);

@@ -288,9 +288,8 @@ struct pg_pool {
     size_t nconns;
     size_t njobs;
     int *state;
-    sc_err *errs;       /* each job's failure */
-    size_t next, taken; /* handed out; waited for, in order */
-    size_t window;      /* at most this many handed out and not waited for */
+    sc_err *errs;            /* each job's failure */
+    struct pool_order order; /* handed out; waited for (taken) */
     pthread_t tids[PG_MAX_THREADS];
     struct pg_worker_arg *args;
     size_t nthreads;
