@@ -155,13 +155,21 @@ sc_setup() {
     SC_PIDS=()
 }
 
-# Stop every background process a test started (sc_bg records them).
+# Stop every background process a test started (sc_track records them).
+# A process that outlives SIGTERM by 5 s gets SIGKILL: a test that failed
+# half-way must not hang in its teardown (restic 0.18 blocked reading a FIFO
+# does not end on SIGTERM).
 sc_teardown() {
-    local p
+    local p i
     for p in "${SC_PIDS[@]}"; do
         kill "$p" 2>/dev/null || true
     done
     for p in "${SC_PIDS[@]}"; do
+        for ((i = 0; i < 100; i++)); do
+            kill -0 "$p" 2>/dev/null || break
+            sleep 0.05
+        done
+        kill -KILL "$p" 2>/dev/null || true
         wait "$p" 2>/dev/null || true
     done
     SC_PIDS=()
