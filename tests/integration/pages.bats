@@ -21,6 +21,9 @@ setup() {
 
 teardown() {
     sc_teardown
+    if [ -n "${BIND:-}" ]; then
+        umount "$BIND" 2>/dev/null || true
+    fi
 }
 
 # A tracker-shaped database: torrents with a random unique 20-byte
@@ -360,4 +363,22 @@ PY
         sc restore --set "$id" --to "$T/out" >/dev/null
     done
     [ "$(content_of "$T/out/sqlite/app.db")" = "$content" ]
+}
+
+@test "pages: a page store the set cannot hard-link to (another mount): packs are copied, and verify and restore" {
+    [ "$(id -u)" = 0 ] || skip "needs root for a bind mount"
+    stage_ok
+    # the store on a mount of its own: link() from it into the set is EXDEV
+    BIND="$STAGING/pagestore"
+    mount --bind "$BIND" "$BIND" || skip "bind mounts are not possible here"
+    tracker_day "$DB"
+    stage_ok
+    local p
+    p="$(first_pack)"
+    # a copy, not a second name of the store's file
+    [ "$(stat -c %h "$SET/$p")" = 1 ]
+    [ "$(stat -c %i "$SET/$p")" != "$(stat -c %i "$STAGING/pagestore/app/packs/${p##*/}")" ]
+    b2sum_check "$SET"
+    sc restore --set "${SET##*/}" --to "$T/out"
+    [ "$(content_of "$T/out/sqlite/app.db")" = "$(content_of "$DB")" ]
 }

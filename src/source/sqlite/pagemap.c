@@ -111,6 +111,13 @@ void pack_id_hex(const unsigned char id[PACK_ID_BYTES], char out[PACK_ID_HEX])
     sodium_bin2hex(out, PACK_ID_HEX, id, PACK_ID_BYTES);
 }
 
+char *pack_path(const char *dir, const unsigned char id[PACK_ID_BYTES])
+{
+    char hex[PACK_ID_HEX];
+    pack_id_hex(id, hex);
+    return xasprintf("%s/%s%s", dir, hex, PACK_SUFFIX);
+}
+
 int pack_id_parse(const char *hex, unsigned char id[PACK_ID_BYTES])
 {
     size_t got = 0;
@@ -160,20 +167,13 @@ struct reassembly {
     sc_err *err;
 };
 
-static char *pack_rel_path(const struct reassembly *r, const unsigned char id[PACK_ID_BYTES])
-{
-    char hex[PACK_ID_HEX];
-    pack_id_hex(id, hex);
-    return xasprintf("%s/%s%s", r->pack_rel, hex, PACK_SUFFIX);
-}
-
 /* The pack's fd, opened on first use; -1 with err set (exit 7: missing). */
 static int pack_fd(struct reassembly *r, const unsigned char id[PACK_ID_BYTES])
 {
     for (size_t i = 0; i < OPEN_PACKS; i++)
         if (r->open[i].fd >= 0 && memcmp(r->open[i].id, id, PACK_ID_BYTES) == 0)
             return r->open[i].fd;
-    char *rel = pack_rel_path(r, id);
+    char *rel = pack_path(r->pack_rel, id);
     char *path = path_join(r->dir, rel);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
@@ -215,7 +215,7 @@ static int copy_page(struct reassembly *r, uint64_t n, const struct pagemap_entr
     ssize_t got = pread(fd, r->page, r->h.page_size, (off_t)e->offset);
     const char *why = page_problem(got, r, e);
     if (why != NULL) {
-        char *rel = pack_rel_path(r, e->pack);
+        char *rel = pack_path(r->pack_rel, e->pack);
         int rc =
             sc_fail(r->err, SC_EVERIFY, "sqlite %s: %s: %s (page %llu at offset %llu)", r->name,
                     rel, why, (unsigned long long)n + 1, (unsigned long long)e->offset);

@@ -149,25 +149,31 @@ static int write_map_header(struct packing *p, int fd, uint64_t size, sc_err *er
     return sink_write(&p->map, buf, sizeof buf, err);
 }
 
-static int copy_pack(const char *from, const char *to, sc_err *err)
+/* hash_fd_to hands the pack on in pieces: into the set's sink. */
+static int to_sink(void *ctx, const void *buf, size_t len, sc_err *err)
+{
+    return sink_write(ctx, buf, len, err);
+}
+
+/* Where the set cannot link to the store: the pack copied through the
+ * set's sink, which hashes what it stores, makes it durable and records it
+ * (hash_fd_to's own hash goes unused; this path is rare). */
+static int copy_pack(struct set *set, const char *from, const char *rel, sc_err *err)
 {
     int in = open(from, O_RDONLY | O_CLOEXEC);
-    int out = open(to, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    int rc = 0;
-    if (in < 0 || out < 0)
-        rc = sc_fail_errno(err, SC_ESTAGING, "cannot copy %s to %s", from, to);
-    unsigned char *buf = xmalloc((size_t)1 << 20);
-    ssize_t n = 0;
-    while (rc == 0 && (n = read(in, buf, (size_t)1 << 20)) > 0)
-        if (fs_write_all(out, buf, (size_t)n) != 0)
-            rc = sc_fail_errno(err, SC_ESTAGING, "cannot write %s", to);
-    if (rc == 0 && (n < 0 || fsync(out) != 0))
-        rc = sc_fail_errno(err, SC_ESTAGING, "cannot copy %s to %s", from, to);
-    free(buf);
-    if (in >= 0)
-        close(in);
-    if (out >= 0 && close(out) != 0 && rc == 0)
-        rc = sc_fail_errno(err, SC_ESTAGING, "cannot write %s", to);
+    if (in < 0)
+        return sc_fail_errno(err, SC_ESTAGING, "cannot open %s", from);
+    struct sink k;
+    char hex[129];
+    int rc = sink_open(&k, set, rel, err);
+    if (rc == 0) {
+        rc = hash_fd_to(in, from, SC_ESTAGING, to_sink, &k, hex, NULL, err);
+        if (rc == 0)
+            rc = sink_close(&k, err);
+        else
+            sink_abort(&k);
+    }
+    close(in);
     return rc;
 }
 
@@ -176,10 +182,9 @@ static int copy_pack(const char *from, const char *to, sc_err *err)
 static int link_pack(struct packing *p, const char *reldir, const unsigned char id[PACK_ID_BYTES],
                      sc_err *err)
 {
-    char hex[PACK_ID_HEX], b2[129];
+    char b2[129];
     uint64_t bytes;
-    pack_id_hex(id, hex);
-    char *rel = xasprintf("%s/%s%s", reldir, hex, PACK_SUFFIX);
+    char *rel = pack_path(reldir, id);
     char *from = pagestore_pack_path(&p->ps, id);
     char *to = set_file_path(p->j->set, rel, err);
     if (to == NULL) {
@@ -188,14 +193,12 @@ static int link_pack(struct packing *p, const char *reldir, const unsigned char 
         return err->code ? err->code : SC_ESTAGING;
     }
     int rc = pagestore_pack_info(&p->ps, id, &bytes, b2, err);
-    if (rc == 0 && link(from, to) != 0) {
-        if (errno == EXDEV || errno == EPERM || errno == EMLINK || errno == ENOTSUP)
-            rc = copy_pack(from, to, err);
-        else
-            rc = sc_fail_errno(err, SC_ESTAGING, "cannot link %s to %s", from, to);
-    }
-    if (rc == 0)
+    if (rc == 0 && link(from, to) == 0)
         set_record_file(p->j->set, rel, bytes, b2);
+    else if (rc == 0 && (errno == EXDEV || errno == EPERM || errno == EMLINK || errno == ENOTSUP))
+        rc = copy_pack(p->j->set, from, rel, err);
+    else if (rc == 0)
+        rc = sc_fail_errno(err, SC_ESTAGING, "cannot link %s to %s", from, to);
     free(rel);
     free(from);
     free(to);

@@ -58,6 +58,8 @@ void pagemap_decode_entry(const unsigned char in[PAGEMAP_ENTRY_BYTES], struct pa
 /* A page's identity (BLAKE2b-256). */
 void page_hash(const void *page, size_t len, unsigned char out[PAGE_HASH_BYTES]);
 void pack_id_hex(const unsigned char id[PACK_ID_BYTES], char out[PACK_ID_HEX]);
+/* dir/<id in hex>.pack: the one way a pack is named (store, set, map). */
+char *pack_path(const char *dir, const unsigned char id[PACK_ID_BYTES]);
 /* 0 when hex is 32 hex digits naming a pack id. */
 int pack_id_parse(const char *hex, unsigned char id[PACK_ID_BYTES]);
 

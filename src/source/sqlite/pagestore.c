@@ -47,12 +47,7 @@ static int exec(struct pagestore *ps, const char *sql, sc_err *err)
 
 char *pagestore_pack_path(const struct pagestore *ps, const unsigned char id[PACK_ID_BYTES])
 {
-    char hex[PACK_ID_HEX];
-    pack_id_hex(id, hex);
-    char *leaf = xasprintf("%s%s", hex, PACK_SUFFIX);
-    char *p = path_join(ps->packs, leaf);
-    free(leaf);
-    return p;
+    return pack_path(ps->packs, id);
 }
 
 /* ---- the index ------------------------------------------------------------ */
@@ -346,13 +341,20 @@ static int scan_packs(struct pagestore *ps, uint32_t page_size, sc_err *err)
     return rc;
 }
 
+/* <staging>/pagestore/<name>: one store per source. */
+static char *store_dir(const char *staging, const char *name)
+{
+    char *top = path_join(staging, "pagestore");
+    char *dir = path_join(top, name);
+    free(top);
+    return dir;
+}
+
 int pagestore_open(struct pagestore *ps, const char *staging, const char *name, uint32_t page_size,
                    sc_err *err)
 {
     memset(ps, 0, sizeof *ps);
-    char *top = path_join(staging, "pagestore");
-    ps->dir = path_join(top, name);
-    free(top);
+    ps->dir = store_dir(staging, name);
     ps->packs = path_join(ps->dir, "packs");
     ps->name = xstrdup(name);
     int rc = fs_mkdir_p(ps->packs, 0700, err);
@@ -466,9 +468,9 @@ static int packs_in_sets(const char *staging, const char *name, json_t *seen, sc
     if (set_list(staging, &ids, &n, err) != 0)
         return err->code;
     char *rel = packs_reldir(name);
+    char *sets = path_join(staging, "sets");
     int rc = 0;
     for (size_t i = 0; i < n && rc == 0; i++) {
-        char *sets = path_join(staging, "sets");
         char *set = path_join(sets, ids[i]);
         char *dir = path_join(set, rel);
         DIR *d = opendir(dir);
@@ -481,10 +483,10 @@ static int packs_in_sets(const char *staging, const char *name, json_t *seen, sc
             json_object_set_new(seen, e->d_name, json_true());
         if (d != NULL)
             closedir(d);
-        free(sets);
         free(set);
         free(dir);
     }
+    free(sets);
     free(rel);
     set_list_free(ids, n);
     return rc;
@@ -541,10 +543,8 @@ static int drop_unreferenced(struct pagestore *ps, json_t *seen, json_t *report,
 
 int pagestore_upkeep(const char *staging, const char *name, json_t *report, sc_err *err)
 {
-    char *top = path_join(staging, "pagestore");
-    char *dir = path_join(top, name);
+    char *dir = store_dir(staging, name);
     bool exists = fs_exists(dir);
-    free(top);
     free(dir);
     if (!exists)
         return 0;
