@@ -222,7 +222,8 @@ sc_connections() {
     local pid=$! id
     sc_track "$pid"
     id=$(running_query my_dst "INSERT INTO %")
-    [ -n "$id" ]
+    # (no load seen: say what the restore printed, it may have ended first)
+    [ -n "$id" ] || { cat "$T/err"; false; }
     kill -INT "$pid"
     local rc=0
     wait "$pid" || rc=$?
