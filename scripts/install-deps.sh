@@ -12,6 +12,7 @@ packages=(
   restic sqlite3 ca-certificates
   # test
   libcmocka-dev bats coreutils xxd openssl procps util-linux
+  strace # pages.bats: SIGKILL injected at the Nth unlink or fsync of an upkeep
   xfsprogs # mkfs.xfs: the reflink tests and bench on a loop-mounted XFS
   mariadb-server mariadb-client
   postgresql                    # server (scripts/test-postgres.sh), pg_dump, psql, contrib

@@ -334,6 +334,7 @@ static struct source_cfg *add_source(struct config *cfg, const struct cfg_kind *
     s->check = CHECK_QUICK;
     s->busy_timeout_ms = 60000;
     s->step_pages = 1024;
+    s->repack_threshold = 30;
     s->connect_timeout_s = 10;
     s->read_timeout_s = 3600;
     s->write_timeout_s = 3600;

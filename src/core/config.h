@@ -24,9 +24,10 @@ struct source_cfg {
     char *path;
     enum check_level check;
     long busy_timeout_ms;
-    long step_pages; /* pages per backup step (progress granularity) */
-    char *layout;    /* file | pages (NULL: file); docs/sqlite-pages.md */
-    char *clone;     /* auto | never: reflink a rollback-journal database (NULL: auto) */
+    long step_pages;       /* pages per backup step (progress granularity) */
+    char *layout;          /* file | pages (NULL: file); docs/sqlite-pages.md */
+    char *clone;           /* auto | never: reflink a rollback-journal database (NULL: auto) */
+    long repack_threshold; /* layout = pages: retire packs more than this % unused */
 
     /* paths */
     struct strvec paths; /* `path =` entries, repeatable */

@@ -254,6 +254,114 @@ PY
     [ "$(content_of "$T/out/sqlite/app.db")" = "$(content_of "$DB")" ]
 }
 
+# repack_threshold = N for [sqlite app].
+repack_threshold() {
+    sed -i "/^\[sqlite app\]\$/a repack_threshold = $1" "$CONF"
+}
+
+@test "pages: a pack mostly unused by the kept sets is retired; the next run repacks its live pages, then it goes" {
+    sed -i 's/^keep = 3$/keep = 1/' "$CONF"
+    repack_threshold 1
+    run_json
+    local first_pack
+    first_pack="$(store_packs)"
+    [ "$(printf '%s\n' "$first_pack" | wc -l)" -eq 1 ]
+    tracker_day "$DB"
+    run_json
+    # the first set is gone; the one kept uses only part of the first pack
+    [ "$(pyjson "$REPORT" 'j["upkeep"]["app"]["repack"]["packs_retired"]')" -eq 1 ]
+    local live
+    live="$(pyjson "$REPORT" 'j["upkeep"]["app"]["repack"]["pages_live"]')"
+    [ "$live" -gt 0 ]
+    # the kept set still links the retired pack and restores
+    [ -e "$SET/sqlite/app.packs/$first_pack" ]
+    # the database unchanged: this run writes exactly the retired pack's
+    # live pages again (the cost of repacking), and links it no more
+    run_json
+    [ "$(pyjson "$SET/MANIFEST.json" 'j["sources"][0]["pagestore"]["pages_repacked"]')" -eq "$live" ]
+    [ "$(pyjson "$SET/MANIFEST.json" 'j["sources"][0]["pagestore"]["pages_new"]')" -eq "$live" ]
+    [ ! -e "$SET/sqlite/app.packs/$first_pack" ]
+    # its last set pruned, the retired pack left the store
+    [ "$(pyjson "$REPORT" 'j["upkeep"]["app"]["packs_dropped"]')" -ge 1 ]
+    ! store_packs | grep -qx "$first_pack"
+    [ "$(store_packs)" = "$(set_packs)" ]
+    b2sum_check "$SET"
+    sc restore --snapshot "$SNAP" --to "$T/out"
+    [ "$(content_of "$T/out/sqlite/app.db")" = "$(content_of "$DB")" ]
+}
+
+@test "pages: under the default repack_threshold (30%) a pack a few percent unused stays in use" {
+    sed -i 's/^keep = 3$/keep = 1/' "$CONF"
+    run_json
+    tracker_day "$DB"
+    run_json
+    [ "$(pyjson "$REPORT" 'j["upkeep"]["app"]["repack"]["threshold_percent"]')" -eq 30 ]
+    [ "$(pyjson "$REPORT" 'j["upkeep"]["app"]["repack"]["packs_retired"]')" -eq 0 ]
+    run_json
+    [ "$(pyjson "$SET/MANIFEST.json" 'j["sources"][0]["pagestore"]["pages_new"]')" -eq 0 ]
+}
+
+@test "pages: no repacking while a kept set has no record of the pages it uses" {
+    sed -i 's/^keep = 3$/keep = 1/' "$CONF"
+    repack_threshold 1
+    run_json
+    # as a set staged by an older stagecoach: its usage unknown
+    sqlite3 "$STAGING/pagestore/app/index.sqlite" "DELETE FROM uses"
+    tracker_day "$DB"
+    sed -i 's/^keep = 1$/keep = 2/' "$CONF"
+    run_json
+    [[ "$(pyjson "$REPORT" 'j["upkeep"]["app"]["repack"]["skipped"]')" == *"has no record"* ]]
+    [ "$(sqlite3 "$STAGING/pagestore/app/index.sqlite" 'SELECT count(*) FROM retired')" -eq 0 ]
+}
+
+@test "pages: SIGKILL at every unlink and fsync of an upkeep (drop, retire): the next run recovers, every set verifies" {
+    strace -f -qq -o /dev/null true 2>/dev/null || skip "strace cannot trace here (ptrace not permitted)"
+    repack_threshold 1
+    run_json
+    tracker_day "$DB"
+    run_json
+    tracker_day "$DB"
+    run_json
+    # three shipped sets; forget keeps one: upkeep drops packs and retires
+    sed -i 's/^keep = 3$/keep = 1/' "$CONF"
+    local n st killed=0
+    for n in $(seq 1 60); do
+        st=0
+        strace -qq -o /dev/null -e trace=unlink,unlinkat,fsync,fdatasync \
+            -e inject=unlink,unlinkat,fsync,fdatasync:signal=KILL:when="$n" \
+            "$SC" -c "$CONF" forget >>"$T/killed.log" 2>&1 || st=$?
+        echo "kill at syscall $n: status $st"
+        [ "$st" -eq 0 ] && break
+        [ "$st" -eq 137 ] || { tail -n 20 "$T/killed.log"; false; }
+        killed=$((killed + 1))
+    done
+    [ "$st" -eq 0 ]
+    [ "$killed" -ge 3 ]
+    # nothing half-done in the store: the index knows exactly its packs,
+    # and the store holds at most the packs of kept sets
+    refute compgen -G "$STAGING/pagestore/app/packs/.tmp-*"
+    [ "$(sqlite3 "$STAGING/pagestore/app/index.sqlite" 'PRAGMA integrity_check')" = ok ]
+    [ "$(sqlite3 "$STAGING/pagestore/app/index.sqlite" 'SELECT count(*) FROM packs')" -eq \
+        "$(store_packs | wc -l)" ]
+    [ "$(store_packs)" = "$(set_packs)" ]
+    local id
+    for id in $(sc_sets); do
+        b2sum_check "$STAGING/sets/$id"
+    done
+    # the next run stages and ships; its set restores the live content
+    run_json
+    b2sum_check "$SET"
+    sc restore --snapshot "$SNAP" --to "$T/out"
+    [ "$(content_of "$T/out/sqlite/app.db")" = "$(content_of "$DB")" ]
+}
+
+@test "pages: repack_threshold must be a percentage" {
+    repack_threshold 120
+    run --separate-stderr sc check
+    [ "$status" -eq 3 ]
+    [[ "$stderr" == *repack_threshold* ]]
+}
+
 @test "pages: an interrupted packing leaves nothing the next run cannot use" {
     stage_ok
     # what a kill -9 leaves: a half-written pack, and a whole pack the

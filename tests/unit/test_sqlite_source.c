@@ -648,11 +648,12 @@ static void test_pagemap_header(void **state)
 static void test_key_table(void **state)
 {
     (void)state;
-    const char *want[] = {"path", "check", "busy_timeout_ms", "step_pages", "clone", "layout"};
+    const char *want[] = {"path",  "check",  "busy_timeout_ms", "step_pages",
+                          "clone", "layout", "repack_threshold"};
     size_t n = 0;
     for (const struct cfg_key *k = source_sqlite.cfg.keys; k->name; k++, n++)
         assert_string_equal(k->name, want[n]);
-    assert_int_equal(n, 6);
+    assert_int_equal(n, 7);
     /* clone = auto | never, nothing else */
     const struct cfg_key *clone = &source_sqlite.cfg.keys[4];
     assert_null(clone->check("auto"));
@@ -663,6 +664,15 @@ static void test_key_table(void **state)
     assert_null(layout->check("file"));
     assert_null(layout->check("pages"));
     assert_non_null(layout->check("auto"));
+    /* repack_threshold: a percentage */
+    const struct cfg_key *repack = &source_sqlite.cfg.keys[6];
+    assert_null(repack->check("0"));
+    assert_null(repack->check("30"));
+    assert_null(repack->check("100"));
+    assert_non_null(repack->check("101"));
+    assert_non_null(repack->check("-1"));
+    assert_non_null(repack->check("30%"));
+    assert_non_null(repack->check(""));
     assert_ptr_equal(source_find("sqlite"), &source_sqlite);
 }
 

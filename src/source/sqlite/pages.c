@@ -34,24 +34,13 @@ struct packing {
     unsigned char *page; /* a page split over two reads */
     size_t fill;
     uint32_t page_size;
-    unsigned char (*used)[PACK_ID_BYTES]; /* packs the map names */
-    size_t nused;
-    long long pages_new, pages_reused, packs_new;
+    struct pack_uses uses; /* the packs the map names, and which of their pages */
+    long long pages_new, pages_reused, packs_new, pages_repacked;
 };
 
 bool sq_layout_pages(const struct source_cfg *src)
 {
     return src->layout != NULL && strcmp(src->layout, "pages") == 0;
-}
-
-static void note_used(struct packing *p, const unsigned char id[PACK_ID_BYTES])
-{
-    /* consecutive pages mostly share a pack: look at the last ones first */
-    for (size_t i = p->nused; i > 0; i--)
-        if (memcmp(p->used[i - 1], id, PACK_ID_BYTES) == 0)
-            return;
-    p->used = xrealloc(p->used, (p->nused + 1) * sizeof *p->used);
-    memcpy(p->used[p->nused++], id, PACK_ID_BYTES);
 }
 
 static int finish_pack(struct packing *p, sc_err *err)
@@ -105,7 +94,7 @@ static int add_page(struct packing *p, const unsigned char *page, sc_err *err)
         p->pages_reused++;
     else if (store_page(p, page, hash, &e, err) != 0)
         return err->code;
-    note_used(p, e.pack);
+    (void)pack_uses_note(&p->uses, e.pack, e.offset);
     pagemap_encode_entry(&e, p->entries + p->nentries * PAGEMAP_ENTRY_BYTES);
     if (++p->nentries == MAP_BATCH)
         return flush_entries(p, err);
@@ -207,18 +196,19 @@ static int link_pack(struct packing *p, const char *reldir, const unsigned char 
 
 static int cmp_id(const void *a, const void *b)
 {
-    return memcmp(a, b, PACK_ID_BYTES);
+    return memcmp(((const struct pack_use *)a)->id, ((const struct pack_use *)b)->id,
+                  PACK_ID_BYTES);
 }
 
 /* Every pack the map names, in id order (the manifest is deterministic). */
 static int link_packs(struct packing *p, sc_err *err)
 {
     char *reldir = packs_reldir(p->j->cfg->name);
-    qsort(p->used, p->nused, sizeof *p->used, cmp_id);
+    qsort(p->uses.v, p->uses.n, sizeof *p->uses.v, cmp_id);
     int rc = 0;
-    for (size_t i = 0; i < p->nused && rc == 0; i++)
-        rc = link_pack(p, reldir, p->used[i], err);
-    if (rc == 0 && p->nused > 0) {
+    for (size_t i = 0; i < p->uses.n && rc == 0; i++)
+        rc = link_pack(p, reldir, p->uses.v[i].id, err);
+    if (rc == 0 && p->uses.n > 0) {
         char *dir = path_join(p->j->set->tmpdir, reldir);
         rc = fs_fsync_dir(dir, err);
         free(dir);
@@ -236,11 +226,12 @@ static void describe(struct packing *p, uint64_t bytes, const char *hex)
         e, "database",
         json_pack("{s:s, s:I, s:s}", "path", db, "bytes", (json_int_t)bytes, "blake2b", hex));
     json_object_set_new(e, "pagestore",
-                        json_pack("{s:I, s:I, s:I, s:I, s:I}", "pages_new",
+                        json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}", "pages_new",
                                   (json_int_t)p->pages_new, "pages_reused",
-                                  (json_int_t)p->pages_reused, "packs", (json_int_t)p->nused,
+                                  (json_int_t)p->pages_reused, "packs", (json_int_t)p->uses.n,
                                   "packs_new", (json_int_t)p->packs_new, "bytes_new",
-                                  (json_int_t)(p->pages_new * p->page_size)));
+                                  (json_int_t)(p->pages_new * p->page_size), "pages_repacked",
+                                  (json_int_t)p->pages_repacked));
     free(db);
 }
 
@@ -265,6 +256,8 @@ static int pack_copy(struct packing *p, int fd, sc_err *err)
         rc = flush_entries(p, err);
     if (rc == 0 && p->writing)
         rc = finish_pack(p, err);
+    if (rc == 0)
+        rc = pagestore_record_uses(&p->ps, p->j->set->id, &p->uses, &p->pages_repacked, err);
     if (rc == 0)
         rc = pagestore_commit(&p->ps, err);
     if (rc == 0)
@@ -293,6 +286,7 @@ int sq_pages_add(struct job *j, sc_err *err)
     if (rc == 0) {
         p.entries = xmalloc((size_t)MAP_BATCH * PAGEMAP_ENTRY_BYTES);
         p.page = xmalloc(p.page_size);
+        pack_uses_init(&p.uses, p.page_size);
         rc = pack_copy(&p, fd, err);
         if (p.writing)
             pack_writer_abort(&p.w);
@@ -305,11 +299,11 @@ int sq_pages_add(struct job *j, sc_err *err)
                  j->cfg->name, p.pages_new, p.packs_new, p.pages_reused);
     free(p.entries);
     free(p.page);
-    free(p.used);
+    pack_uses_free(&p.uses);
     return rc;
 }
 
 int sq_pages_upkeep(const struct source_cfg *src, const char *staging, json_t *report, sc_err *err)
 {
-    return pagestore_upkeep(staging, src->name, report, err);
+    return pagestore_upkeep(staging, src->name, src->repack_threshold, report, err);
 }

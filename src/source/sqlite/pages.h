@@ -8,6 +8,8 @@
  *               (page hash -> pack, offset) and its repair, upkeep
  *   pages.c     the stage side: the copy's pages into the store, the map
  *               and links to its packs into the set
+ *   repack.c    which page slots of which packs each set uses; retiring
+ *               packs mostly no kept set uses (repack_threshold)
  * Private to src/source/sqlite/. */
 #ifndef SC_SOURCE_SQLITE_PAGES_H
 #define SC_SOURCE_SQLITE_PAGES_H
@@ -115,8 +117,39 @@ int pack_writer_finish(struct pack_writer *w, const struct pagestore *ps, char b
                        sc_err *err);
 void pack_writer_abort(struct pack_writer *w);
 
-/* Upkeep after local sets were pruned: drop the packs no kept set links. */
-int pagestore_upkeep(const char *staging, const char *name, json_t *report, sc_err *err);
+/* Upkeep after local sets were pruned: drop the packs no kept set links,
+ * then retire those more than repack_threshold percent unused (repack.c). */
+int pagestore_upkeep(const char *staging, const char *name, long repack_threshold, json_t *report,
+                     sc_err *err);
+/* The index's error, with what was being done. */
+int pagestore_index_fail(struct pagestore *ps, sc_err *err, const char *what);
+
+/* ---- repack.c: which packs a set uses, and retiring mostly unused ones --- */
+
+struct pack_use {
+    unsigned char id[PACK_ID_BYTES];
+    unsigned char *slots; /* bit n: the page at offset n * page_size is used */
+};
+struct pack_uses {
+    struct pack_use *v; /* the packs a map names */
+    size_t n;
+    uint32_t page_size;
+    size_t slot_bytes; /* bitmap bytes for a pack of PACK_MAX_BYTES */
+};
+void pack_uses_init(struct pack_uses *u, uint32_t page_size);
+/* The map names the page at offset in pack id. */
+struct pack_use *pack_uses_note(struct pack_uses *u, const unsigned char id[PACK_ID_BYTES],
+                                uint64_t offset);
+void pack_uses_free(struct pack_uses *u);
+/* In the stage's transaction: what set_id uses; *repacked the retired
+ * pages this stage wrote again (the cost of repacking), then retired is
+ * emptied. */
+int pagestore_record_uses(struct pagestore *ps, const char *set_id, const struct pack_uses *u,
+                          long long *repacked, sc_err *err);
+/* Upkeep: retire the packs of which more than threshold percent of the
+ * pages no kept set uses; report["repack"] says what it did. */
+int pagestore_repack(struct pagestore *ps, const char *staging, long threshold, json_t *report,
+                     sc_err *err);
 
 /* pages.c (staging: sq_pages_add, sq_layout_pages, sq_pages_upkeep) is
  * declared in sqlite.h, which sqlite.c includes instead of this file. */

@@ -30,9 +30,15 @@ static const char schema[] =
     " blake2b TEXT NOT NULL) WITHOUT ROWID;"
     "CREATE TABLE IF NOT EXISTS pages(hash BLOB PRIMARY KEY, pack BLOB NOT NULL,"
     " offset INTEGER NOT NULL) WITHOUT ROWID;"
-    "CREATE INDEX IF NOT EXISTS pages_by_pack ON pages(pack);";
+    "CREATE INDEX IF NOT EXISTS pages_by_pack ON pages(pack);"
+    /* repack.c: which page slots of a pack each set uses, and the pages of
+     * retired packs until the next stage has written them again */
+    "CREATE TABLE IF NOT EXISTS uses(set_id TEXT NOT NULL, pack BLOB NOT NULL,"
+    " page_size INTEGER NOT NULL, slots BLOB NOT NULL, PRIMARY KEY(set_id, pack)) WITHOUT ROWID;"
+    "CREATE INDEX IF NOT EXISTS uses_by_pack ON uses(pack);"
+    "CREATE TABLE IF NOT EXISTS retired(hash BLOB PRIMARY KEY) WITHOUT ROWID;";
 
-static int index_fail(struct pagestore *ps, sc_err *err, const char *what)
+int pagestore_index_fail(struct pagestore *ps, sc_err *err, const char *what)
 {
     return sc_fail(err, SC_ESTAGING, "sqlite %s: page store index %s/index.sqlite: %s: %s",
                    ps->name, ps->dir, what, ps->index ? sqlite3_errmsg(ps->index) : "not open");
@@ -41,7 +47,7 @@ static int index_fail(struct pagestore *ps, sc_err *err, const char *what)
 static int exec(struct pagestore *ps, const char *sql, sc_err *err)
 {
     if (sqlite3_exec(ps->index, sql, NULL, NULL, NULL) != SQLITE_OK)
-        return index_fail(ps, err, sql);
+        return pagestore_index_fail(ps, err, sql);
     return 0;
 }
 
@@ -111,7 +117,7 @@ static int prepare(struct pagestore *ps, sc_err *err)
     for (size_t i = 0; i < sizeof stmts / sizeof stmts[0]; i++) {
         sqlite3_stmt **st = (sqlite3_stmt **)((char *)ps + stmts[i].off);
         if (sqlite3_prepare_v2(ps->index, stmts[i].sql, -1, st, NULL) != SQLITE_OK)
-            return index_fail(ps, err, stmts[i].sql);
+            return pagestore_index_fail(ps, err, stmts[i].sql);
     }
     return 0;
 }
@@ -125,7 +131,7 @@ int pagestore_find(struct pagestore *ps, const unsigned char hash[PAGE_HASH_BYTE
     if (rc == SQLITE_DONE)
         return 0;
     if (rc != SQLITE_ROW || sqlite3_column_bytes(ps->find, 0) != PACK_ID_BYTES) {
-        index_fail(ps, err, "lookup");
+        pagestore_index_fail(ps, err, "lookup");
         return -1;
     }
     memcpy(pack, sqlite3_column_blob(ps->find, 0), PACK_ID_BYTES);
@@ -141,7 +147,7 @@ int pagestore_add_page(struct pagestore *ps, const unsigned char hash[PAGE_HASH_
     sqlite3_bind_blob(ps->add_page, 2, pack, PACK_ID_BYTES, SQLITE_STATIC);
     sqlite3_bind_int64(ps->add_page, 3, (sqlite3_int64)offset);
     if (sqlite3_step(ps->add_page) != SQLITE_DONE)
-        return index_fail(ps, err, "adding a page");
+        return pagestore_index_fail(ps, err, "adding a page");
     return 0;
 }
 
@@ -153,7 +159,7 @@ int pagestore_add_pack(struct pagestore *ps, const unsigned char id[PACK_ID_BYTE
     sqlite3_bind_int64(ps->add_pack, 2, (sqlite3_int64)bytes);
     sqlite3_bind_text(ps->add_pack, 3, b2hex, -1, SQLITE_STATIC);
     if (sqlite3_step(ps->add_pack) != SQLITE_DONE)
-        return index_fail(ps, err, "adding a pack");
+        return pagestore_index_fail(ps, err, "adding a pack");
     return 0;
 }
 
@@ -166,7 +172,7 @@ int pagestore_pack_info(struct pagestore *ps, const unsigned char id[PACK_ID_BYT
     if (sqlite3_step(ps->pack_info) == SQLITE_ROW)
         h = sqlite3_column_text(ps->pack_info, 1);
     if (h == NULL || strlen((const char *)h) != 128)
-        return index_fail(ps, err, "a pack it does not know");
+        return pagestore_index_fail(ps, err, "a pack it does not know");
     *bytes = (uint64_t)sqlite3_column_int64(ps->pack_info, 0);
     memcpy(b2hex, h, 129);
     return 0;
@@ -193,16 +199,17 @@ void pagestore_rollback(struct pagestore *ps)
 static int drop_pack_rows(struct pagestore *ps, const unsigned char id[PACK_ID_BYTES], sc_err *err)
 {
     static const char *const sql[] = {"DELETE FROM pages WHERE pack = ?",
+                                      "DELETE FROM uses WHERE pack = ?",
                                       "DELETE FROM packs WHERE id = ?"};
-    for (size_t i = 0; i < 2; i++) {
+    for (size_t i = 0; i < sizeof sql / sizeof sql[0]; i++) {
         sqlite3_stmt *st;
         if (sqlite3_prepare_v2(ps->index, sql[i], -1, &st, NULL) != SQLITE_OK)
-            return index_fail(ps, err, sql[i]);
+            return pagestore_index_fail(ps, err, sql[i]);
         sqlite3_bind_blob(st, 1, id, PACK_ID_BYTES, SQLITE_STATIC);
         int rc = sqlite3_step(st);
         sqlite3_finalize(st);
         if (rc != SQLITE_DONE)
-            return index_fail(ps, err, sql[i]);
+            return pagestore_index_fail(ps, err, sql[i]);
     }
     return 0;
 }
@@ -212,7 +219,7 @@ static int drop_missing_packs(struct pagestore *ps, sc_err *err)
 {
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(ps->index, "SELECT id, bytes FROM packs", -1, &st, NULL) != SQLITE_OK)
-        return index_fail(ps, err, "listing packs");
+        return pagestore_index_fail(ps, err, "listing packs");
     struct {
         unsigned char id[PACK_ID_BYTES];
     } *gone = NULL;
@@ -541,7 +548,8 @@ static int drop_unreferenced(struct pagestore *ps, json_t *seen, json_t *report,
     return rc;
 }
 
-int pagestore_upkeep(const char *staging, const char *name, json_t *report, sc_err *err)
+int pagestore_upkeep(const char *staging, const char *name, long repack_threshold, json_t *report,
+                     sc_err *err)
 {
     char *dir = store_dir(staging, name);
     bool exists = fs_exists(dir);
@@ -555,6 +563,8 @@ int pagestore_upkeep(const char *staging, const char *name, json_t *report, sc_e
         rc = pagestore_open(&ps, staging, name, 0, err);
     if (rc == 0) {
         rc = drop_unreferenced(&ps, seen, report, err);
+        if (rc == 0)
+            rc = pagestore_repack(&ps, staging, repack_threshold, report, err);
         pagestore_close(&ps);
     }
     json_decref(seen);

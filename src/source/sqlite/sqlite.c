@@ -52,6 +52,14 @@ static const char *check_layout(const char *value)
                                                                      : "expected file or pages";
 }
 
+static const char *check_percent(const char *value)
+{
+    char *end;
+    long v = strtol(value, &end, 10);
+    return end != value && *end == '\0' && v >= 0 && v <= 100 ? NULL
+                                                              : "expected a percentage, 0 to 100";
+}
+
 static const char *check_clone(const char *value)
 {
     return strcmp(value, "auto") == 0 || strcmp(value, "never") == 0 ? NULL
@@ -65,6 +73,8 @@ static const struct cfg_key sqlite_keys[] = {
     {"step_pages", CFG_INT, offsetof(struct source_cfg, step_pages), false, check_positive},
     {"clone", CFG_STR, offsetof(struct source_cfg, clone), false, check_clone},
     {"layout", CFG_STR, offsetof(struct source_cfg, layout), false, check_layout},
+    {"repack_threshold", CFG_INT, offsetof(struct source_cfg, repack_threshold), false,
+     check_percent},
     {NULL, 0, 0, false, NULL},
 };
 
