@@ -94,7 +94,7 @@ static int add_page(struct packing *p, const unsigned char *page, sc_err *err)
         p->pages_reused++;
     else if (store_page(p, page, hash, &e, err) != 0)
         return err->code;
-    (void)pack_uses_note(&p->uses, e.pack, e.offset);
+    pack_uses_note(&p->uses, e.pack, e.offset);
     pagemap_encode_entry(&e, p->entries + p->nentries * PAGEMAP_ENTRY_BYTES);
     if (++p->nentries == MAP_BATCH)
         return flush_entries(p, err);

@@ -123,6 +123,10 @@ int pagestore_upkeep(const char *staging, const char *name, long repack_threshol
                      sc_err *err);
 /* The index's error, with what was being done. */
 int pagestore_index_fail(struct pagestore *ps, sc_err *err, const char *what);
+/* One statement, its parameters a text (when not NULL) then a blob (when
+ * not NULL), stepped to its end. */
+int pagestore_run(struct pagestore *ps, const char *sql, const void *blob, int blob_len,
+                  const char *text, sc_err *err);
 
 /* ---- repack.c: which packs a set uses, and retiring mostly unused ones --- */
 
@@ -138,8 +142,7 @@ struct pack_uses {
 };
 void pack_uses_init(struct pack_uses *u, uint32_t page_size);
 /* The map names the page at offset in pack id. */
-struct pack_use *pack_uses_note(struct pack_uses *u, const unsigned char id[PACK_ID_BYTES],
-                                uint64_t offset);
+void pack_uses_note(struct pack_uses *u, const unsigned char id[PACK_ID_BYTES], uint64_t offset);
 void pack_uses_free(struct pack_uses *u);
 /* In the stage's transaction: what set_id uses; *repacked the retired
  * pages this stage wrote again (the cost of repacking), then retired is

@@ -44,6 +44,22 @@ int pagestore_index_fail(struct pagestore *ps, sc_err *err, const char *what)
                    ps->name, ps->dir, what, ps->index ? sqlite3_errmsg(ps->index) : "not open");
 }
 
+int pagestore_run(struct pagestore *ps, const char *sql, const void *blob, int blob_len,
+                  const char *text, sc_err *err)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(ps->index, sql, -1, &st, NULL) != SQLITE_OK)
+        return pagestore_index_fail(ps, err, sql);
+    int i = 1;
+    if (text != NULL)
+        sqlite3_bind_text(st, i++, text, -1, SQLITE_STATIC);
+    if (blob != NULL)
+        sqlite3_bind_blob(st, i, blob, blob_len, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? 0 : pagestore_index_fail(ps, err, sql);
+}
+
 static int exec(struct pagestore *ps, const char *sql, sc_err *err)
 {
     if (sqlite3_exec(ps->index, sql, NULL, NULL, NULL) != SQLITE_OK)
@@ -201,17 +217,10 @@ static int drop_pack_rows(struct pagestore *ps, const unsigned char id[PACK_ID_B
     static const char *const sql[] = {"DELETE FROM pages WHERE pack = ?",
                                       "DELETE FROM uses WHERE pack = ?",
                                       "DELETE FROM packs WHERE id = ?"};
-    for (size_t i = 0; i < sizeof sql / sizeof sql[0]; i++) {
-        sqlite3_stmt *st;
-        if (sqlite3_prepare_v2(ps->index, sql[i], -1, &st, NULL) != SQLITE_OK)
-            return pagestore_index_fail(ps, err, sql[i]);
-        sqlite3_bind_blob(st, 1, id, PACK_ID_BYTES, SQLITE_STATIC);
-        int rc = sqlite3_step(st);
-        sqlite3_finalize(st);
-        if (rc != SQLITE_DONE)
-            return pagestore_index_fail(ps, err, sql[i]);
-    }
-    return 0;
+    int rc = 0;
+    for (size_t i = 0; i < sizeof sql / sizeof sql[0] && rc == 0; i++)
+        rc = pagestore_run(ps, sql[i], id, PACK_ID_BYTES, NULL, err);
+    return rc;
 }
 
 /* Rows of packs whose file is gone or has another size. */

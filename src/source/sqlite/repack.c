@@ -30,8 +30,7 @@ void pack_uses_init(struct pack_uses *u, uint32_t page_size)
     u->slot_bytes = (size_t)((PACK_MAX_BYTES / page_size + 7) / 8);
 }
 
-struct pack_use *pack_uses_note(struct pack_uses *u, const unsigned char id[PACK_ID_BYTES],
-                                uint64_t offset)
+void pack_uses_note(struct pack_uses *u, const unsigned char id[PACK_ID_BYTES], uint64_t offset)
 {
     struct pack_use *use = NULL;
     /* consecutive pages mostly share a pack: look at the last ones first */
@@ -47,7 +46,6 @@ struct pack_use *pack_uses_note(struct pack_uses *u, const unsigned char id[PACK
     uint64_t slot = offset / u->page_size;
     if (slot / 8 < u->slot_bytes)
         use->slots[slot / 8] |= (unsigned char)(1u << (slot % 8));
-    return use;
 }
 
 void pack_uses_free(struct pack_uses *u)
@@ -56,23 +54,6 @@ void pack_uses_free(struct pack_uses *u)
         free(u->v[i].slots);
     free(u->v);
     memset(u, 0, sizeof *u);
-}
-
-/* One statement with up to two blob/text parameters, stepped to its end. */
-static int run_sql(struct pagestore *ps, const char *sql, const void *blob, int blob_len,
-                   const char *text, sc_err *err)
-{
-    sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(ps->index, sql, -1, &st, NULL) != SQLITE_OK)
-        return pagestore_index_fail(ps, err, sql);
-    int i = 1;
-    if (text != NULL)
-        sqlite3_bind_text(st, i++, text, -1, SQLITE_STATIC);
-    if (blob != NULL)
-        sqlite3_bind_blob(st, i, blob, blob_len, SQLITE_STATIC);
-    int rc = sqlite3_step(st);
-    sqlite3_finalize(st);
-    return rc == SQLITE_DONE ? 0 : pagestore_index_fail(ps, err, sql);
 }
 
 int pagestore_record_uses(struct pagestore *ps, const char *set_id, const struct pack_uses *u,
@@ -99,17 +80,17 @@ int pagestore_record_uses(struct pagestore *ps, const char *set_id, const struct
     static const char count[] =
         "SELECT count(*) FROM retired WHERE hash IN (SELECT hash FROM pages)";
     *repacked = 0;
-    if (rc == 0 && sqlite3_prepare_v2(ps->index, count, -1, &st, NULL) == SQLITE_OK) {
-        if (sqlite3_step(st) == SQLITE_ROW)
-            *repacked = sqlite3_column_int64(st, 0);
-        else
-            rc = pagestore_index_fail(ps, err, count);
-        sqlite3_finalize(st);
-    } else if (rc == 0) {
+    if (rc != 0)
+        return rc;
+    if (sqlite3_prepare_v2(ps->index, count, -1, &st, NULL) != SQLITE_OK)
+        return pagestore_index_fail(ps, err, count);
+    if (sqlite3_step(st) == SQLITE_ROW)
+        *repacked = sqlite3_column_int64(st, 0);
+    else
         rc = pagestore_index_fail(ps, err, count);
-    }
+    sqlite3_finalize(st);
     if (rc == 0)
-        rc = run_sql(ps, "DELETE FROM retired", NULL, 0, NULL, err);
+        rc = pagestore_run(ps, "DELETE FROM retired", NULL, 0, NULL, err);
     return rc;
 }
 
@@ -123,15 +104,16 @@ struct judged {
 /* The kept sets into the temporary table kept; usage of other sets goes. */
 static int forget_other_sets(struct pagestore *ps, char **ids, size_t n, sc_err *err)
 {
-    int rc = run_sql(ps, "CREATE TEMP TABLE IF NOT EXISTS kept(set_id TEXT PRIMARY KEY)", NULL, 0,
-                     NULL, err);
+    int rc = pagestore_run(ps, "CREATE TEMP TABLE IF NOT EXISTS kept(set_id TEXT PRIMARY KEY)",
+                           NULL, 0, NULL, err);
     if (rc == 0)
-        rc = run_sql(ps, "DELETE FROM kept", NULL, 0, NULL, err);
+        rc = pagestore_run(ps, "DELETE FROM kept", NULL, 0, NULL, err);
     for (size_t i = 0; i < n && rc == 0; i++)
-        rc = run_sql(ps, "INSERT OR IGNORE INTO kept(set_id) VALUES (?)", NULL, 0, ids[i], err);
+        rc = pagestore_run(ps, "INSERT OR IGNORE INTO kept(set_id) VALUES (?)", NULL, 0, ids[i],
+                           err);
     if (rc == 0)
-        rc = run_sql(ps, "DELETE FROM uses WHERE set_id NOT IN (SELECT set_id FROM kept)", NULL, 0,
-                     NULL, err);
+        rc = pagestore_run(ps, "DELETE FROM uses WHERE set_id NOT IN (SELECT set_id FROM kept)",
+                           NULL, 0, NULL, err);
     return rc;
 }
 
@@ -235,11 +217,11 @@ static int judge_packs(struct pagestore *ps, struct judged **out, size_t *n, sc_
 
 static int retire_pack(struct pagestore *ps, const unsigned char id[PACK_ID_BYTES], sc_err *err)
 {
-    int rc =
-        run_sql(ps, "INSERT OR IGNORE INTO retired(hash) SELECT hash FROM pages WHERE pack = ?", id,
-                PACK_ID_BYTES, NULL, err);
+    int rc = pagestore_run(
+        ps, "INSERT OR IGNORE INTO retired(hash) SELECT hash FROM pages WHERE pack = ?", id,
+        PACK_ID_BYTES, NULL, err);
     if (rc == 0)
-        rc = run_sql(ps, "DELETE FROM pages WHERE pack = ?", id, PACK_ID_BYTES, NULL, err);
+        rc = pagestore_run(ps, "DELETE FROM pages WHERE pack = ?", id, PACK_ID_BYTES, NULL, err);
     return rc;
 }
 
