@@ -25,7 +25,8 @@ struct source_cfg {
     enum check_level check;
     long busy_timeout_ms;
     long step_pages;       /* pages per backup step (progress granularity) */
-    char *layout;          /* file | pages (NULL: file); docs/sqlite-pages.md */
+    char *layout;          /* file | pages | auto (NULL: auto); docs/sqlite-pages.md */
+    long pages_from_mib;   /* layout = auto: pages from this size (0: 1024) */
     char *clone;           /* auto | never: reflink a rollback-journal database (NULL: auto) */
     long repack_threshold; /* layout = pages: retire packs more than this % unused */
 

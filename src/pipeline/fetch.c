@@ -96,3 +96,16 @@ int fetch_unpack_sources(const char *dir, json_t *manifest, sc_err *err)
     }
     return 0;
 }
+
+bool fetch_needs_unpack(json_t *manifest)
+{
+    size_t i;
+    json_t *entry;
+    json_array_foreach(json_object_get(manifest, "sources"), i, entry)
+    {
+        const char *layout = json_string_value(json_object_get(entry, "layout"));
+        if (layout != NULL && strcmp(layout, "file") != 0)
+            return true;
+    }
+    return false;
+}

@@ -33,5 +33,9 @@ void fetched_free(struct fetched *f);
  * another shape (source_ops.unpack, e.g. sqlite layout = pages), and check
  * it. Exit 7 naming the file at fault. */
 int fetch_unpack_sources(const char *dir, json_t *manifest, sc_err *err);
+/* Whether a source of the set stores its data in another shape than the
+ * file a restore gives back (its manifest entry names a layout other than
+ * "file"): then only fetch_unpack_sources checks what a restore would get. */
+bool fetch_needs_unpack(json_t *manifest);
 
 #endif

@@ -1,5 +1,6 @@
 #include "verify.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -9,38 +10,66 @@
 #include "../stage/set.h"
 #include "fetch.h"
 
-/* The stored files are verified; now the plaintext, when there is a key. */
-static int verify_plaintext(struct ctx *c, const struct verify_opts *o, const char *dir,
-                            bool *checked, sc_err *err)
+/* A set with a source stored in another shape (sqlite layout = pages) is
+ * rebuilt and the result checked, into private scratch space beside the
+ * sets (0700, removed after; the set itself is never written): unpacked
+ * with the key when encrypted, which checks every plaintext on the way. */
+static int rebuild_in_scratch(struct ctx *c, const char *dir, const struct crypto_key *key,
+                              sc_err *err)
+{
+    char *scratch = NULL;
+    int fd = -1;
+    json_t *m = NULL;
+    int rc = scratch_create(c->cfg.staging.dir, ".verify-", &scratch, &fd, err);
+    if (rc == 0)
+        rc = set_unpack(dir, scratch, key, &m, err);
+    if (rc == 0)
+        rc = fetch_unpack_sources(scratch, m, err);
+    json_decref(m);
+    if (scratch != NULL)
+        scratch_remove(scratch, fd);
+    free(scratch);
+    return rc;
+}
+
+/* The stored files are verified; now the plaintext, when there is a key,
+ * and what a source stores in another shape. in_place: dir is a scratch
+ * copy of the set (a fetched snapshot) that may be rebuilt where it is. */
+static int verify_contents(struct ctx *c, const struct verify_opts *o, const char *dir,
+                           bool in_place, bool *checked, sc_err *err)
 {
     json_t *m, *b2;
     *checked = false;
     if (manifest_read(dir, &m, &b2, err) != 0)
         return err->code;
-    bool encrypted = manifest_encrypted(m);
-    json_decref(m);
-    json_decref(b2);
-    if (!encrypted)
-        return 0;
+    bool encrypted = manifest_encrypted(m), reshaped = fetch_needs_unpack(m);
     struct crypto_key *key = NULL;
-    int rc = fetch_reading_key(c, o->identity, o->passphrase_file, &key, err);
-    if (rc == 0 && key == NULL)
+    int rc = encrypted ? fetch_reading_key(c, o->identity, o->passphrase_file, &key, err) : 0;
+    if (rc == 0 && encrypted && key == NULL) {
         log_info("the set is encrypted: its plaintext was not checked (give --identity FILE)");
-    if (rc == 0 && key != NULL) {
+    } else if (rc == 0 && reshaped && in_place && !encrypted) {
+        rc = fetch_unpack_sources(dir, m, err);
+    } else if (rc == 0 && reshaped) {
+        rc = rebuild_in_scratch(c, dir, key, err);
+        *checked = rc == 0 && encrypted;
+    } else if (rc == 0 && encrypted) {
         rc = set_verify_plaintext(dir, key, err);
         *checked = rc == 0;
     }
     crypto_key_free(key);
+    json_decref(m);
+    json_decref(b2);
     return rc;
 }
 
 /* Stored files, then plaintext: the one verification of a set in dir. */
-static int verify_dir(struct ctx *c, const struct verify_opts *o, const char *dir, sc_err *err)
+static int verify_dir(struct ctx *c, const struct verify_opts *o, const char *dir, bool in_place,
+                      sc_err *err)
 {
     bool checked = false;
     int rc = set_verify(dir, err);
     if (rc == 0)
-        rc = verify_plaintext(c, o, dir, &checked, err);
+        rc = verify_contents(c, o, dir, in_place, &checked, err);
     if (c->report)
         json_object_set_new(c->report, "plaintext_checked", json_boolean(checked));
     return rc;
@@ -51,7 +80,7 @@ int verify_local_set(struct ctx *c, const struct verify_opts *o, sc_err *err)
     char *dir = NULL, *id = NULL;
     int rc = set_resolve(c->cfg.staging.dir, o->set ? o->set : "latest", &dir, &id, err);
     if (rc == 0)
-        rc = verify_dir(c, o, dir, err);
+        rc = verify_dir(c, o, dir, false, err);
     if (rc == 0) {
         log_info("set %s verified", id);
         if (!c->json)
@@ -64,20 +93,6 @@ int verify_local_set(struct ctx *c, const struct verify_opts *o, sc_err *err)
     return rc;
 }
 
-/* A snapshot's sources stored in another shape (sqlite layout = pages) are
- * rebuilt in its scratch copy and checked. An encrypted set's are not:
- * layout = pages does not encrypt yet. */
-static int unpack_fetched(const char *dir, sc_err *err)
-{
-    json_t *m, *b2;
-    if (manifest_read(dir, &m, &b2, err) != 0)
-        return err->code;
-    int rc = manifest_encrypted(m) ? 0 : fetch_unpack_sources(dir, m, err);
-    json_decref(m);
-    json_decref(b2);
-    return rc;
-}
-
 int verify_remote_snapshot(struct ctx *c, const struct verify_opts *o, sc_err *err)
 {
     struct fetched f;
@@ -85,9 +100,7 @@ int verify_remote_snapshot(struct ctx *c, const struct verify_opts *o, sc_err *e
      * at start-up should a crash leave it. */
     int rc = fetch_snapshot(c, o->snapshot, c->cfg.staging.dir, ".verify-", &f, err);
     if (rc == 0)
-        rc = verify_dir(c, o, f.setdir, err);
-    if (rc == 0)
-        rc = unpack_fetched(f.setdir, err);
+        rc = verify_dir(c, o, f.setdir, true, err);
     if (rc == 0) {
         log_info("snapshot %.8s verified", f.snapshot);
         if (!c->json)

@@ -2,7 +2,10 @@
  * private scratch directory and check every file against its manifest.
  * For an encrypted set, with an identity (--identity, or [staging] identity
  * or key_file), every file is also decrypted and its plaintext checked;
- * nothing decrypted is written anywhere. Calls fetch.h and src/stage/;
+ * nothing decrypted is written anywhere, except for a source stored in
+ * another shape (sqlite layout = pages): its set is unpacked into private
+ * scratch space beside the sets (0700, removed after), where the database
+ * is rebuilt and checked, also for a plain set. Calls fetch.h and src/stage/;
  * used by the verify command. */
 #ifndef SC_PIPELINE_VERIFY_H
 #define SC_PIPELINE_VERIFY_H

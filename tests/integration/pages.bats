@@ -216,6 +216,11 @@ restore_fails_naming() {
     flip_byte "$SET/$pack" 5000
     forge_set "$SET" "put_file('$pack', setdir + '/$pack')"
     restore_fails_naming "$pack: hash mismatch (page"
+    # verify --set rebuilds the database too, so it catches what B2SUMS cannot
+    run --separate-stderr sc verify --set "${SET##*/}"
+    echo "$stderr"
+    [ "$status" -eq 7 ]
+    [[ "$stderr" == *"$pack: hash mismatch (page"* ]]
     # now the map's page hash forged too: only the database's checksum is left
     python3 - "$SET" "$pack" <<'PY'
 import hashlib, os, sys
@@ -356,6 +361,43 @@ repack_threshold() {
     [ "$(content_of "$T/out/sqlite/app.db")" = "$(content_of "$DB")" ]
 }
 
+@test "layout = auto (the default): file below pages_from_mib, pages from it; --dry-run says which" {
+    sed -i '/^layout = pages$/d' "$CONF"
+    run --separate-stderr sc --dry-run run
+    [ "$status" -eq 0 ]
+    [[ "$output" == *"sqlite/app.db (layout = auto: file, pages from 1024 MiB"* ]]
+    stage_ok
+    [ -f "$SET/sqlite/app.db" ]
+    [ ! -e "$SET/sqlite/app.pagemap" ]
+    # a 9 MB database from 5 MiB: pages
+    sed -i "/^\[sqlite app\]\$/a pages_from_mib = 5" "$CONF"
+    run --separate-stderr sc --dry-run run
+    [[ "$output" == *"sqlite/app.pagemap + sqlite/app.packs/ (layout = auto: pages, pages from 5 MiB"* ]]
+    stage_ok
+    [ -f "$SET/sqlite/app.pagemap" ]
+    [ ! -e "$SET/sqlite/app.db" ]
+    [ "$(pyjson "$SET/MANIFEST.json" 'j["sources"][0]["layout"]')" = pages ]
+    sc restore --set latest --to "$T/out"
+    [ "$(content_of "$T/out/sqlite/app.db")" = "$(content_of "$DB")" ]
+    # an explicit layout wins over the size
+    sed -i '/^pages_from_mib = 5$/a layout = file' "$CONF"
+    stage_ok
+    [ -f "$SET/sqlite/app.db" ]
+}
+
+@test "pages: pages_from_mib and layout are checked" {
+    local bad
+    for bad in "pages_from_mib = -1" "pages_from_mib = 99999999999" "pages_from_mib = 1G" "layout = page"; do
+        cp "$CONF" "$CONF.orig"
+        sed -i "/^\[sqlite app\]\$/a $bad" "$CONF"
+        run --separate-stderr sc check
+        echo "$bad: $status $stderr"
+        [ "$status" -eq 3 ]
+        [[ "$stderr" == *"${bad%% =*}"* ]]
+        mv "$CONF.orig" "$CONF"
+    done
+}
+
 @test "pages: repack_threshold must be a percentage" {
     repack_threshold 120
     run --separate-stderr sc check
@@ -382,13 +424,160 @@ repack_threshold() {
     [ "$(content_of "$T/out/sqlite/app.db")" = "$(content_of "$DB")" ]
 }
 
-@test "pages with [staging] encrypt: refused with exit 3 (not implemented yet)" {
+# The store sealed to the key of use_encryption, and its packs.
+sealed_store() {
+    printf '%s' "$STAGING/pagestore/app/sealed-$(sed -n 's/^id: //p' "$ID.pub")"
+}
+sealed_packs() {
+    (cd "$(sealed_store)/packs" && ls -1 | LC_ALL=C sort)
+}
+sealed_set_packs() {
+    (cd "$STAGING/sets" && ls -1 -- */sqlite/app.packs | grep '\.pack\.enc$' | LC_ALL=C sort -u)
+}
+
+@test "pages with [staging] encrypt: packs sealed once and linked; no plaintext; the second run uploads about the changed pages" {
+    local marker=stagecoach-known-row-4711
+    sqlite3 "$DB" "INSERT INTO torrents (info_hash) VALUES (CAST('$marker' AS BLOB))"
     use_encryption
-    run --separate-stderr sc stage
+    run_json
+    local set1=$SET snap1=$SNAP content1 size p
+    content1="$(content_of "$DB")"
+    # the set: the sealed map and sealed packs only; B2SUMS covers them
+    [ -f "$set1/sqlite/app.pagemap.enc" ]
+    refute compgen -G "$set1/sqlite/app.packs/*.pack"
+    compgen -G "$set1/sqlite/app.packs/*.pack.enc" >/dev/null
+    b2sum_check "$set1"
+    # nothing under STAGING holds the row in the clear (the positive
+    # control: a plain pages set does, in its packs, below)
+    refute grep -rqa "$marker" "$STAGING"
+    # a sealed pack in the set is the store's own file, sealed once
+    p="$(cd "$set1" && ls sqlite/app.packs | head -n 1)"
+    [ "$(stat -c %i "$set1/sqlite/app.packs/$p")" = "$(stat -c %i "$(sealed_store)/packs/$p")" ]
+    [ "$(pyjson "$set1/MANIFEST.json" "[f['plaintext']['path'] for f in j['files'] if f['path'] == 'sqlite/app.packs/$p'][0]")" = \
+        "sqlite/app.packs/${p%.enc}" ]
+
+    tracker_day "$DB"
+    run_json
+    local content2
+    content2="$(content_of "$DB")"
+    b2sum_check "$SET"
+    size="$(stat -c %s "$DB")"
+    echo "second run: data_added $ADDED of a $size-byte database"
+    [ "$ADDED" -le $((size / 10)) ]
+    [ "$(pyjson "$SET/MANIFEST.json" 'j["sources"][0]["pagestore"]["pages_reused"] > 0')" = true ]
+
+    # each snapshot restores with the identity, to its own content
+    sc restore --snapshot "$snap1" --to "$T/r1" --identity "$ID"
+    sc restore --snapshot "$SNAP" --to "$T/r2" --identity "$ID"
+    [ "$(content_of "$T/r1/sqlite/app.db")" = "$content1" ]
+    [ "$(content_of "$T/r2/sqlite/app.db")" = "$content2" ]
+    [ "$(b2sum <"$T/r2/sqlite/app.db" | cut -d' ' -f1)" = \
+        "$(pyjson "$SET/MANIFEST.json" 'j["sources"][0]["database"]["blake2b"]')" ]
+    # another key is exit 1, and writes no database
+    "$SC" keygen --out "$T/keys/other" >/dev/null 2>&1
+    run --separate-stderr sc restore --snapshot "$SNAP" --to "$T/r3" --identity "$T/keys/other"
     echo "$stderr"
-    [ "$status" -eq 3 ]
-    [[ "$stderr" == *"layout = pages does not work with [staging] encrypt"* ]]
-    [ -z "$(sc_sets)" ]
+    [ "$status" -eq 1 ]
+    [ ! -e "$T/r3/sqlite/app.db" ]
+
+    # the positive control for the grep above
+    rm -rf "$STAGING"
+    sed -i '/^encrypt = yes$/d; /^recipient = /d' "$CONF"
+    stage_ok
+    grep -rqa "$marker" "$STAGING/pagestore/app/packs"
+}
+
+@test "pages with [staging] encrypt: verify --set and --snapshot rebuild the database with the identity; nothing decrypted stays" {
+    use_encryption
+    run_json
+    run --separate-stderr sc --json verify --set latest --identity "$ID"
+    echo "$stderr"
+    [ "$status" -eq 0 ]
+    printf '%s' "$output" >"$T/v.json"
+    [ "$(pyjson "$T/v.json" 'j["plaintext_checked"]')" = true ]
+    [[ "$stderr" == *"rebuilt sqlite/app.db from its page map"* ]]
+    run --separate-stderr sc verify --snapshot "$SNAP" --identity "$ID"
+    echo "$stderr"
+    [ "$status" -eq 0 ]
+    [[ "$stderr" == *"rebuilt sqlite/app.db from its page map"* ]]
+    # without the identity: the stored files only, and it says so
+    run --separate-stderr sc verify --set latest
+    [ "$status" -eq 0 ]
+    [[ "$stderr" == *"plaintext was not checked"* ]]
+    # nothing decrypted is left behind
+    refute compgen -G "$STAGING/.verify-*"
+}
+
+@test "pages: plain and sealed stores do not mix; once the plain sets are gone, so are the plain packs" {
+    sed -i 's/^keep = 3$/keep = 1/' "$CONF"
+    run_json
+    [ -n "$(store_packs)" ]
+    use_encryption
+    run_json
+    # every page written again, sealed: no plain pack is linked from a sealed set
+    [ "$(pyjson "$SET/MANIFEST.json" 'j["sources"][0]["pagestore"]["pages_reused"]')" -eq 0 ]
+    refute compgen -G "$SET/sqlite/app.packs/*.pack"
+    # keep = 1: the plain set went, and the upkeep dropped its packs
+    [ -z "$(store_packs)" ]
+    [ "$(pyjson "$REPORT" 'j["upkeep"]["app"]["packs_dropped"]')" -ge 1 ]
+    [ "$(sealed_packs)" = "$(sealed_set_packs)" ]
+    tracker_day "$DB"
+    run_json
+    [ "$(pyjson "$SET/MANIFEST.json" 'j["sources"][0]["pagestore"]["pages_reused"] > 0')" = true ]
+    [ "$(sealed_packs)" = "$(sealed_set_packs)" ]
+    sc restore --set latest --to "$T/out" --identity "$ID"
+    [ "$(content_of "$T/out/sqlite/app.db")" = "$(content_of "$DB")" ]
+}
+
+@test "pages with [staging] encrypt: a sealed pack the index lost is not reused (no secret key to read it); one no set links goes" {
+    use_encryption
+    stage_ok
+    local store pack
+    store="$(sealed_store)"
+    pack="$(sealed_packs | head -n 1)"
+    # what a kill -9 between a rename and the commit leaves: a sealed pack
+    # the index never heard of, linked by no set
+    cp "$store/packs/$pack" "$store/packs/0123456789abcdef0123456789abcdef.pack.enc"
+    head -c 5000 /dev/urandom >"$store/packs/.tmp-00112233445566778899aabbccddeeff.pack.enc"
+    sqlite3 "$store/index.sqlite" "DELETE FROM pages; DELETE FROM packs; DELETE FROM plain"
+    stage_ok
+    [ ! -e "$store/packs/0123456789abcdef0123456789abcdef.pack.enc" ]
+    refute compgen -G "$store/packs/.tmp-*"
+    # the first set's packs stay (it links them) but are not used again
+    [ -e "$store/packs/$pack" ]
+    [ "$(pyjson "$SET/MANIFEST.json" 'j["sources"][0]["pagestore"]["pages_reused"]')" -eq 0 ]
+    [ ! -e "$SET/sqlite/app.packs/$pack" ]
+    b2sum_check "$SET"
+    sc restore --set latest --to "$T/out" --identity "$ID"
+    [ "$(content_of "$T/out/sqlite/app.db")" = "$(content_of "$DB")" ]
+}
+
+@test "pages with [staging] encrypt: SIGKILL at moments of a stage: the next stage succeeds, every set verifies with the identity" {
+    local crashkill delay line killed=0
+    crashkill="$(sc_helper crashkill)"
+    use_encryption
+    stage_ok
+    tracker_day "$DB"
+    for delay in $(seq 0 6 96); do
+        line="$("$crashkill" -w tmp -d "$delay" -s "$STAGING" -t 60 -o "$T/killed.log" -- "$SC" -c "$CONF" stage)"
+        echo "delay $delay: $line"
+        [[ "$line" == killed* || "$line" == finished* ]]
+        [[ "$line" != killed* ]] || killed=$((killed + 1))
+    done
+    [ "$killed" -ge 3 ]
+    stage_ok
+    refute compgen -G "$(sealed_store)/packs/.tmp-*"
+    [ "$(sqlite3 "$(sealed_store)/index.sqlite" 'SELECT count(*) FROM packs')" -eq \
+        "$(sealed_packs | wc -l)" ]
+    local id content
+    content="$(content_of "$DB")"
+    for id in $(sc_sets | tail -n 4); do
+        b2sum_check "$STAGING/sets/$id"
+        rm -rf "$T/out"
+        sc verify --set "$id" --identity "$ID" >/dev/null
+        sc restore --set "$id" --to "$T/out" --identity "$ID" >/dev/null
+    done
+    [ "$(content_of "$T/out/sqlite/app.db")" = "$content" ]
 }
 
 @test "pages: a manifest whose source name is a path is refused, nothing written outside" {

@@ -30,6 +30,7 @@
 #include "../../src/core/xalloc.h"
 #include "../../src/source/source.h"
 #include "../../src/source/sqlite/pages.h"
+#include "../../src/source/sqlite/sqlite.h"
 #include "../../src/stage/set.h"
 
 static char base[1024];        /* this test's temporary directory */
@@ -648,22 +649,23 @@ static void test_pagemap_header(void **state)
 static void test_key_table(void **state)
 {
     (void)state;
-    const char *want[] = {"path",  "check",  "busy_timeout_ms", "step_pages",
-                          "clone", "layout", "repack_threshold"};
+    const char *want[] = {"path",  "check",  "busy_timeout_ms",  "step_pages",
+                          "clone", "layout", "repack_threshold", "pages_from_mib"};
     size_t n = 0;
     for (const struct cfg_key *k = source_sqlite.cfg.keys; k->name; k++, n++)
         assert_string_equal(k->name, want[n]);
-    assert_int_equal(n, 7);
+    assert_int_equal(n, 8);
     /* clone = auto | never, nothing else */
     const struct cfg_key *clone = &source_sqlite.cfg.keys[4];
     assert_null(clone->check("auto"));
     assert_null(clone->check("never"));
     assert_non_null(clone->check("always"));
-    /* layout = file | pages, nothing else (auto is not there yet) */
+    /* layout = file | pages | auto, nothing else */
     const struct cfg_key *layout = &source_sqlite.cfg.keys[5];
     assert_null(layout->check("file"));
     assert_null(layout->check("pages"));
-    assert_non_null(layout->check("auto"));
+    assert_null(layout->check("auto"));
+    assert_non_null(layout->check("page"));
     /* repack_threshold: a percentage */
     const struct cfg_key *repack = &source_sqlite.cfg.keys[6];
     assert_null(repack->check("0"));
@@ -673,6 +675,21 @@ static void test_key_table(void **state)
     assert_non_null(repack->check("-1"));
     assert_non_null(repack->check("30%"));
     assert_non_null(repack->check(""));
+    /* pages_from_mib: MiB, at least 1, at most 16 TiB */
+    const struct cfg_key *from = &source_sqlite.cfg.keys[7];
+    assert_null(from->check("1"));
+    assert_null(from->check("16777216"));
+    assert_non_null(from->check("0"));
+    assert_non_null(from->check("16777217"));
+    assert_non_null(from->check("1G"));
+    /* auto: pages from the threshold (1024 MiB when unset), file below */
+    struct source_cfg c = {.layout = NULL};
+    assert_false(sq_layout_pages(&c, ((uint64_t)1 << 30) - 1));
+    assert_true(sq_layout_pages(&c, (uint64_t)1 << 30));
+    c.pages_from_mib = 5;
+    assert_true(sq_layout_pages(&c, (uint64_t)5 << 20));
+    c.layout = "file";
+    assert_false(sq_layout_pages(&c, (uint64_t)5 << 30));
     assert_ptr_equal(source_find("sqlite"), &source_sqlite);
 }
 

@@ -111,11 +111,16 @@ void pack_id_hex(const unsigned char id[PACK_ID_BYTES], char out[PACK_ID_HEX])
     sodium_bin2hex(out, PACK_ID_HEX, id, PACK_ID_BYTES);
 }
 
-char *pack_path(const char *dir, const unsigned char id[PACK_ID_BYTES])
+char *pack_path_as(const char *dir, const unsigned char id[PACK_ID_BYTES], const char *suffix)
 {
     char hex[PACK_ID_HEX];
     pack_id_hex(id, hex);
-    return xasprintf("%s/%s%s", dir, hex, PACK_SUFFIX);
+    return xasprintf("%s/%s%s", dir, hex, suffix);
+}
+
+char *pack_path(const char *dir, const unsigned char id[PACK_ID_BYTES])
+{
+    return pack_path_as(dir, id, PACK_SUFFIX);
 }
 
 int pack_id_parse(const char *hex, unsigned char id[PACK_ID_BYTES])

@@ -3,7 +3,10 @@
  * source's page store. Pages the store lacks go into new packs; the set gets
  * the page map (sqlite/<name>.pagemap) and a hard link to every pack the
  * map names (sqlite/<name>.packs/<id>.pack), and the copy itself goes. The
- * whole file's BLAKE2b-512 is computed in the same pass for the manifest. */
+ * whole file's BLAKE2b-512 is computed in the same pass for the manifest.
+ * An encrypted set uses the store sealed to its key: its packs are sealed
+ * once, when written (<id>.pack.enc), and linked as they are; the map goes
+ * through the set's sink, which encrypts it. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -25,6 +28,7 @@
 
 struct packing {
     struct job *j;
+    const struct crypto_key *key; /* the set's, NULL when not encrypted */
     struct pagestore ps;
     struct pack_writer w;
     bool writing;
@@ -38,18 +42,29 @@ struct packing {
     long long pages_new, pages_reused, packs_new, pages_repacked;
 };
 
-bool sq_layout_pages(const struct source_cfg *src)
+/* layout = auto: where the upload saved outweighs the stage time added
+ * (docs/sqlite-pages.md, "Which layout"). */
+#define PAGES_FROM_MIB_DEFAULT 1024
+
+long sq_pages_from_mib(const struct source_cfg *src)
 {
-    return src->layout != NULL && strcmp(src->layout, "pages") == 0;
+    return src->pages_from_mib > 0 ? src->pages_from_mib : PAGES_FROM_MIB_DEFAULT;
+}
+
+bool sq_layout_pages(const struct source_cfg *src, uint64_t db_bytes)
+{
+    if (src->layout == NULL || strcmp(src->layout, "auto") == 0)
+        return db_bytes >= (uint64_t)sq_pages_from_mib(src) << 20;
+    return strcmp(src->layout, "pages") == 0;
 }
 
 static int finish_pack(struct packing *p, sc_err *err)
 {
-    char hex[129];
+    struct pack_facts stored, plain;
     p->writing = false;
-    int rc = pack_writer_finish(&p->w, &p->ps, hex, err);
+    int rc = pack_writer_finish(&p->w, &p->ps, &stored, &plain, err);
     if (rc == 0)
-        rc = pagestore_add_pack(&p->ps, p->w.id, p->w.bytes, hex, err);
+        rc = pagestore_add_pack(&p->ps, p->w.id, &stored, &plain, err);
     p->packs_new += rc == 0;
     return rc;
 }
@@ -62,7 +77,7 @@ static int store_page(struct packing *p, const unsigned char *page,
     if (p->writing && p->w.bytes + p->page_size > PACK_MAX_BYTES && finish_pack(p, err) != 0)
         return err->code;
     if (!p->writing) {
-        if (pack_writer_open(&p->w, &p->ps, err) != 0)
+        if (pack_writer_open(&p->w, &p->ps, p->key, err) != 0)
             return err->code;
         p->writing = true;
     }
@@ -138,42 +153,47 @@ static int write_map_header(struct packing *p, int fd, uint64_t size, sc_err *er
     return sink_write(&p->map, buf, sizeof buf, err);
 }
 
-/* hash_fd_to hands the pack on in pieces: into the set's sink. */
-static int to_sink(void *ctx, const void *buf, size_t len, sc_err *err)
+/* hash_fd_to hands the pack on in pieces: into the copy. */
+static int to_fd(void *ctx, const void *buf, size_t len, sc_err *err)
 {
-    return sink_write(ctx, buf, len, err);
+    const int *fd = ctx;
+    if (fs_write_all(*fd, buf, len) != 0)
+        return sc_fail_errno(err, SC_ESTAGING, "cannot write a copy of a pack");
+    return 0;
 }
 
-/* Where the set cannot link to the store: the pack copied through the
- * set's sink, which hashes what it stores, makes it durable and records it
- * (hash_fd_to's own hash goes unused; this path is rare). */
-static int copy_pack(struct set *set, const char *from, const char *rel, sc_err *err)
+/* Where the set cannot link to the store: the pack's bytes copied as they
+ * are (sealed packs stay sealed once), checked against what the store
+ * wrote, made durable. */
+static int copy_pack(const char *from, const char *to, const struct pack_facts *stored, sc_err *err)
 {
     int in = open(from, O_RDONLY | O_CLOEXEC);
     if (in < 0)
         return sc_fail_errno(err, SC_ESTAGING, "cannot open %s", from);
-    struct sink k;
-    char hex[129];
-    int rc = sink_open(&k, set, rel, err);
-    if (rc == 0) {
-        rc = hash_fd_to(in, from, SC_ESTAGING, to_sink, &k, hex, NULL, err);
-        if (rc == 0)
-            rc = sink_close(&k, err);
-        else
-            sink_abort(&k);
-    }
+    int out = open(to, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    int rc = out < 0 ? sc_fail_errno(err, SC_ESTAGING, "cannot create %s", to) : 0;
+    struct pack_facts got = {0};
+    if (rc == 0)
+        rc = hash_fd_to(in, from, SC_ESTAGING, to_fd, &out, got.blake2b, &got.bytes, err);
+    if (rc == 0 && (got.bytes != stored->bytes || strcmp(got.blake2b, stored->blake2b) != 0))
+        rc = sc_fail(err, SC_ESTAGING, "%s is not what the page store wrote", from);
+    if (rc == 0 && fsync(out) != 0)
+        rc = sc_fail_errno(err, SC_ESTAGING, "cannot fsync %s", to);
+    if (out >= 0 && close(out) != 0 && rc == 0)
+        rc = sc_fail_errno(err, SC_ESTAGING, "cannot write %s", to);
+    if (rc != 0 && out >= 0)
+        unlink(to);
     close(in);
     return rc;
 }
 
 /* A second name for the pack in the set (a copy where the file system
- * cannot link), recorded with the size and hash it was written with. */
+ * cannot link), recorded with the facts it was written with. */
 static int link_pack(struct packing *p, const char *reldir, const unsigned char id[PACK_ID_BYTES],
                      sc_err *err)
 {
-    char b2[129];
-    uint64_t bytes;
-    char *rel = pack_path(reldir, id);
+    struct pack_facts stored, plain;
+    char *rel = pack_path_as(reldir, id, p->ps.suffix);
     char *from = pagestore_pack_path(&p->ps, id);
     char *to = set_file_path(p->j->set, rel, err);
     if (to == NULL) {
@@ -181,13 +201,21 @@ static int link_pack(struct packing *p, const char *reldir, const unsigned char 
         free(from);
         return err->code ? err->code : SC_ESTAGING;
     }
-    int rc = pagestore_pack_info(&p->ps, id, &bytes, b2, err);
-    if (rc == 0 && link(from, to) == 0)
-        set_record_file(p->j->set, rel, bytes, b2);
-    else if (rc == 0 && (errno == EXDEV || errno == EPERM || errno == EMLINK || errno == ENOTSUP))
-        rc = copy_pack(p->j->set, from, rel, err);
-    else if (rc == 0)
-        rc = sc_fail_errno(err, SC_ESTAGING, "cannot link %s to %s", from, to);
+    int rc = pagestore_pack_info(&p->ps, id, &stored, &plain, err);
+    if (rc == 0 && link(from, to) != 0) {
+        if (errno == EXDEV || errno == EPERM || errno == EMLINK || errno == ENOTSUP)
+            rc = copy_pack(from, to, &stored, err);
+        else
+            rc = sc_fail_errno(err, SC_ESTAGING, "cannot link %s to %s", from, to);
+    }
+    if (rc == 0 && p->ps.sealed) {
+        char *plain_rel = pack_path(reldir, id);
+        set_record_sealed_file(p->j->set, rel, stored.bytes, stored.blake2b, plain_rel, plain.bytes,
+                               plain.blake2b);
+        free(plain_rel);
+    } else if (rc == 0) {
+        set_record_file(p->j->set, rel, stored.bytes, stored.blake2b);
+    }
     free(rel);
     free(from);
     free(to);
@@ -273,13 +301,17 @@ static int pack_copy(struct packing *p, int fd, sc_err *err)
 
 int sq_pages_add(struct job *j, sc_err *err)
 {
-    struct packing p = {.j = j, .page_size = (uint32_t)j->page_size};
+    struct packing p = {.j = j, .key = set_key(j->set), .page_size = (uint32_t)j->page_size};
+    char key_id[CRYPTO_KEY_ID_HEX];
+    if (p.key != NULL)
+        crypto_key_id_hex(p.key, key_id);
     if (j->page_size < 512 || j->page_size > 65536)
         return sc_fail(err, SC_ESTAGING, "sqlite %s: page size %lld", j->cfg->name, j->page_size);
     int fd = open(j->dst_path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return sc_fail_errno(err, SC_ESTAGING, "cannot open %s", j->dst_path);
-    int rc = pagestore_open(&p.ps, j->set->staging, j->cfg->name, p.page_size, err);
+    int rc = pagestore_open(&p.ps, j->set->staging, j->cfg->name, p.key ? key_id : NULL,
+                            p.page_size, err);
     bool opened = rc == 0; /* on failure pagestore_open closed it */
     if (rc == 0)
         rc = pagestore_begin(&p.ps, err);

@@ -21,6 +21,7 @@
 #include <stdint.h>
 #include <jansson.h>
 #include "../../core/err.h"
+#include "../../stage/crypto.h"
 
 struct job;
 struct set;
@@ -38,6 +39,7 @@ struct source_cfg;
 #define PAGEMAP_HASH_BYTES 16 /* its first 16 bytes, in the map: a check */
 #define PACK_MAX_BYTES ((uint64_t)64 << 20)
 #define PACK_SUFFIX ".pack"
+#define SEALED_STORE_PREFIX "sealed-" /* <store>/sealed-<key id>/: sealed packs */
 #define DB_HEADER_BYTES 100
 
 struct pagemap_header {
@@ -62,6 +64,8 @@ void page_hash(const void *page, size_t len, unsigned char out[PAGE_HASH_BYTES])
 void pack_id_hex(const unsigned char id[PACK_ID_BYTES], char out[PACK_ID_HEX]);
 /* dir/<id in hex>.pack: the one way a pack is named (store, set, map). */
 char *pack_path(const char *dir, const unsigned char id[PACK_ID_BYTES]);
+/* The same with suffix instead of .pack (.pack.enc for a sealed pack). */
+char *pack_path_as(const char *dir, const unsigned char id[PACK_ID_BYTES], const char *suffix);
 /* 0 when hex is 32 hex digits naming a pack id. */
 int pack_id_parse(const char *hex, unsigned char id[PACK_ID_BYTES]);
 
@@ -73,19 +77,34 @@ char *packs_reldir(const char *name);
 
 /* ---- pagestore.c: the store -------------------------------------------- */
 
-struct pagestore {
-    char *dir;   /* <staging>/pagestore/<name> */
-    char *packs; /* its packs/ */
-    char *name;  /* the source, for messages */
-    sqlite3 *index;
-    sqlite3_stmt *find, *add_page, *add_pack, *pack_info;
+/* A pack's size and BLAKE2b-512, as stored (ciphertext when sealed) or of
+ * its pages (plaintext). */
+struct pack_facts {
+    uint64_t bytes;
+    char blake2b[129];
 };
 
-/* Open (create) the store of a source and bring its index in line with the
- * packs on disk: packs a crash left unindexed are indexed, rows of packs
- * that are gone dropped, a damaged index rebuilt from the packs. */
-int pagestore_open(struct pagestore *ps, const char *staging, const char *name, uint32_t page_size,
-                   sc_err *err);
+/* One store per source and kind: <staging>/pagestore/<name> holds plain
+ * packs, <staging>/pagestore/<name>/sealed-<key id> the packs of an
+ * encrypted staging, each sealed once (stagecoach-enc/1) to that key. */
+struct pagestore {
+    char *dir;          /* <staging>/pagestore/<name>[/sealed-<key id>] */
+    char *packs;        /* its packs/ */
+    char *name;         /* the source, for messages */
+    const char *suffix; /* of its pack files: .pack, or .pack.enc when sealed */
+    bool sealed;
+    sqlite3 *index;
+    sqlite3_stmt *find, *add_page, *add_pack, *add_plain, *pack_info, *plain_info;
+};
+
+/* Open (create) a store of a source (key_id: NULL for the plain store, else
+ * the hex key id of the sealed one) and bring its index in line with the
+ * packs on disk: packs a crash left unindexed are indexed (sealed ones
+ * cannot be read back without the secret key: removed when no set links
+ * them, else left unused), rows of packs that are gone dropped, a damaged
+ * index rebuilt from the packs. */
+int pagestore_open(struct pagestore *ps, const char *staging, const char *name, const char *key_id,
+                   uint32_t page_size, sc_err *err);
 void pagestore_close(struct pagestore *ps);
 /* Where a page with this hash is stored: 1 found, 0 not, -1 error. */
 int pagestore_find(struct pagestore *ps, const unsigned char hash[PAGE_HASH_BYTES],
@@ -95,26 +114,38 @@ int pagestore_commit(struct pagestore *ps, sc_err *err);
 void pagestore_rollback(struct pagestore *ps);
 int pagestore_add_page(struct pagestore *ps, const unsigned char hash[PAGE_HASH_BYTES],
                        const unsigned char pack[PACK_ID_BYTES], uint64_t offset, sc_err *err);
-int pagestore_add_pack(struct pagestore *ps, const unsigned char id[PACK_ID_BYTES], uint64_t bytes,
-                       const char *b2hex, sc_err *err);
-/* A pack's size and BLAKE2b-512 as written (packs never change). */
+/* plain: of the pages, for a sealed pack (ignored for a plain one). */
+int pagestore_add_pack(struct pagestore *ps, const unsigned char id[PACK_ID_BYTES],
+                       const struct pack_facts *stored, const struct pack_facts *plain,
+                       sc_err *err);
+/* A pack's facts as written (packs never change); plain may be NULL, and
+ * for a plain pack is the same as stored. */
 int pagestore_pack_info(struct pagestore *ps, const unsigned char id[PACK_ID_BYTES],
-                        uint64_t *bytes, char b2hex[129], sc_err *err);
+                        struct pack_facts *stored, struct pack_facts *plain, sc_err *err);
 char *pagestore_pack_path(const struct pagestore *ps, const unsigned char id[PACK_ID_BYTES]);
 
-/* A pack being written: <store>/packs/.tmp-<id>, then fsync + rename. */
+/* A pack being written: <store>/packs/.tmp-<id><suffix>, then fsync +
+ * rename. A sealed pack is encrypted as it is written, bound to its name
+ * in a set (sqlite/<name>.packs/<id>.pack), so its bytes are the same in
+ * every set that links it. */
 struct pack_writer {
     unsigned char id[PACK_ID_BYTES];
     char *tmp;
     int fd;
-    uint64_t bytes;
-    crypto_generichash_state hash; /* BLAKE2b-512 of the pack */
+    uint64_t bytes;                  /* of pages: the next page's offset */
+    uint64_t stored_bytes;           /* as written (ciphertext when sealed) */
+    crypto_generichash_state stored; /* BLAKE2b-512 of what is written */
+    crypto_generichash_state plain;  /* and of the pages, when sealed */
+    struct crypto_writer *enc;       /* sealed packs only */
 };
-int pack_writer_open(struct pack_writer *w, const struct pagestore *ps, sc_err *err);
+/* key: the set's (NULL for a plain store). */
+int pack_writer_open(struct pack_writer *w, const struct pagestore *ps,
+                     const struct crypto_key *key, sc_err *err);
 int pack_writer_add(struct pack_writer *w, const void *page, size_t len, sc_err *err);
-/* fsync, rename to <id>.pack, fsync the directory; b2hex its BLAKE2b-512. */
-int pack_writer_finish(struct pack_writer *w, const struct pagestore *ps, char b2hex[129],
-                       sc_err *err);
+/* fsync, rename to <id><suffix>, fsync the directory; the facts of the
+ * stored bytes and of the pages. */
+int pack_writer_finish(struct pack_writer *w, const struct pagestore *ps, struct pack_facts *stored,
+                       struct pack_facts *plain, sc_err *err);
 void pack_writer_abort(struct pack_writer *w);
 
 /* Upkeep after local sets were pruned: drop the packs no kept set links,

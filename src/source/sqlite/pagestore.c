@@ -2,6 +2,8 @@
  *
  *   <staging>/pagestore/<name>/packs/<id>.pack   immutable page packs
  *   <staging>/pagestore/<name>/index.sqlite      page hash -> pack, offset
+ *   <staging>/pagestore/<name>/sealed-<key id>/  the same for [staging]
+ *       encrypt: packs/<id>.pack.enc, each sealed once to that key
  *
  * A pack is written once, as .tmp-<id>.pack, fsynced and renamed; only then
  * are its pages committed to the index. The index is a cache of what the
@@ -36,7 +38,10 @@ static const char schema[] =
     "CREATE TABLE IF NOT EXISTS uses(set_id TEXT NOT NULL, pack BLOB NOT NULL,"
     " page_size INTEGER NOT NULL, slots BLOB NOT NULL, PRIMARY KEY(set_id, pack)) WITHOUT ROWID;"
     "CREATE INDEX IF NOT EXISTS uses_by_pack ON uses(pack);"
-    "CREATE TABLE IF NOT EXISTS retired(hash BLOB PRIMARY KEY) WITHOUT ROWID;";
+    "CREATE TABLE IF NOT EXISTS retired(hash BLOB PRIMARY KEY) WITHOUT ROWID;"
+    /* a sealed pack's pages: packs has its stored (encrypted) bytes */
+    "CREATE TABLE IF NOT EXISTS plain(id BLOB PRIMARY KEY, bytes INTEGER NOT NULL,"
+    " blake2b TEXT NOT NULL) WITHOUT ROWID;";
 
 int pagestore_index_fail(struct pagestore *ps, sc_err *err, const char *what)
 {
@@ -69,7 +74,7 @@ static int exec(struct pagestore *ps, const char *sql, sc_err *err)
 
 char *pagestore_pack_path(const struct pagestore *ps, const unsigned char id[PACK_ID_BYTES])
 {
-    return pack_path(ps->packs, id);
+    return pack_path_as(ps->packs, id, ps->suffix);
 }
 
 /* ---- the index ------------------------------------------------------------ */
@@ -129,6 +134,9 @@ static int prepare(struct pagestore *ps, sc_err *err)
         {offsetof(struct pagestore, add_pack),
          "INSERT OR REPLACE INTO packs(id, bytes, blake2b) VALUES (?, ?, ?)"},
         {offsetof(struct pagestore, pack_info), "SELECT bytes, blake2b FROM packs WHERE id = ?"},
+        {offsetof(struct pagestore, add_plain),
+         "INSERT OR REPLACE INTO plain(id, bytes, blake2b) VALUES (?, ?, ?)"},
+        {offsetof(struct pagestore, plain_info), "SELECT bytes, blake2b FROM plain WHERE id = ?"},
     };
     for (size_t i = 0; i < sizeof stmts / sizeof stmts[0]; i++) {
         sqlite3_stmt **st = (sqlite3_stmt **)((char *)ps + stmts[i].off);
@@ -167,31 +175,51 @@ int pagestore_add_page(struct pagestore *ps, const unsigned char hash[PAGE_HASH_
     return 0;
 }
 
-int pagestore_add_pack(struct pagestore *ps, const unsigned char id[PACK_ID_BYTES], uint64_t bytes,
-                       const char *b2hex, sc_err *err)
+static int add_facts(struct pagestore *ps, sqlite3_stmt *st, const unsigned char id[PACK_ID_BYTES],
+                     const struct pack_facts *f, sc_err *err)
 {
-    sqlite3_reset(ps->add_pack);
-    sqlite3_bind_blob(ps->add_pack, 1, id, PACK_ID_BYTES, SQLITE_STATIC);
-    sqlite3_bind_int64(ps->add_pack, 2, (sqlite3_int64)bytes);
-    sqlite3_bind_text(ps->add_pack, 3, b2hex, -1, SQLITE_STATIC);
-    if (sqlite3_step(ps->add_pack) != SQLITE_DONE)
+    sqlite3_reset(st);
+    sqlite3_bind_blob(st, 1, id, PACK_ID_BYTES, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)f->bytes);
+    sqlite3_bind_text(st, 3, f->blake2b, -1, SQLITE_STATIC);
+    if (sqlite3_step(st) != SQLITE_DONE)
         return pagestore_index_fail(ps, err, "adding a pack");
     return 0;
 }
 
-int pagestore_pack_info(struct pagestore *ps, const unsigned char id[PACK_ID_BYTES],
-                        uint64_t *bytes, char b2hex[129], sc_err *err)
+int pagestore_add_pack(struct pagestore *ps, const unsigned char id[PACK_ID_BYTES],
+                       const struct pack_facts *stored, const struct pack_facts *plain, sc_err *err)
 {
-    sqlite3_reset(ps->pack_info);
-    sqlite3_bind_blob(ps->pack_info, 1, id, PACK_ID_BYTES, SQLITE_STATIC);
+    int rc = add_facts(ps, ps->add_pack, id, stored, err);
+    if (rc == 0 && ps->sealed)
+        rc = add_facts(ps, ps->add_plain, id, plain, err);
+    return rc;
+}
+
+static int read_facts(struct pagestore *ps, sqlite3_stmt *st, const unsigned char id[PACK_ID_BYTES],
+                      struct pack_facts *f, sc_err *err)
+{
+    sqlite3_reset(st);
+    sqlite3_bind_blob(st, 1, id, PACK_ID_BYTES, SQLITE_STATIC);
     const unsigned char *h = NULL;
-    if (sqlite3_step(ps->pack_info) == SQLITE_ROW)
-        h = sqlite3_column_text(ps->pack_info, 1);
+    if (sqlite3_step(st) == SQLITE_ROW)
+        h = sqlite3_column_text(st, 1);
     if (h == NULL || strlen((const char *)h) != 128)
         return pagestore_index_fail(ps, err, "a pack it does not know");
-    *bytes = (uint64_t)sqlite3_column_int64(ps->pack_info, 0);
-    memcpy(b2hex, h, 129);
+    f->bytes = (uint64_t)sqlite3_column_int64(st, 0);
+    memcpy(f->blake2b, h, 129);
     return 0;
+}
+
+int pagestore_pack_info(struct pagestore *ps, const unsigned char id[PACK_ID_BYTES],
+                        struct pack_facts *stored, struct pack_facts *plain, sc_err *err)
+{
+    int rc = read_facts(ps, ps->pack_info, id, stored, err);
+    if (rc == 0 && plain != NULL && ps->sealed)
+        rc = read_facts(ps, ps->plain_info, id, plain, err);
+    else if (rc == 0 && plain != NULL)
+        *plain = *stored;
+    return rc;
 }
 
 int pagestore_begin(struct pagestore *ps, sc_err *err)
@@ -214,9 +242,9 @@ void pagestore_rollback(struct pagestore *ps)
 
 static int drop_pack_rows(struct pagestore *ps, const unsigned char id[PACK_ID_BYTES], sc_err *err)
 {
-    static const char *const sql[] = {"DELETE FROM pages WHERE pack = ?",
-                                      "DELETE FROM uses WHERE pack = ?",
-                                      "DELETE FROM packs WHERE id = ?"};
+    static const char *const sql[] = {
+        "DELETE FROM pages WHERE pack = ?", "DELETE FROM uses WHERE pack = ?",
+        "DELETE FROM plain WHERE id = ?", "DELETE FROM packs WHERE id = ?"};
     int rc = 0;
     for (size_t i = 0; i < sizeof sql / sizeof sql[0] && rc == 0; i++)
         rc = pagestore_run(ps, sql[i], id, PACK_ID_BYTES, NULL, err);
@@ -301,13 +329,12 @@ static int index_pack(struct pagestore *ps, const char *path, const unsigned cha
     if (fd < 0)
         return sc_fail_errno(err, SC_ESTAGING, "cannot read %s", path);
     struct indexing x = {.ps = ps, .id = id, .page_size = page_size, .carry = xmalloc(page_size)};
-    char hex[129];
-    uint64_t bytes = 0;
-    int rc = hash_fd_to(fd, path, SC_ESTAGING, index_piece, &x, hex, &bytes, err);
+    struct pack_facts f = {0};
+    int rc = hash_fd_to(fd, path, SC_ESTAGING, index_piece, &x, f.blake2b, &f.bytes, err);
     close(fd);
     free(x.carry);
     if (rc == 0)
-        rc = pagestore_add_pack(ps, id, bytes, hex, err);
+        rc = pagestore_add_pack(ps, id, &f, &f, err);
     if (rc == 0)
         log_info("sqlite %s: indexed pack %s again", ps->name, path);
     return rc;
@@ -315,17 +342,37 @@ static int index_pack(struct pagestore *ps, const char *path, const unsigned cha
 
 static bool pack_known(struct pagestore *ps, const unsigned char id[PACK_ID_BYTES])
 {
-    uint64_t bytes;
-    char hex[129];
+    struct pack_facts f;
     sc_err e = {0};
-    return pagestore_pack_info(ps, id, &bytes, hex, &e) == 0;
+    return pagestore_pack_info(ps, id, &f, NULL, &e) == 0;
 }
 
-/* <id>.pack from its file name; -1 for anything else. */
-static int pack_name_id(const char *leaf, unsigned char id[PACK_ID_BYTES])
+/* A sealed pack the index does not know (a crash came between its rename
+ * and the commit of its pages, or the index was rebuilt): staging may hold
+ * only the public key, so its pages cannot be read back. With no set
+ * linking it, it goes; a set's link keeps it (unused) until that set goes. */
+static int forget_sealed_pack(struct pagestore *ps, const char *path, sc_err *err)
 {
-    size_t n = strlen(leaf), s = strlen(PACK_SUFFIX);
-    if (n != PACK_ID_HEX - 1 + s || strcmp(leaf + n - s, PACK_SUFFIX) != 0)
+    struct stat sb;
+    if (stat(path, &sb) != 0)
+        return sc_fail_errno(err, SC_ESTAGING, "cannot stat %s", path);
+    if (sb.st_nlink > 1) {
+        log_warn("sqlite %s: %s is not in the page store index: its pages are not reused", ps->name,
+                 path);
+        return 0;
+    }
+    log_info("removing %s, sealed by an interrupted run", path);
+    if (unlink(path) != 0)
+        return sc_fail_errno(err, SC_ESTAGING, "cannot remove %s", path);
+    return 0;
+}
+
+/* <id><suffix> from its file name; -1 for anything else. */
+static int pack_name_id(const struct pagestore *ps, const char *leaf,
+                        unsigned char id[PACK_ID_BYTES])
+{
+    size_t n = strlen(leaf), s = strlen(ps->suffix);
+    if (n != PACK_ID_HEX - 1 + s || strcmp(leaf + n - s, ps->suffix) != 0)
         return -1;
     char hex[PACK_ID_HEX];
     memcpy(hex, leaf, PACK_ID_HEX - 1);
@@ -348,8 +395,11 @@ static int scan_packs(struct pagestore *ps, uint32_t page_size, sc_err *err)
             log_info("removing %s, left by an interrupted run", path);
             if (unlink(path) != 0)
                 rc = sc_fail_errno(err, SC_ESTAGING, "cannot remove %s", path);
-        } else if (pack_name_id(e->d_name, id) == 0 && page_size > 0 && !pack_known(ps, id)) {
-            rc = index_pack(ps, path, id, page_size, err);
+        } else if (pack_name_id(ps, e->d_name, id) == 0 && !pack_known(ps, id)) {
+            if (ps->sealed)
+                rc = forget_sealed_pack(ps, path, err);
+            else if (page_size > 0)
+                rc = index_pack(ps, path, id, page_size, err);
         }
         free(path);
     }
@@ -357,8 +407,8 @@ static int scan_packs(struct pagestore *ps, uint32_t page_size, sc_err *err)
     return rc;
 }
 
-/* <staging>/pagestore/<name>: one store per source. */
-static char *store_dir(const char *staging, const char *name)
+/* <staging>/pagestore/<name>: the stores of a source. */
+static char *source_dir(const char *staging, const char *name)
 {
     char *top = path_join(staging, "pagestore");
     char *dir = path_join(top, name);
@@ -366,13 +416,26 @@ static char *store_dir(const char *staging, const char *name)
     return dir;
 }
 
-int pagestore_open(struct pagestore *ps, const char *staging, const char *name, uint32_t page_size,
-                   sc_err *err)
+/* Its plain store, or the sealed one of a key. */
+static char *store_dir(const char *staging, const char *name, const char *key_id)
+{
+    char *dir = source_dir(staging, name);
+    if (key_id == NULL)
+        return dir;
+    char *sealed = xasprintf("%s/%s%s", dir, SEALED_STORE_PREFIX, key_id);
+    free(dir);
+    return sealed;
+}
+
+int pagestore_open(struct pagestore *ps, const char *staging, const char *name, const char *key_id,
+                   uint32_t page_size, sc_err *err)
 {
     memset(ps, 0, sizeof *ps);
-    ps->dir = store_dir(staging, name);
+    ps->dir = store_dir(staging, name, key_id);
     ps->packs = path_join(ps->dir, "packs");
     ps->name = xstrdup(name);
+    ps->sealed = key_id != NULL;
+    ps->suffix = ps->sealed ? PACK_SUFFIX CRYPTO_SUFFIX : PACK_SUFFIX;
     int rc = fs_mkdir_p(ps->packs, 0700, err);
     if (rc == 0)
         rc = open_index(ps, err);
@@ -398,6 +461,8 @@ void pagestore_close(struct pagestore *ps)
     sqlite3_finalize(ps->add_page);
     sqlite3_finalize(ps->add_pack);
     sqlite3_finalize(ps->pack_info);
+    sqlite3_finalize(ps->add_plain);
+    sqlite3_finalize(ps->plain_info);
     if (ps->index != NULL && sqlite3_close(ps->index) != SQLITE_OK)
         log_warn("sqlite %s: cannot close the page store index", ps->name);
     free(ps->dir);
@@ -408,13 +473,39 @@ void pagestore_close(struct pagestore *ps)
 
 /* ---- writing a pack ------------------------------------------------------ */
 
-int pack_writer_open(struct pack_writer *w, const struct pagestore *ps, sc_err *err)
+/* Bytes as they go to the pack file (ciphertext when sealed). */
+static int pack_store(void *ctx, const void *buf, size_t len, sc_err *err)
+{
+    struct pack_writer *w = ctx;
+    if (fs_write_all(w->fd, buf, len) != 0)
+        return sc_fail_errno(err, SC_ESTAGING, "cannot write %s", w->tmp);
+    crypto_generichash_update(&w->stored, buf, len);
+    w->stored_bytes += len;
+    return 0;
+}
+
+/* Sealed: bound to the name the pack has in every set that links it. */
+static int pack_seal(struct pack_writer *w, const struct pagestore *ps,
+                     const struct crypto_key *key, sc_err *err)
+{
+    char *reldir = packs_reldir(ps->name);
+    char *name = pack_path(reldir, w->id);
+    w->enc = xcalloc(1, sizeof *w->enc);
+    crypto_generichash_init(&w->plain, NULL, 0, crypto_generichash_BYTES_MAX);
+    int rc = crypto_writer_open(w->enc, key, name, pack_store, w, err);
+    free(name);
+    free(reldir);
+    return rc;
+}
+
+int pack_writer_open(struct pack_writer *w, const struct pagestore *ps,
+                     const struct crypto_key *key, sc_err *err)
 {
     memset(w, 0, sizeof *w);
     randombytes_buf(w->id, PACK_ID_BYTES);
     char hex[PACK_ID_HEX];
     pack_id_hex(w->id, hex);
-    char *leaf = xasprintf(".tmp-%s%s", hex, PACK_SUFFIX);
+    char *leaf = xasprintf(".tmp-%s%s", hex, ps->suffix);
     w->tmp = path_join(ps->packs, leaf);
     free(leaf);
     w->fd = open(w->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
@@ -424,24 +515,28 @@ int pack_writer_open(struct pack_writer *w, const struct pagestore *ps, sc_err *
         w->tmp = NULL;
         return rc;
     }
-    crypto_generichash_init(&w->hash, NULL, 0, crypto_generichash_BYTES_MAX);
+    crypto_generichash_init(&w->stored, NULL, 0, crypto_generichash_BYTES_MAX);
+    if (ps->sealed && pack_seal(w, ps, key, err) != 0) {
+        pack_writer_abort(w);
+        return err->code;
+    }
     return 0;
 }
 
 int pack_writer_add(struct pack_writer *w, const void *page, size_t len, sc_err *err)
 {
-    if (fs_write_all(w->fd, page, len) != 0)
-        return sc_fail_errno(err, SC_ESTAGING, "cannot write %s", w->tmp);
-    crypto_generichash_update(&w->hash, page, len);
     w->bytes += len;
-    return 0;
+    if (w->enc == NULL)
+        return pack_store(w, page, len, err);
+    crypto_generichash_update(&w->plain, page, len);
+    return crypto_writer_write(w->enc, page, len, err);
 }
 
-int pack_writer_finish(struct pack_writer *w, const struct pagestore *ps, char b2hex[129],
-                       sc_err *err)
+int pack_writer_finish(struct pack_writer *w, const struct pagestore *ps, struct pack_facts *stored,
+                       struct pack_facts *plain, sc_err *err)
 {
-    int rc = 0;
-    if (fsync(w->fd) != 0)
+    int rc = w->enc != NULL ? crypto_writer_finish(w->enc, err) : 0;
+    if (rc == 0 && fsync(w->fd) != 0)
         rc = sc_fail_errno(err, SC_ESTAGING, "cannot fsync %s", w->tmp);
     if (close(w->fd) != 0 && rc == 0)
         rc = sc_fail_errno(err, SC_ESTAGING, "cannot write %s", w->tmp);
@@ -452,13 +547,21 @@ int pack_writer_finish(struct pack_writer *w, const struct pagestore *ps, char b
     free(final);
     if (rc == 0)
         rc = fs_fsync_dir(ps->packs, err);
-    blake2b_final_hex(&w->hash, b2hex);
+    stored->bytes = w->stored_bytes;
+    blake2b_final_hex(&w->stored, stored->blake2b);
+    if (w->enc != NULL) {
+        plain->bytes = w->bytes;
+        blake2b_final_hex(&w->plain, plain->blake2b);
+    } else {
+        *plain = *stored;
+    }
     if (rc != 0) {
         pack_writer_abort(w);
         return rc;
     }
-    free(w->tmp);
+    free(w->tmp); /* renamed: nothing to unlink */
     w->tmp = NULL;
+    pack_writer_abort(w); /* frees the rest */
     return 0;
 }
 
@@ -471,6 +574,11 @@ void pack_writer_abort(struct pack_writer *w)
     free(w->tmp);
     w->tmp = NULL;
     w->fd = -1;
+    if (w->enc != NULL) {
+        crypto_writer_free(w->enc);
+        free(w->enc);
+        w->enc = NULL;
+    }
 }
 
 /* ---- upkeep -------------------------------------------------------------- */
@@ -533,7 +641,7 @@ static int drop_unreferenced(struct pagestore *ps, json_t *seen, json_t *report,
     struct dirent *e;
     while (rc == 0 && (e = readdir(d)) != NULL) {
         unsigned char id[PACK_ID_BYTES];
-        if (pack_name_id(e->d_name, id) != 0)
+        if (pack_name_id(ps, e->d_name, id) != 0)
             continue;
         char *path = path_join(ps->packs, e->d_name);
         struct stat sb;
@@ -557,25 +665,86 @@ static int drop_unreferenced(struct pagestore *ps, json_t *seen, json_t *report,
     return rc;
 }
 
+/* The counts of a source's stores add up; the rest is the first store's. */
+static void report_add(json_t *into, json_t *from)
+{
+    static const char *const summed[] = {"packs_dropped", "bytes_dropped", "packs_kept",
+                                         "packs_retired", "pages_live",    "bytes_live"};
+    const char *k;
+    json_t *v;
+    json_object_foreach(from, k, v)
+    {
+        json_t *have = json_object_get(into, k);
+        if (have == NULL) {
+            json_object_set_new(into, k, json_deep_copy(v));
+            continue;
+        }
+        if (json_is_object(have) && json_is_object(v))
+            report_add(have, v);
+        for (size_t i = 0; i < sizeof summed / sizeof summed[0]; i++)
+            if (strcmp(k, summed[i]) == 0 && json_is_integer(have) && json_is_integer(v))
+                json_object_set_new(into, k,
+                                    json_integer(json_integer_value(have) + json_integer_value(v)));
+    }
+}
+
+static int upkeep_store(const char *staging, const char *name, const char *key_id,
+                        long repack_threshold, json_t *seen, json_t *report, sc_err *err)
+{
+    struct pagestore ps;
+    json_t *mine = json_object();
+    int rc = pagestore_open(&ps, staging, name, key_id, 0, err);
+    if (rc == 0) {
+        rc = drop_unreferenced(&ps, seen, mine, err);
+        if (rc == 0)
+            rc = pagestore_repack(&ps, staging, repack_threshold, mine, err);
+        pagestore_close(&ps);
+    }
+    report_add(report, mine);
+    json_decref(mine);
+    return rc;
+}
+
+/* The plain store (when there is one), then every sealed one. */
+static int upkeep_stores(const char *staging, const char *name, long repack_threshold, json_t *seen,
+                         json_t *report, sc_err *err)
+{
+    char *dir = source_dir(staging, name);
+    char *plain = path_join(dir, "packs");
+    int rc = 0;
+    if (fs_exists(plain))
+        rc = upkeep_store(staging, name, NULL, repack_threshold, seen, report, err);
+    free(plain);
+    DIR *d = rc == 0 ? opendir(dir) : NULL;
+    if (d == NULL) {
+        if (rc == 0)
+            rc = sc_fail_errno(err, SC_ESTAGING, "cannot list %s", dir);
+        free(dir);
+        return rc;
+    }
+    size_t prefix = strlen(SEALED_STORE_PREFIX);
+    struct dirent *e;
+    while (rc == 0 && (e = readdir(d)) != NULL)
+        if (strncmp(e->d_name, SEALED_STORE_PREFIX, prefix) == 0 && e->d_name[prefix] != '\0')
+            rc = upkeep_store(staging, name, e->d_name + prefix, repack_threshold, seen, report,
+                              err);
+    closedir(d);
+    free(dir);
+    return rc;
+}
+
 int pagestore_upkeep(const char *staging, const char *name, long repack_threshold, json_t *report,
                      sc_err *err)
 {
-    char *dir = store_dir(staging, name);
+    char *dir = source_dir(staging, name);
     bool exists = fs_exists(dir);
     free(dir);
     if (!exists)
         return 0;
-    struct pagestore ps;
     json_t *seen = json_object();
     int rc = packs_in_sets(staging, name, seen, err);
     if (rc == 0)
-        rc = pagestore_open(&ps, staging, name, 0, err);
-    if (rc == 0) {
-        rc = drop_unreferenced(&ps, seen, report, err);
-        if (rc == 0)
-            rc = pagestore_repack(&ps, staging, repack_threshold, report, err);
-        pagestore_close(&ps);
-    }
+        rc = upkeep_stores(staging, name, repack_threshold, seen, report, err);
     json_decref(seen);
     return rc;
 }

@@ -11,6 +11,7 @@
  * has into a new pack (one upload of them, counted as pages_repacked), and
  * the old pack goes with the last set that links it. One transaction: a
  * crash leaves the index as before or as after. */
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -117,7 +118,27 @@ static int forget_other_sets(struct pagestore *ps, char **ids, size_t n, sc_err 
     return rc;
 }
 
-/* A kept set that holds packs of this source but recorded no usage (staged
+/* Whether a set's packs directory holds a pack of this store (a source's
+ * sets may hold plain packs and packs sealed to one key or another). */
+static bool holds_store_pack(const struct pagestore *ps, const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (d == NULL)
+        return false;
+    bool held = false;
+    struct dirent *e;
+    while (!held && (e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        char *path = path_join(ps->packs, e->d_name);
+        held = fs_exists(path);
+        free(path);
+    }
+    closedir(d);
+    return held;
+}
+
+/* A kept set that holds packs of this store but recorded no usage (staged
  * by a stagecoach before repacking, or its rows lost with a rebuilt
  * index): without it a pack's use is unknown. NULL when there is none. */
 static const char *unrecorded_set(struct pagestore *ps, const char *staging, const char *name,
@@ -135,7 +156,7 @@ static const char *unrecorded_set(struct pagestore *ps, const char *staging, con
         char *dir = path_join(set, rel);
         sqlite3_reset(st);
         sqlite3_bind_text(st, 1, ids[i], -1, SQLITE_STATIC);
-        if (fs_exists(dir) && sqlite3_step(st) != SQLITE_ROW)
+        if (sqlite3_step(st) != SQLITE_ROW && holds_store_pack(ps, dir))
             missing = ids[i];
         free(dir);
         free(set);

@@ -48,8 +48,9 @@ static const char *check_positive(const char *value)
 
 static const char *check_layout(const char *value)
 {
-    return strcmp(value, "file") == 0 || strcmp(value, "pages") == 0 ? NULL
-                                                                     : "expected file or pages";
+    return strcmp(value, "file") == 0 || strcmp(value, "pages") == 0 || strcmp(value, "auto") == 0
+               ? NULL
+               : "expected file, pages or auto";
 }
 
 static const char *check_percent(const char *value)
@@ -58,6 +59,16 @@ static const char *check_percent(const char *value)
     long v = strtol(value, &end, 10);
     return end != value && *end == '\0' && v >= 0 && v <= 100 ? NULL
                                                               : "expected a percentage, 0 to 100";
+}
+
+/* MiB, up to 16 TiB (so that the size in bytes cannot overflow). */
+static const char *check_mib(const char *value)
+{
+    char *end;
+    long v = strtol(value, &end, 10);
+    return end != value && *end == '\0' && v >= 1 && v <= (16L << 20)
+               ? NULL
+               : "expected a size in MiB, 1 to 16777216";
 }
 
 static const char *check_clone(const char *value)
@@ -75,6 +86,7 @@ static const struct cfg_key sqlite_keys[] = {
     {"layout", CFG_STR, offsetof(struct source_cfg, layout), false, check_layout},
     {"repack_threshold", CFG_INT, offsetof(struct source_cfg, repack_threshold), false,
      check_percent},
+    {"pages_from_mib", CFG_INT, offsetof(struct source_cfg, pages_from_mib), false, check_mib},
     {NULL, 0, 0, false, NULL},
 };
 
@@ -114,8 +126,8 @@ static int verify_and_add(struct job *j)
         struct checker c;
         sq_checker_start(&c, j);
         sc_err add_err = {0};
-        int arc = sq_layout_pages(j->cfg) ? sq_pages_add(j, &add_err)
-                                          : set_add_file(j->set, j->relpath, &add_err);
+        int arc =
+            j->as_pages ? sq_pages_add(j, &add_err) : set_add_file(j->set, j->relpath, &add_err);
         rc = sq_checker_join(&c, j);
         log_progress_done();
         if (rc == 0 && arc != 0) {
@@ -129,7 +141,7 @@ static int verify_and_add(struct job *j)
     if (rc == 0)
         rc = sq_check_no_sidecars(j);
     /* layout = pages: the set holds the map and packs, not the copy */
-    if (rc == 0 && sq_layout_pages(j->cfg) && unlink(j->dst_path) != 0)
+    if (rc == 0 && j->as_pages && unlink(j->dst_path) != 0)
         rc = sc_fail_errno(j->err, SC_ESTAGING, "cannot remove %s", j->dst_path);
     return rc;
 }
@@ -158,6 +170,8 @@ static int snapshot_and_copy(struct job *j)
     if (rc == 0)
         rc = sq_read_source_facts(j);
     if (rc == 0)
+        j->as_pages = sq_layout_pages(j->cfg, (uint64_t)(j->pages * j->page_size));
+    if (rc == 0)
         rc = sq_create_destination(j);
     if (rc == 0 && !j->cloned)
         rc = sq_copy_pages(j);
@@ -175,10 +189,6 @@ static int sqlite_stage(const struct source_cfg *src, struct set *set, json_t *e
 {
     struct job j = {
         .cfg = src, .path = src->path, .set = set, .entry = entry, .err = err, .dst_fd = -1};
-    if (sq_layout_pages(src) && set_key(set) != NULL)
-        return sc_fail(err, SC_ECONFIG,
-                       "sqlite %s: layout = pages does not work with [staging] encrypt yet",
-                       src->name);
     j.live_fd = -1;
     j.relpath = xasprintf("sqlite/%s.db", src->name);
     int rc = snapshot_and_copy(&j);
@@ -197,20 +207,32 @@ static int sqlite_stage(const struct source_cfg *src, struct set *set, json_t *e
     return rc;
 }
 
+/* Why the layout is what it is: auto decides by the file's size now. */
+static void plan_layout(const struct source_cfg *s, bool pages, FILE *out)
+{
+    if (s->layout != NULL && strcmp(s->layout, "auto") != 0)
+        fprintf(out, "layout = %s", s->layout);
+    else
+        fprintf(out, "layout = auto: %s, pages from %ld MiB", pages ? "pages" : "file",
+                sq_pages_from_mib(s));
+}
+
 static void sqlite_plan(const struct source_cfg *s, FILE *out)
 {
     bool may_clone = s->clone == NULL || strcmp(s->clone, "auto") == 0;
-    if (sq_layout_pages(s))
-        fprintf(out,
-                "  sqlite %s: %s -> sqlite/%s.pagemap + sqlite/%s.packs/ (layout = pages, store "
-                "<staging>/pagestore/%s; online backup API%s, %s check)\n",
-                s->name, s->path, s->name, s->name, s->name,
-                may_clone ? ", or a reflink of a rollback journal" : "",
-                s->check == CHECK_INTEGRITY ? "integrity" : "quick");
+    struct stat st;
+    bool pages = sq_layout_pages(s, stat(s->path, &st) == 0 ? (uint64_t)st.st_size : 0);
+    if (pages)
+        fprintf(out, "  sqlite %s: %s -> sqlite/%s.pagemap + sqlite/%s.packs/ (", s->name, s->path,
+                s->name, s->name);
     else
-        fprintf(out, "  sqlite %s: %s -> sqlite/%s.db (online backup API%s, %s check)\n", s->name,
-                s->path, s->name, may_clone ? ", or a reflink of a rollback journal" : "",
-                s->check == CHECK_INTEGRITY ? "integrity" : "quick");
+        fprintf(out, "  sqlite %s: %s -> sqlite/%s.db (", s->name, s->path, s->name);
+    plan_layout(s, pages, out);
+    if (pages)
+        fprintf(out, ", store <staging>/pagestore/%s", s->name);
+    fprintf(out, "; online backup API%s, %s check)\n",
+            may_clone ? ", or a reflink of a rollback journal" : "",
+            s->check == CHECK_INTEGRITY ? "integrity" : "quick");
 }
 
 const struct source_ops source_sqlite = {

@@ -19,6 +19,7 @@
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stddef.h>
 #include <jansson.h>
 #include "../../core/err.h"
@@ -56,6 +57,7 @@ struct job {
     long long busy_deadline_ms; /* when the current lock wait gives up */
     int live_fd;                /* ours, on the live file, for FICLONE: see sq_clone_live */
     bool cloned;                /* the copy is a reflink of the live file (clone.c) */
+    bool as_pages;              /* staged as a page map and packs (sq_layout_pages) */
     long long snapshot_start_ms, lock_ms; /* when the read transaction began; how long */
 };
 
@@ -130,7 +132,9 @@ int sq_restore(const struct source_cfg *src, const char *setdir, json_t *entry, 
 int sq_check_copy(const char *name, const char *copy, json_t *entry, sc_err *err);
 
 /* ---- pages.c, pagemap.c: layout = pages (pages.h) ------------------------- */
-bool sq_layout_pages(const struct source_cfg *src);
+bool sq_layout_pages(const struct source_cfg *src, uint64_t db_bytes);
+/* layout = auto's threshold: [sqlite NAME] pages_from_mib, else 1024. */
+long sq_pages_from_mib(const struct source_cfg *src);
 /* The copy j->dst_path into the page store, its map and packs into the set. */
 int sq_pages_add(struct job *j, sc_err *err);
 /* Rebuild sqlite/<name>.db in dir (a verified plaintext set) from its map
