@@ -1021,7 +1021,20 @@ def part_pages():
                 (ratio <= limit) if layout == "pages" else None,
                 "pages / file" if layout == "pages" else
                 ("the page store warm for pages" if what == "stage" else "--into a new file; check included"))
-    results["details"]["pages"] = {"rows": TRACKER_ROWS, "base_bytes": size, "layouts": out}
+    # layout = auto (pages from 1 GiB): what pages buys per run, per GiB of
+    # database, against what it costs, from the runs above
+    gib = out["file"]["db_bytes"] / (1 << 30)
+    saved = (out["file"]["data_added"] - out["pages"]["data_added"]) / gib
+    added = (med["pages"]["stage"] - med["file"]["stage"]) / gib
+    slower = (med["pages"]["restore"] - med["file"]["restore"]) / gib
+    link_s = saved / (100e6 / 8)
+    row("pages", "layout = auto: upload saved / stage time added, per GiB, at 100 Mbit/s", [], int(saved), None,
+        round(link_s / added, 1) if added > 0 else None, None, None,
+        f"per GiB of database and run: {saved / 1e6:.0f} MB less uploaded ({link_s:.0f} s at 100 Mbit/s) "
+        f"for {added:+.1f} s of stage and {slower:+.1f} s of restore")
+    results["details"]["pages"] = {"rows": TRACKER_ROWS, "base_bytes": size, "layouts": out,
+                                   "auto_per_gib": {"upload_saved_bytes": saved, "stage_added_s": added,
+                                                    "restore_added_s": slower}}
 
 
 def part_mem():

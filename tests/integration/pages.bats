@@ -424,6 +424,27 @@ repack_threshold() {
     [ "$(content_of "$T/out/sqlite/app.db")" = "$(content_of "$DB")" ]
 }
 
+# stage killed (SIGKILL) at 0, STEP, 2 STEP ... MAX ms after its first
+# temporary file appears; at least 3 of them must land.
+kill_stages() {
+    local crashkill delay line killed=0
+    crashkill="$(sc_helper crashkill)"
+    for delay in $(seq 0 "$1" "$2"); do
+        line="$("$crashkill" -w tmp -d "$delay" -s "$STAGING" -t 60 -o "$T/killed.log" -- "$SC" -c "$CONF" stage)"
+        echo "delay $delay: $line"
+        [[ "$line" == killed* || "$line" == finished* ]]
+        [[ "$line" != killed* ]] || killed=$((killed + 1))
+    done
+    [ "$killed" -ge 3 ]
+}
+
+# Nothing half-written is left in the store at $1, and its index knows
+# exactly the packs on its disk.
+store_knows_its_packs() {
+    refute compgen -G "$1/packs/.tmp-*"
+    [ "$(sqlite3 "$1/index.sqlite" 'SELECT count(*) FROM packs')" -eq "$(ls -1 "$1/packs" | wc -l)" ]
+}
+
 # The store sealed to the key of use_encryption, and its packs.
 sealed_store() {
     printf '%s' "$STAGING/pagestore/app/sealed-$(sed -n 's/^id: //p' "$ID.pub")"
@@ -553,22 +574,12 @@ sealed_set_packs() {
 }
 
 @test "pages with [staging] encrypt: SIGKILL at moments of a stage: the next stage succeeds, every set verifies with the identity" {
-    local crashkill delay line killed=0
-    crashkill="$(sc_helper crashkill)"
     use_encryption
     stage_ok
     tracker_day "$DB"
-    for delay in $(seq 0 6 96); do
-        line="$("$crashkill" -w tmp -d "$delay" -s "$STAGING" -t 60 -o "$T/killed.log" -- "$SC" -c "$CONF" stage)"
-        echo "delay $delay: $line"
-        [[ "$line" == killed* || "$line" == finished* ]]
-        [[ "$line" != killed* ]] || killed=$((killed + 1))
-    done
-    [ "$killed" -ge 3 ]
+    kill_stages 6 96
     stage_ok
-    refute compgen -G "$(sealed_store)/packs/.tmp-*"
-    [ "$(sqlite3 "$(sealed_store)/index.sqlite" 'SELECT count(*) FROM packs')" -eq \
-        "$(sealed_packs | wc -l)" ]
+    store_knows_its_packs "$(sealed_store)"
     local id content
     content="$(content_of "$DB")"
     for id in $(sc_sets | tail -n 4); do
@@ -636,22 +647,11 @@ sealed_set_packs() {
 }
 
 @test "pages: SIGKILL at moments of a stage: the next stage succeeds, every set and pack verifies" {
-    local crashkill delay line killed=0
-    crashkill="$(sc_helper crashkill)"
     stage_ok # a store to reuse, so that kills land in lookups and links too
     tracker_day "$DB"
-    for delay in $(seq 0 5 120); do
-        line="$("$crashkill" -w tmp -d "$delay" -s "$STAGING" -t 60 -o "$T/killed.log" -- "$SC" -c "$CONF" stage)"
-        echo "delay $delay: $line"
-        [[ "$line" == killed* || "$line" == finished* ]]
-        [[ "$line" != killed* ]] || killed=$((killed + 1))
-    done
-    [ "$killed" -ge 3 ]
+    kill_stages 5 120
     stage_ok
-    # nothing half-written is left in the store, and its index knows every pack
-    refute compgen -G "$STAGING/pagestore/app/packs/.tmp-*"
-    [ "$(sqlite3 "$STAGING/pagestore/app/index.sqlite" 'SELECT count(*) FROM packs')" -eq \
-        "$(store_packs | wc -l)" ]
+    store_knows_its_packs "$STAGING/pagestore/app"
     # every published set verifies and rebuilds the live content
     local id content
     content="$(content_of "$DB")"
