@@ -610,7 +610,7 @@ sealed_set_packs() {
     [ "$(content_of "$T/hand/sqlite/app.db")" = "$(content_of "$DB")" ]
 }
 
-@test "pages: two runs under a writer: each snapshot's rebuilt database is one committed state" {
+@test "pages: two runs under a writer: the second uploads about the changed pages; each snapshot's rebuilt database is one committed state" {
     # tests/helpers/sqlite_writer keeps c.a == c.b == count(*) FROM log in
     # every commit, beside the tracker table
     local writer ready="$T/writer.ready"
@@ -619,9 +619,17 @@ sealed_set_packs() {
     sc_track $!
     sc_wait_for_file "$ready"
     run_json
-    local snap1=$SNAP
+    local snap1=$SNAP size
     tracker_day "$DB"
     run_json
+    # the writer appends all the while, so more pages change than in a
+    # day alone; the upload is still about the changed (new) pages
+    local new
+    size="$(stat -c %s "$DB")"
+    new="$(pyjson "$SET/MANIFEST.json" 'j["sources"][0]["pagestore"]["bytes_new"]')"
+    echo "second run under the writer: data_added $ADDED, new pages $new bytes, database $size bytes"
+    [ "$ADDED" -le $((2 * new)) ]
+    [ "$new" -le $((size / 4)) ]
     local snap
     for snap in "$snap1" "$SNAP"; do
         rm -rf "$T/r"
