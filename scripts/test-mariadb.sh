@@ -79,6 +79,12 @@ make_tls() {
     }
 }
 
+install_db() {
+    mariadb-install-db --no-defaults --user="$(id -un)" --datadir="$dir/data" \
+        --tmpdir="$dir/tmp" --auth-root-authentication-method=socket --skip-test-db \
+        >"$dir/install.log" 2>&1
+}
+
 start() {
     mkdir -p "$dir"
     dir=$(cd "$dir" && pwd -P)
@@ -86,11 +92,19 @@ start() {
         echo "test-mariadb: $dir is too long for a socket path" >&2
         exit 2
     fi
+    # A private tmpdir: servers of suites running side by side (CI runs
+    # three) otherwise share /tmp for their #sql-temptable-* files, and one
+    # bootstrap was seen failing on a temporary table it could not remove.
+    mkdir -p "$dir/tmp"
     if [ ! -d "$dir/data/mysql" ]; then
-        mariadb-install-db --no-defaults --user="$(id -un)" --datadir="$dir/data" \
-            --auth-root-authentication-method=socket --skip-test-db >"$dir/install.log" 2>&1 || {
-            cat "$dir/install.log" >&2
-            exit 1
+        install_db || {
+            echo "test-mariadb: bootstrap failed once; again on a fresh datadir" >&2
+            rm -rf "$dir/data" "$dir/tmp"
+            mkdir -p "$dir/tmp"
+            install_db || {
+                cat "$dir/install.log" >&2
+                exit 1
+            }
         }
     fi
     make_tls
@@ -102,7 +116,7 @@ start() {
     # every holder of its pipes, and the server outlives this script.
     close_inherited_fds
     "$mariadbd" --no-defaults --user="$(id -un)" --datadir="$dir/data" \
-        --socket="$dir/sock" --pid-file="$dir/mariadbd.pid" \
+        --socket="$dir/sock" --pid-file="$dir/mariadbd.pid" --tmpdir="$dir/tmp" \
         --port="$port" --bind-address=127.0.0.1 \
         --log-bin="$dir/data/binlog" --server-id=1 --binlog-format=ROW \
         --log-error="$dir/error.log" \
