@@ -227,3 +227,27 @@ EOF
     grep -q '^after_stage status=failure exit=5$' "$T/hooks.log"
     grep -q '^on_failure status=failure exit=5$' "$T/hooks.log"
 }
+
+@test "verify --set of a pages set without room to rebuild it: exit 5 naming the scratch space, not a failed verification; with room it verifies" {
+    sed -i 's|^path = db/app.db$|path = db/app.db\nlayout = pages|' "$CONF"
+    grow_db 1000
+    stage_ok
+    [ -f "$SET/sqlite/app.pagemap" ]
+    local dbsize
+    dbsize=$(stat -c %s "$DB")
+    leave_free $((dbsize / 2))
+    run --separate-stderr sc verify --set latest
+    echo "$stderr"
+    [ "$status" -eq 5 ]
+    [[ "$stderr" == *"$STAGING/.verify-"* ]]
+    [[ "$stderr" == *"No space left"* ]]
+    [ "$(grep -c '] ERROR ' <<<"$stderr")" -eq 1 ]
+    [ -z "$(find "$STAGING" -maxdepth 1 -name '.verify-*')" ]
+    b2sum_check "$SET"
+    # room again: the same set verifies, rebuilt
+    rm -f "$SMALL/filler"
+    run --separate-stderr sc verify --set latest
+    echo "$stderr"
+    [ "$status" -eq 0 ]
+    [ -z "$(find "$STAGING" -maxdepth 1 -name '.verify-*')" ]
+}
