@@ -11,7 +11,7 @@ need_install=0
 for cmd in restic sqlite3 pkg-config cc; do
   command -v "$cmd" >/dev/null 2>&1 || need_install=1
 done
-pkg-config --exists sqlite3 libmariadb libarchive libsodium inih jansson 2>/dev/null || need_install=1
+pkg-config --exists sqlite3 libmariadb libpq libarchive libsodium inih jansson 2>/dev/null || need_install=1
 if [ "$need_install" = 1 ]; then
   echo "demo: installing missing dependencies (scripts/install-deps.sh)"
   if [ "$(id -u)" -eq 0 ]; then scripts/install-deps.sh; else sudo scripts/install-deps.sh; fi
