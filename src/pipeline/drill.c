@@ -188,7 +188,7 @@ static int drill_steps(struct drill *d, sc_err *err)
     if (rc == 0)
         rc = set_unpack(f.setdir, d->plain, key, &m, err);
     if (rc == 0)
-        rc = fetch_unpack_sources(d->plain, m, err);
+        rc = fetch_unpack_sources(d->plain, d->plain, m, err);
     /* reading the snapshot back, verifying and decrypting it */
     json_object_set_new(d->result, "fetch_seconds",
                         json_real((double)(now_ms() - d->started) / 1000.0));

@@ -83,7 +83,7 @@ void fetched_free(struct fetched *f)
     f->scratch_fd = -1;
 }
 
-int fetch_unpack_sources(const char *dir, json_t *manifest, sc_err *err)
+int fetch_unpack_sources(const char *dir, const char *into, json_t *manifest, sc_err *err)
 {
     size_t i;
     json_t *entry;
@@ -91,7 +91,7 @@ int fetch_unpack_sources(const char *dir, json_t *manifest, sc_err *err)
     {
         const char *kind = json_string_value(json_object_get(entry, "kind"));
         const struct source_ops *ops = kind ? source_find(kind) : NULL;
-        if (ops != NULL && ops->unpack != NULL && ops->unpack(dir, entry, err) != 0)
+        if (ops != NULL && ops->unpack != NULL && ops->unpack(dir, into, entry, err) != 0)
             return err->code;
     }
     return 0;

@@ -29,10 +29,11 @@ struct fetched {
 int fetch_snapshot(struct ctx *c, const char *which, const char *parent, const char *prefix,
                    struct fetched *f, sc_err *err);
 void fetched_free(struct fetched *f);
-/* Rebuild in dir (a verified plaintext set) what its sources store in
- * another shape (source_ops.unpack, e.g. sqlite layout = pages), and check
- * it. Exit 7 naming the file at fault. */
-int fetch_unpack_sources(const char *dir, json_t *manifest, sc_err *err);
+/* Rebuild from dir (a verified plaintext set) into the directory into (dir
+ * itself, or scratch space) what its sources store in another shape
+ * (source_ops.unpack, e.g. sqlite layout = pages), and check it. Exit 7
+ * naming the file at fault. */
+int fetch_unpack_sources(const char *dir, const char *into, json_t *manifest, sc_err *err);
 /* Whether a source of the set stores its data in another shape than the
  * file a restore gives back (its manifest entry names a layout other than
  * "file"): then only fetch_unpack_sources checks what a restore would get. */

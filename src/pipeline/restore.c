@@ -138,7 +138,7 @@ static int unpack_into(struct ctx *c, const struct restore_opts *o, const char *
     if (rc == 0)
         rc = set_unpack(setdir, o->to, key, manifest, err);
     if (rc == 0)
-        rc = fetch_unpack_sources(o->to, *manifest, err);
+        rc = fetch_unpack_sources(o->to, o->to, *manifest, err);
     crypto_key_free(key);
     return rc;
 }

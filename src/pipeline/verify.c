@@ -12,20 +12,22 @@
 
 /* A set with a source stored in another shape (sqlite layout = pages) is
  * rebuilt and the result checked, into private scratch space beside the
- * sets (0700, removed after; the set itself is never written): unpacked
- * with the key when encrypted, which checks every plaintext on the way. */
-static int rebuild_in_scratch(struct ctx *c, const char *dir, const struct crypto_key *key,
-                              sc_err *err)
+ * sets (0700, removed after; the set itself is never written). A plain set
+ * is rebuilt straight from its own files (m, its verified manifest), so
+ * the scratch space holds only the rebuilt database; an encrypted one is
+ * unpacked with the key first, which checks every plaintext on the way. */
+static int rebuild_in_scratch(struct ctx *c, const char *dir, json_t *m,
+                              const struct crypto_key *key, sc_err *err)
 {
     char *scratch = NULL;
     int fd = -1;
-    json_t *m = NULL;
+    json_t *plain = NULL;
     int rc = scratch_create(c->cfg.staging.dir, ".verify-", &scratch, &fd, err);
-    if (rc == 0)
-        rc = set_unpack(dir, scratch, key, &m, err);
-    if (rc == 0)
-        rc = fetch_unpack_sources(scratch, m, err);
-    json_decref(m);
+    if (rc == 0 && key == NULL)
+        rc = fetch_unpack_sources(dir, scratch, m, err);
+    else if (rc == 0 && (rc = set_unpack(dir, scratch, key, &plain, err)) == 0)
+        rc = fetch_unpack_sources(scratch, scratch, plain, err);
+    json_decref(plain);
     if (scratch != NULL)
         scratch_remove(scratch, fd);
     free(scratch);
@@ -48,9 +50,9 @@ static int verify_contents(struct ctx *c, const struct verify_opts *o, const cha
     if (rc == 0 && encrypted && key == NULL) {
         log_info("the set is encrypted: its plaintext was not checked (give --identity FILE)");
     } else if (rc == 0 && reshaped && in_place && !encrypted) {
-        rc = fetch_unpack_sources(dir, m, err);
+        rc = fetch_unpack_sources(dir, dir, m, err);
     } else if (rc == 0 && reshaped) {
-        rc = rebuild_in_scratch(c, dir, key, err);
+        rc = rebuild_in_scratch(c, dir, m, key, err);
         *checked = rc == 0 && encrypted;
     } else if (rc == 0 && encrypted) {
         rc = set_verify_plaintext(dir, key, err);

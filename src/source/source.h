@@ -60,11 +60,12 @@ struct source_ops {
                    const char *into, bool force, sc_err *err);
     /* A source whose set holds its data in another shape than the one its
      * restore puts back (sqlite layout = pages: a page map and packs):
-     * rebuild it in dir, a verified plaintext set, and check it against
-     * entry. Called by restore, drill and verify --snapshot for every
-     * source of the set, by kind; 0 when there is nothing to rebuild. NULL:
-     * the kind never needs it. */
-    int (*unpack)(const char *dir, json_t *entry, sc_err *err);
+     * rebuild it from dir, a verified plaintext set, into the directory
+     * into (dir itself, or scratch space beside a set that must not be
+     * written), and check it against entry. Called by restore, drill and
+     * verify for every source of the set, by kind; 0 when there is nothing
+     * to rebuild. NULL: the kind never needs it. */
+    int (*unpack)(const char *dir, const char *into, json_t *entry, sc_err *err);
     /* After local sets were pruned: drop what the kind keeps outside the
      * sets for this source (sqlite's page store) that no kept set needs.
      * report receives what it did. NULL: nothing kept outside the sets. */

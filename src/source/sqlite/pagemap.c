@@ -354,7 +354,7 @@ static int rebuild(struct reassembly *r, json_t *entry, const char *final)
     return rc;
 }
 
-int sq_pages_unpack(const char *dir, json_t *entry, sc_err *err)
+int sq_pages_unpack(const char *dir, const char *into, json_t *entry, sc_err *err)
 {
     const char *layout = json_string_value(json_object_get(entry, "layout"));
     const char *name = json_string_value(json_object_get(entry, "name"));
@@ -371,11 +371,15 @@ int sq_pages_unpack(const char *dir, json_t *entry, sc_err *err)
     r.map_rel = pagemap_relpath(name);
     r.pack_rel = packs_reldir(name);
     char *db_rel = xasprintf("sqlite/%s.db", name);
-    char *final = path_join(dir, db_rel);
+    char *final = path_join(into, db_rel);
+    char *final_dir = path_join(into, "sqlite");
     r.out = xasprintf("%s.part", final);
     crypto_generichash_init(&r.whole, NULL, 0, crypto_generichash_BYTES_MAX);
     log_progress("sqlite %s: rebuilding the database from its pages", name);
-    int rc = rebuild(&r, entry, final);
+    int rc = fs_mkdir_p(final_dir, 0700, err);
+    if (rc == 0)
+        rc = rebuild(&r, entry, final);
+    free(final_dir);
     log_progress_done();
     reassembly_free(&r);
     if (rc == 0) {

@@ -137,11 +137,11 @@ bool sq_layout_pages(const struct source_cfg *src, uint64_t db_bytes);
 long sq_pages_from_mib(const struct source_cfg *src);
 /* The copy j->dst_path into the page store, its map and packs into the set. */
 int sq_pages_add(struct job *j, sc_err *err);
-/* Rebuild sqlite/<name>.db in dir (a verified plaintext set) from its map
- * and packs, and check it against entry (the database's size and BLAKE2b,
- * integrity_check, row counts). Exit 7 naming the file at fault. Nothing
- * to do for a source staged as a file. */
-int sq_pages_unpack(const char *dir, json_t *entry, sc_err *err);
+/* Rebuild into/sqlite/<name>.db from the map and packs in dir (a verified
+ * plaintext set; into may be dir), and check it against entry (the
+ * database's size and BLAKE2b, integrity_check, row counts). Exit 7 naming
+ * the file at fault. Nothing to do for a source staged as a file. */
+int sq_pages_unpack(const char *dir, const char *into, json_t *entry, sc_err *err);
 /* The key sq_pages_unpack sets in the (in-memory) entry to the path of the
  * database it rebuilt and checked, so restore --apply does not check the
  * same file twice; it removes the key from every entry it is given first. */
