@@ -186,7 +186,7 @@ static int drill_steps(struct drill *d, sc_err *err)
     if (rc == 0)
         rc = fetch_set_key(c, f.setdir, d->identity, d->passphrase_file, &key, err);
     if (rc == 0)
-        rc = set_unpack(f.setdir, d->plain, key, &m, err);
+        rc = set_unpack_fetched(f.setdir, d->plain, key, &m, err);
     if (rc == 0)
         rc = fetch_unpack_sources(d->plain, d->plain, m, err);
     /* reading the snapshot back, verifying and decrypting it */

@@ -129,13 +129,16 @@ static int apply_sources(struct ctx *c, const struct restore_opts *o, json_t *ma
     return rc;
 }
 
-/* Bring the set (local or fetched) into o->to as verified plaintext. */
+/* Bring the set (local, or fetched: then its files are moved) into o->to
+ * as verified plaintext. */
 static int unpack_into(struct ctx *c, const struct restore_opts *o, const char *setdir,
-                       json_t **manifest, sc_err *err)
+                       bool fetched, json_t **manifest, sc_err *err)
 {
     struct crypto_key *key = NULL;
     int rc = fetch_set_key(c, setdir, o->identity, o->passphrase_file, &key, err);
-    if (rc == 0)
+    if (rc == 0 && fetched)
+        rc = set_unpack_fetched(setdir, o->to, key, manifest, err);
+    else if (rc == 0)
         rc = set_unpack(setdir, o->to, key, manifest, err);
     if (rc == 0)
         rc = fetch_unpack_sources(o->to, o->to, *manifest, err);
@@ -155,7 +158,7 @@ static int restore_set(struct ctx *c, const struct restore_opts *o, struct resto
     else if (rc == 0)
         rc = fetch_snapshot(c, o->snapshot, o->to, ".fetch-", &f, err);
     if (rc == 0)
-        rc = unpack_into(c, o, setdir ? setdir : f.setdir, &manifest, err);
+        rc = unpack_into(c, o, setdir ? setdir : f.setdir, setdir == NULL, &manifest, err);
     snprintf(res->snapshot, sizeof res->snapshot, "%s", f.snapshot);
     fetched_free(&f); /* the fetched copy is not needed past here */
     if (rc == 0 && o->apply)

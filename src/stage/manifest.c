@@ -3,9 +3,11 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "../core/fs.h"
@@ -416,6 +418,37 @@ static int unpack_file(const char *dir, const char *to, json_t *f, const struct 
     return rc;
 }
 
+/* A plain file of a set this run fetched into its own scratch space, and
+ * set_verify checked, is renamed into place instead of copied: a restore
+ * from a snapshot then writes the data once, not twice. 1 when the file
+ * is not a plain regular file there, or another file system holds to:
+ * then it is copied, as from any set. */
+static int move_file(const char *dir, const char *to, json_t *f, sc_err *err)
+{
+    if (json_object_get(f, "plaintext") != NULL)
+        return 1;
+    const char *name = json_string_value(json_object_get(f, "path"));
+    char *src = path_join(dir, name), *dst = path_join(to, name);
+    struct stat st;
+    int rc = lstat(src, &st) == 0 && S_ISREG(st.st_mode) ? make_parents(dst, err) : 1;
+    if (rc == 0 && rename(src, dst) != 0)
+        rc = errno == EXDEV ? 1 : sc_fail_errno(err, SC_ESTAGING, "cannot move %s to %s", src, dst);
+    if (rc == 0) {
+        /* private as an unpacked file, whatever mode the snapshot gave it;
+         * restic wrote it without fsync: the restored copy must be durable */
+        int fd = open(dst, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0 || fchmod(fd, 0600) != 0 || fsync(fd) != 0)
+            rc = sc_fail_errno(err, SC_ESTAGING, "cannot fsync %s", dst);
+        if (fd >= 0)
+            close(fd);
+    }
+    if (rc == 0)
+        log_debug("moved %s", name);
+    free(src);
+    free(dst);
+    return rc;
+}
+
 static int write_private(const char *path, const char *data, size_t len, sc_err *err)
 {
     int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
@@ -472,8 +505,8 @@ static int write_descriptions(const char *dir, const char *to, json_t *m, sc_err
     return rc;
 }
 
-int set_unpack(const char *dir, const char *to, const struct crypto_key *key, json_t **manifest,
-               sc_err *err)
+static int unpack_set(const char *dir, const char *to, const struct crypto_key *key, bool move,
+                      json_t **manifest, sc_err *err)
 {
     json_t *m = NULL, *b2 = NULL;
     *manifest = NULL;
@@ -492,7 +525,11 @@ int set_unpack(const char *dir, const char *to, const struct crypto_key *key, js
     json_t *f;
     json_array_foreach(json_object_get(m, "files"), i, f)
     {
-        if (rc != 0 || (rc = unpack_file(dir, to, f, key, err)) != 0)
+        if (rc != 0)
+            break;
+        int moved = move ? move_file(dir, to, f, err) : 1;
+        rc = moved == 1 ? unpack_file(dir, to, f, key, err) : moved;
+        if (rc != 0)
             break;
         if (sc_stop_requested)
             rc = sc_fail(err, SC_EINTR, "interrupted");
@@ -508,4 +545,16 @@ int set_unpack(const char *dir, const char *to, const struct crypto_key *key, js
     }
     *manifest = m;
     return 0;
+}
+
+int set_unpack(const char *dir, const char *to, const struct crypto_key *key, json_t **manifest,
+               sc_err *err)
+{
+    return unpack_set(dir, to, key, false, manifest, err);
+}
+
+int set_unpack_fetched(const char *dir, const char *to, const struct crypto_key *key,
+                       json_t **manifest, sc_err *err)
+{
+    return unpack_set(dir, to, key, true, manifest, err);
 }

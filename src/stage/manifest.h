@@ -36,6 +36,11 @@ int set_verify_plaintext(const char *dir, const struct crypto_key *key, sc_err *
  * *manifest receives the parsed manifest. */
 int set_unpack(const char *dir, const char *to, const struct crypto_key *key, json_t **manifest,
                sc_err *err);
+/* set_unpack for a set this run fetched into private scratch space (dir,
+ * which is consumed): its plain files are renamed into to rather than
+ * copied, after the same verification. */
+int set_unpack_fetched(const char *dir, const char *to, const struct crypto_key *key,
+                       json_t **manifest, sc_err *err);
 
 /* Verify a published set: MANIFEST.json and B2SUMS agree with the files.
  * Exit 7 naming the first bad file; lists every problem through log_error. */

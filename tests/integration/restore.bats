@@ -76,6 +76,28 @@ same_tree() {
     refute compgen -G "$T/out/.fetch-*"
 }
 
+@test "restore --snapshot (plain): the fetched files are moved into place, not copied again; byte-identical, 0600 whatever mode the snapshot holds" {
+    template_repo_use
+    stage_ok
+    # a snapshot whose database file is world-readable (made by hand)
+    chmod 644 "$SET/sqlite/app.db"
+    restic_ship "$SET"
+    run --separate-stderr sc -v restore --snapshot latest --to "$T/out"
+    echo "$stderr"
+    [ "$status" -eq 0 ]
+    # each file renamed out of the fetched copy, none written a second time
+    [[ "$stderr" == *"moved sqlite/app.db"* ]]
+    [[ "$stderr" == *"moved paths/etc.tar"* ]]
+    [[ "$stderr" != *"unpacked "* ]]
+    [ "$(sc_tree "$T/out")" = "$(printf '%s\n' B2SUMS MANIFEST.json paths/etc.tar sqlite/app.db)" ]
+    [ "$(modes_of "$T/out" | grep -v '^d 700 ' | grep -vc '^f 600 ')" -eq 0 ]
+    cmp "$T/out/sqlite/app.db" "$SET/sqlite/app.db"
+    cmp "$T/out/paths/etc.tar" "$SET/paths/etc.tar"
+    b2sum_check "$T/out"
+    diff <(sqlite3 "$T/out/sqlite/app.db" .dump) <(sqlite3 "$DB" .dump)
+    refute compgen -G "$T/out/.fetch-*"
+}
+
 @test "restore --set restores from local staging without restic" {
     use_encryption
     stage_ok
